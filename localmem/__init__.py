@@ -1,0 +1,52 @@
+"""localmem: offline-first long-term memory for AI applications.
+
+The public API mirrors Mem0's (``Memory.from_config``, add / get / get_all /
+search / update / delete / delete_all / history / reset) on a local embedder,
+an in-process llama.cpp model and a Milvus Lite file. Nothing is downloaded.
+"""
+
+from localmem.config import EmbedderConfig, LlmConfig, MemoryConfig, VectorStoreConfig
+from localmem.errors import (
+    ChecksumError,
+    ConfigError,
+    DependencyError,
+    ExtractionError,
+    HistoryError,
+    InvalidFilterError,
+    InvalidInputError,
+    LocalmemError,
+    LocalmemWarning,
+    MemoryNotFoundError,
+    ModelError,
+    PromptTooLongError,
+    SchemaMismatchError,
+    StoreError,
+    StoreLockedError,
+)
+from localmem.memory import Memory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChecksumError",
+    "ConfigError",
+    "DependencyError",
+    "EmbedderConfig",
+    "ExtractionError",
+    "HistoryError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "LlmConfig",
+    "LocalmemError",
+    "LocalmemWarning",
+    "Memory",
+    "MemoryConfig",
+    "MemoryNotFoundError",
+    "ModelError",
+    "PromptTooLongError",
+    "SchemaMismatchError",
+    "StoreError",
+    "StoreLockedError",
+    "VectorStoreConfig",
+    "__version__",
+]

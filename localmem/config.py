@@ -1,0 +1,224 @@
+"""Typed, frozen configuration, and the mapping from Mem0's familiar dict shape.
+
+``MemoryConfig.from_dict`` accepts the dict a Mem0 user already has
+(``{"vector_store": {"provider": "milvus", "config": {...}}, ...}``), rejects
+unknown keys and hosted providers with a message that says what to use instead,
+and never touches the network or a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from localmem.errors import ConfigError
+
+Metric = Literal["COSINE", "L2", "IP"]
+IndexType = Literal["AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT"]
+OnExtractionFailure = Literal["raise", "store_raw"]
+
+DEFAULT_DB_PATH = "./localmem.db"
+DEFAULT_COLLECTION = "localmem"
+
+_METRICS = ("COSINE", "L2", "IP")
+_INDEX_TYPES = ("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT")
+_HOSTED = {"openai", "azure_openai", "anthropic", "gemini", "groq", "together", "ollama", "vertexai",
+           "lmstudio", "deepseek", "xai", "litellm", "aws_bedrock", "mistral", "vllm", "langchain"}
+
+
+@dataclass(frozen=True)
+class VectorStoreConfig:
+    """Milvus, as a Lite file (a path) or a server (``http(s)://`` uri, optional token)."""
+
+    uri: str = DEFAULT_DB_PATH
+    token: str = ""
+    db_name: str = ""
+    collection_name: str = DEFAULT_COLLECTION
+    metric_type: Metric = "COSINE"
+    index_type: IndexType = "AUTOINDEX"
+    # What the user asked for; the embedder's real size wins (see Memory).
+    embedding_model_dims: int | None = None
+
+    @property
+    def is_local_file(self) -> bool:
+        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """A sentence-transformers model from a local folder; None means the bundled default."""
+
+    model: str | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    normalize: bool = True
+    embedding_dims: int | None = None
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    """A GGUF model run in-process by llama.cpp; None means the bundled Gemma 3 270M."""
+
+    model_path: str | None = None
+    n_ctx: int = 2048
+    n_gpu_layers: int = -1  # -1: offload everything when the build has a GPU backend
+    n_threads: int | None = None
+    n_batch: int = 512
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int = 0
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    vector_store: VectorStoreConfig = field(default_factory=VectorStoreConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    history_db_path: str | None = None  # None: beside the Milvus file (or ./ for a server)
+    custom_fact_extraction_prompt: str | None = None
+    custom_update_memory_prompt: str | None = None
+    on_extraction_failure: OnExtractionFailure = "raise"
+    # Memories at least this similar (cosine) to a new fact are candidates for reconciliation.
+    similarity_candidates: int = 5
+    near_duplicate_threshold: float = 0.92
+    version: str = "v1.1"
+
+    def resolved_history_path(self) -> Path:
+        if self.history_db_path:
+            return Path(self.history_db_path)
+        vs = self.vector_store
+        if vs.is_local_file:
+            db = Path(vs.uri)
+            return db.with_name(db.name + ".history.sqlite")
+        return Path("localmem_history.sqlite")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MemoryConfig:
+        """Map Mem0's config dict onto typed config; raise ConfigError on anything unknown."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config must be a dict, got {type(data).__name__}")
+        top = dict(data)
+        _reject_unknown("config", top, {
+            "vector_store", "embedder", "llm", "history_db_path", "version",
+            "custom_fact_extraction_prompt", "custom_update_memory_prompt", "custom_prompt",
+            "on_extraction_failure", "similarity_candidates", "near_duplicate_threshold", "graph_store",
+        })
+        if top.get("graph_store"):
+            raise ConfigError("graph_store is not supported by localmem; remove it (relations are always [])")
+        vs_cfg = _section(top, "vector_store", {"milvus"})
+        if "url" in vs_cfg and "uri" in vs_cfg:
+            raise ConfigError("vector_store.config has both 'url' and 'uri'; give one")
+        if "url" in vs_cfg:
+            vs_cfg["uri"] = vs_cfg.pop("url")
+        emb_cfg = _section(top, "embedder", {"sentence_transformers", "huggingface"})
+        if "model" in emb_cfg and "model_path" in emb_cfg:
+            raise ConfigError("embedder.config has both 'model' and 'model_path'; give one")
+        if "model_path" in emb_cfg:
+            emb_cfg["model"] = emb_cfg.pop("model_path")
+        llm_cfg = _section(top, "llm", {"llama_cpp"})
+        extraction_prompt = top.get("custom_fact_extraction_prompt", top.get("custom_prompt"))
+        kwargs: dict[str, Any] = {
+            "vector_store": _build(VectorStoreConfig, "vector_store.config", vs_cfg),
+            "embedder": _build(EmbedderConfig, "embedder.config", emb_cfg),
+            "llm": _build(LlmConfig, "llm.config", llm_cfg),
+            "custom_fact_extraction_prompt": extraction_prompt,
+        }
+        for key in ("history_db_path", "custom_update_memory_prompt", "on_extraction_failure",
+                    "similarity_candidates", "near_duplicate_threshold", "version"):
+            if key in top and top[key] is not None:
+                kwargs[key] = top[key]
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        vs = self.vector_store
+        if vs.metric_type not in _METRICS:
+            raise ConfigError(f"vector_store.config.metric_type must be one of {_METRICS}, got {vs.metric_type!r}")
+        if vs.index_type not in _INDEX_TYPES:
+            raise ConfigError(f"vector_store.config.index_type must be one of {_INDEX_TYPES}, got {vs.index_type!r}")
+        if not vs.collection_name.replace("_", "").isalnum() or vs.collection_name[0].isdigit():
+            raise ConfigError(
+                f"vector_store.config.collection_name {vs.collection_name!r} must be letters, digits and "
+                "underscores, not starting with a digit (a Milvus rule)")
+        if not vs.uri:
+            raise ConfigError("vector_store.config.url is empty: give a file path or an http(s):// uri")
+        if self.on_extraction_failure not in ("raise", "store_raw"):
+            raise ConfigError("on_extraction_failure must be 'raise' or 'store_raw', "
+                              f"got {self.on_extraction_failure!r}")
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            raise ConfigError("near_duplicate_threshold must be in (0, 1]")
+        if self.similarity_candidates < 1:
+            raise ConfigError("similarity_candidates must be at least 1")
+        if self.llm.n_ctx < 256:
+            raise ConfigError(f"llm.config.n_ctx={self.llm.n_ctx} is too small; use at least 256")
+        if self.embedder.batch_size < 1:
+            raise ConfigError("embedder.config.batch_size must be at least 1")
+
+
+def _reject_unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in given:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"unknown key {key!r} in {where}{did_you_mean}; allowed: {sorted(allowed)}")
+
+
+def _section(top: Mapping[str, Any], name: str, providers: set[str]) -> dict[str, Any]:
+    section = top.get(name)
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{name} must be a dict with 'provider' and 'config'")
+    _reject_unknown(name, section, {"provider", "config"})
+    provider = section.get("provider", next(iter(sorted(providers))))
+    if provider not in providers:
+        why = " (a hosted service: localmem runs offline)" if provider in _HOSTED else ""
+        raise ConfigError(f"{name}.provider {provider!r} is not supported{why}; use one of {sorted(providers)}")
+    cfg = section.get("config") or {}
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{name}.config must be a dict")
+    return dict(cfg)
+
+
+_T = TypeVar("_T")
+
+
+def _build(cls: type[_T], where: str, values: dict[str, Any]) -> _T:
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    _reject_unknown(where, values, set(fields))
+    coerced: dict[str, Any] = {}
+    for key, value in values.items():
+        coerced[key] = _coerce(where, key, str(fields[key].type), value)
+    return cls(**coerced)
+
+
+def _coerce(where: str, key: str, annotation: str, value: Any) -> Any:
+    """Accept what Mem0 users write (``"1536"`` for dims, ``"cosine"``) and reject the rest."""
+    if value is None and "None" in annotation:
+        return None
+    try:
+        if annotation.startswith("int"):
+            if isinstance(value, bool):
+                raise TypeError
+            return int(value)
+        if annotation.startswith("float"):
+            return float(value)
+        if annotation == "bool":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if annotation in ("Metric", "IndexType"):
+            return str(value).upper()
+        if annotation.startswith("str"):
+            if not isinstance(value, str | Path):
+                raise TypeError
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}.{key} has the wrong type: {value!r} is not {annotation}") from None
+    return value

@@ -1,0 +1,88 @@
+"""A sentence-transformers embedder loaded strictly from local files.
+
+Hugging Face's offline switches are set before the library is imported, so a
+model folder that is incomplete fails loudly instead of reaching for the hub.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from localmem.config import EmbedderConfig
+from localmem.devices import resolve_device
+from localmem.errors import DependencyError, InvalidInputError, ModelError
+from localmem.protocols import EmbedderIdentity, Vectors
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+
+
+def force_offline() -> None:
+    """Make every Hugging Face library refuse the network for this process."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ[key] = value
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, config: EmbedderConfig | None = None, model_path: str | Path | None = None) -> None:
+        self.config = config or EmbedderConfig()
+        path = Path(model_path or self.config.model or _default_model_path())
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise ModelError(
+                f"embedder model folder {path} is missing or incomplete (no config.json); give a local "
+                "sentence-transformers folder, or run 'localmem models prepare'")
+        self.path = path
+        force_offline()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a base dependency
+            raise DependencyError("sentence-transformers is not installed: pip install sentence-transformers") from exc
+        self._device = resolve_device(self.config.device)
+        try:
+            self._model: SentenceTransformer = SentenceTransformer(
+                str(path), device=self._device, local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"cannot load the embedder from {path}: {exc}") from exc
+        dims = self._model.get_sentence_embedding_dimension()
+        if dims is None:
+            raise ModelError(f"the model at {path} does not declare an embedding dimension")
+        self._identity = EmbedderIdentity(name=path.name, dims=int(dims), normalized=self.config.normalize)
+        # torch modules are not safe to call from several threads at once.
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> EmbedderIdentity:
+        return self._identity
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if isinstance(texts, str):
+            raise InvalidInputError("embed() takes a list of strings, not one string")
+        if not texts:
+            return np.zeros((0, self._identity.dims), dtype=np.float32)
+        with self._lock:
+            out = self._model.encode(
+                list(texts), batch_size=self.config.batch_size, convert_to_numpy=True,
+                normalize_embeddings=self.config.normalize, show_progress_bar=False)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def _default_model_path() -> Path:
+    from localmem.models import resolve_model
+
+    return resolve_model("all-MiniLM-L6-v2")

@@ -1,0 +1,61 @@
+"""Numbered schema migrations for the history database.
+
+Each migration runs in its own transaction and is recorded in ``_migrations``
+when applied, so opening an old file upgrades it once and a failed step leaves
+the file as it was. Append new migrations; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _m001_history(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE history (
+            id          TEXT PRIMARY KEY,
+            memory_id   TEXT NOT NULL,
+            old_memory  TEXT,
+            new_memory  TEXT,
+            event       TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE', 'NONE')),
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT,
+            is_deleted  INTEGER NOT NULL DEFAULT 0,
+            seq         INTEGER NOT NULL
+        )
+        """
+    )
+    # history(memory_id) is the only read path; seq keeps insertion order exact
+    # even when two events share a timestamp.
+    conn.execute("CREATE INDEX history_memory ON history (memory_id, seq)")
+
+
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("001_history", _m001_history),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied: list[str] = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        # The connection is in autocommit mode (isolation_level=None), so this
+        # BEGIN makes the DDL itself transactional: all of a step, or none.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", (name,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(name)
+    return applied

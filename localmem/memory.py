@@ -1,0 +1,203 @@
+"""Memory: the facade users call, with Mem0's methods and return shapes.
+
+It wires an embedder, a vector store, a history store and a (lazily loaded)
+language model together and validates arguments; the algorithms live in
+pipeline.py, writer.py and the backends.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from localmem.config import MemoryConfig
+from localmem.errors import InvalidInputError, LocalmemWarning, MemoryNotFoundError
+from localmem.inputs import (
+    check_limit,
+    check_memory_id,
+    check_metadata,
+    check_text,
+    check_threshold,
+    parse_messages,
+)
+from localmem.pipeline import AddPipeline, AddRequest
+from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
+from localmem.records import Event, MemoryRecord, Scope, now_iso, text_hash
+from localmem.writer import Write, Writer
+
+# Memories are removed in pages of this size by delete_all (the store caps one query's result).
+_PAGE = 1000
+
+
+class Memory:
+    """Long-term memory for an AI application, fully offline.
+
+    ``Memory()`` uses the embedded defaults: a Milvus Lite file ``./localmem.db``,
+    all-MiniLM-L6-v2 and Gemma 3 270M. Any part can be passed in instead.
+    """
+
+    def __init__(self, config: MemoryConfig | None = None, *, embedder: Embedder | None = None,
+                 store: VectorStore | None = None, history: HistoryStore | None = None,
+                 llm: LanguageModel | None = None) -> None:
+        self.config = config or MemoryConfig()
+        self.config.validate()
+        self.embedder = embedder or _default_embedder(self.config)
+        self._warn_on_dims(self.config, self.embedder)
+        self.store = store or _default_store(self.config, self.embedder)
+        self.history_store = history or _default_history(self.config)
+        self._llm = llm
+        self._llm_lock = threading.Lock()
+        # One writer at a time keeps store and history in step across threads.
+        self._write_lock = threading.RLock()
+        self._writer = Writer(self.store, self.history_store)
+        self._pipeline = AddPipeline(self.config, self.embedder, self.store, self._writer, self._language_model)
+
+    @classmethod
+    def from_config(cls, config_dict: Mapping[str, Any]) -> Memory:
+        """Build from Mem0's config dict shape (see MemoryConfig.from_dict)."""
+        return cls(MemoryConfig.from_dict(config_dict))
+
+    # -- writes ---------------------------------------------------------------
+    def add(self, messages: Any, user_id: str | None = None, *, agent_id: str | None = None,
+            run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
+            prompt: str | None = None) -> dict[str, Any]:
+        """Store what the messages say; returns ``{"results": [...], "relations": []}``."""
+        scope = Scope(user_id, agent_id, run_id).require("add()")
+        request = AddRequest(messages=parse_messages(messages), scope=scope, metadata=check_metadata(metadata),
+                             infer=bool(infer), prompt=prompt)
+        with self._write_lock:
+            changes = self._pipeline.run(request)
+        return {"results": [c.to_dict() for c in changes], "relations": []}
+
+    def update(self, memory_id: str, data: str) -> dict[str, str]:
+        text = check_text(data, "data")
+        with self._write_lock:
+            old = self._record(memory_id)
+            if text_hash(text) == old.hash:
+                return {"message": "Memory updated successfully!"}
+            new = replace(old, memory=text, hash=text_hash(text), updated_at=now_iso())
+            vector = self.embedder.embed([text])
+            previous_vector = self.store.get_vectors([old.id]).get(old.id)
+            self._writer.apply([Write(Event.UPDATE, new, vector, previous=old, previous_vector=previous_vector)])
+        return {"message": "Memory updated successfully!"}
+
+    def delete(self, memory_id: str) -> dict[str, str]:
+        with self._write_lock:
+            self._delete([self._record(memory_id)])
+        return {"message": "Memory deleted successfully!"}
+
+    def delete_all(self, user_id: str | None = None, *, agent_id: str | None = None,
+                   run_id: str | None = None) -> dict[str, str]:
+        scope = Scope(user_id, agent_id, run_id).require("delete_all()")
+        with self._write_lock:
+            while page := self.store.list(scope, None, _PAGE):
+                self._delete(page)
+        return {"message": "Memories deleted successfully!"}
+
+    def reset(self) -> None:
+        """Remove every memory and all history of this collection."""
+        with self._write_lock:
+            self.store.reset()
+            self.history_store.reset()
+
+    # -- reads ----------------------------------------------------------------
+    def get(self, memory_id: str) -> dict[str, Any]:
+        return self._record(memory_id).to_dict()
+
+    def get_all(self, user_id: str | None = None, *, agent_id: str | None = None, run_id: str | None = None,
+                filters: dict[str, Any] | None = None, limit: int = 100) -> dict[str, Any]:
+        scope = Scope(user_id, agent_id, run_id)
+        _require_scope_or_filters("get_all()", scope, filters)
+        records = self.store.list(scope, filters, check_limit(limit))
+        return {"results": [r.to_dict() for r in records]}
+
+    def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
+               run_id: str | None = None, limit: int = 100, filters: dict[str, Any] | None = None,
+               threshold: float | None = None) -> dict[str, Any]:
+        """Memories most similar to ``query``; ``score`` is higher-is-better for every metric."""
+        text = check_text(query, "query")
+        scope = Scope(user_id, agent_id, run_id)
+        _require_scope_or_filters("search()", scope, filters)
+        minimum = check_threshold(threshold)
+        vector = self.embedder.embed([text])
+        hits = self.store.search(vector, scope, filters, check_limit(limit))
+        return {"results": [h.to_dict() for h in hits if minimum is None or h.score >= minimum]}
+
+    def history(self, memory_id: str) -> list[dict[str, Any]]:
+        events = self.history_store.history(check_memory_id(memory_id))
+        if not events:
+            raise MemoryNotFoundError(memory_id)
+        return [e.to_dict() for e in events]
+
+    # -- lifecycle ------------------------------------------------------------
+    def close(self) -> None:
+        """Release the store (its file lock), the history database and the models."""
+        with self._llm_lock:
+            if self._llm is not None:
+                self._llm.close()
+        self.store.close()
+        self.history_store.close()
+        self.embedder.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------
+    def _record(self, memory_id: str) -> MemoryRecord:
+        found = self.store.get([check_memory_id(memory_id)])
+        if not found:
+            raise MemoryNotFoundError(memory_id)
+        return found[0]
+
+    def _delete(self, records: list[MemoryRecord]) -> None:
+        vectors = self.store.get_vectors([r.id for r in records])
+        stamp = now_iso()
+        self._writer.apply([Write(Event.DELETE, replace(r, updated_at=stamp), previous=r,
+                                  previous_vector=vectors.get(r.id)) for r in records])
+
+    def _language_model(self) -> LanguageModel:
+        with self._llm_lock:
+            if self._llm is None:
+                from localmem.extractors.llama_cpp import LlamaCppModel
+
+                self._llm = LlamaCppModel(self.config.llm)
+            return self._llm
+
+    @staticmethod
+    def _warn_on_dims(config: MemoryConfig, embedder: Embedder) -> None:
+        asked, real = config.vector_store.embedding_model_dims, embedder.identity.dims
+        if asked is not None and asked != real:
+            warnings.warn(
+                f"vector_store.config.embedding_model_dims={asked} does not match the local embedder "
+                f"{embedder.identity.name!r}, which makes {real}-dimensional vectors; localmem uses {real}. "
+                f"Set embedding_model_dims to {real} (or remove it) to silence this warning.",
+                LocalmemWarning, stacklevel=3)
+
+
+def _require_scope_or_filters(operation: str, scope: Scope, filters: dict[str, Any] | None) -> None:
+    if scope.is_empty and not filters:
+        raise InvalidInputError(f"{operation} needs user_id, agent_id, run_id or filters")
+
+
+def _default_embedder(config: MemoryConfig) -> Embedder:
+    from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(config.embedder)
+
+
+def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
+    from localmem.vector_stores.milvus import MilvusStore
+
+    return MilvusStore(config.vector_store, embedder.identity)
+
+
+def _default_history(config: MemoryConfig) -> HistoryStore:
+    from localmem.history.sqlite import SQLiteHistory
+
+    return SQLiteHistory(config.resolved_history_path())

@@ -1,0 +1,174 @@
+"""The steps of add(): extract -> embed -> match -> decide -> write -> log.
+
+Deterministic rules go first because they are more reliable than a small
+model: an exact duplicate (same hash in the scope) or a near-duplicate
+(cosine >= ``near_duplicate_threshold``) is never stored twice, and a fact
+with no related memory is added without asking the model. Only a fact that
+has related memories goes to the LLM, which sees them under small integer
+ids and answers ADD / UPDATE / DELETE / NONE; an answer that names no shown
+memory falls back to ADD.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from localmem.config import MemoryConfig
+from localmem.errors import ExtractionError
+from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
+from localmem.records import Change, Event, Fact, MemoryRecord, Message, Scope, SearchHit, now_iso, text_hash
+from localmem.writer import Write, Writer
+
+# Below this cosine a stored memory is unrelated to the new fact: no LLM call.
+RELATED_THRESHOLD = 0.45
+RAW_FALLBACK_FLAG = "unprocessed_raw_message"
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    messages: list[Message]
+    scope: Scope
+    metadata: dict[str, Any]
+    infer: bool
+    prompt: str | None = None
+
+
+class AddPipeline:
+    def __init__(self, config: MemoryConfig, embedder: Embedder, store: VectorStore, writer: Writer,
+                 llm: Callable[[], LanguageModel]) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.store = store
+        self.writer = writer
+        self._llm = llm  # a factory: the model loads only when infer=True is first used
+
+    def run(self, request: AddRequest) -> list[Change]:
+        texts, flags = self._texts(request)
+        if not texts:
+            return []
+        vectors = self.embedder.embed(texts)
+        if request.infer and not flags:
+            writes = self._reconcile(texts, vectors, request)
+        else:
+            writes = self._plain(texts, vectors, request, flags)
+        self.writer.apply(writes)
+        return [w.change() for w in writes]
+
+    # -- extract -----------------------------------------------------------
+    def _texts(self, request: AddRequest) -> tuple[list[str], tuple[str, ...]]:
+        """The texts to store: extracted facts, or the raw messages (infer=False or fallback)."""
+        raw = [m.content.strip() for m in request.messages if m.role != "system" and m.content.strip()]
+        if not request.infer:
+            return _unique(raw), ()
+        prompt = request.prompt or self.config.custom_fact_extraction_prompt
+        try:
+            facts = self._llm().extract_facts(request.messages, prompt)
+        except ExtractionError:
+            if self.config.on_extraction_failure == "store_raw":
+                return _unique(raw), (RAW_FALLBACK_FLAG,)
+            raise
+        return _unique([f.text.strip() for f in facts if f.text.strip()]), ()
+
+    # -- infer=False -------------------------------------------------------
+    def _plain(self, texts: list[str], vectors: Vectors, request: AddRequest,
+               flags: tuple[str, ...]) -> list[Write]:
+        metadata = dict(request.metadata)
+        if flags:
+            metadata["localmem_flags"] = list(flags)
+        existing = self._existing_by_hash(texts, request.scope)
+        writes = []
+        for text, vector in zip(texts, vectors, strict=True):
+            if (same := existing.get(text_hash(text))) is not None:
+                writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
+            else:
+                writes.append(Write(Event.ADD, _new_record(text, request.scope, metadata), vector[None, :],
+                                    flags=flags))
+        return writes
+
+    # -- infer=True --------------------------------------------------------
+    def _reconcile(self, texts: list[str], vectors: Vectors, request: AddRequest) -> list[Write]:
+        existing = self._existing_by_hash(texts, request.scope)
+        writes: list[Write] = []
+        pending: list[tuple[MemoryRecord, Vectors]] = []  # ADDs of this call, matched like stored ones
+        touched: set[str] = set()  # a stored memory is changed at most once per add()
+        for text, vector in zip(texts, vectors, strict=True):
+            if (same := existing.get(text_hash(text))) is not None:
+                writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
+                continue
+            hits = [h for h in self.store.search(vector[None, :], request.scope, None,
+                                                 self.config.similarity_candidates) if h.record.id not in touched]
+            duplicate = self._near_duplicate(vector, hits, pending)
+            if duplicate is not None:
+                writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
+                continue
+            related = [h for h in hits if h.score >= RELATED_THRESHOLD]
+            write = self._decide(text, vector, related, request) if related else None
+            if write is None:
+                write = Write(Event.ADD, _new_record(text, request.scope, request.metadata), vector[None, :])
+            if write.event is Event.ADD:
+                pending.append((write.record, vector))
+            else:
+                touched.add(write.record.id)
+            writes.append(write)
+        return writes
+
+    def _near_duplicate(self, vector: Vectors, hits: Sequence[SearchHit],
+                        pending: Sequence[tuple[MemoryRecord, Vectors]]) -> MemoryRecord | None:
+        threshold = self.config.near_duplicate_threshold
+        if hits and hits[0].score >= threshold:
+            return hits[0].record
+        for record, other in pending:
+            if _cosine(vector, other) >= threshold:
+                return record
+        return None
+
+    def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit],
+                request: AddRequest) -> Write | None:
+        candidates = [Candidate(key=i, text=h.record.memory) for i, h in enumerate(related)]
+        decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
+        target = _target(decision.target_id, related)
+        if decision.event is Event.ADD or target is None:
+            return None  # ADD, or an answer naming no memory shown: add the fact as it is
+        if decision.event is Event.NONE:
+            return Write(Event.NONE, target)
+        if decision.event is Event.DELETE:
+            return Write(Event.DELETE, target, previous=target,
+                         previous_vector=self.store.get_vectors([target.id]).get(target.id))
+        new_text = decision.text.strip() or text
+        if text_hash(new_text) == target.hash:
+            return Write(Event.NONE, target)
+        metadata = {**target.metadata, **request.metadata}
+        updated = replace(target, memory=new_text, hash=text_hash(new_text), metadata=metadata,
+                          updated_at=now_iso())
+        new_vector = vector[None, :] if new_text == text else self.embedder.embed([new_text])
+        return Write(Event.UPDATE, updated, new_vector, previous=target,
+                     previous_vector=self.store.get_vectors([target.id]).get(target.id))
+
+    def _existing_by_hash(self, texts: Sequence[str], scope: Scope) -> dict[str, MemoryRecord]:
+        found = self.store.find_by_hash(sorted({text_hash(t) for t in texts}), scope)
+        return {r.hash: r for r in found}
+
+
+def _new_record(text: str, scope: Scope, metadata: dict[str, Any]) -> MemoryRecord:
+    return MemoryRecord(id=str(uuid.uuid4()), memory=text, hash=text_hash(text), scope=scope,
+                        metadata=dict(metadata), created_at=now_iso(), updated_at=None)
+
+
+def _target(key: str | None, related: Sequence[SearchHit]) -> MemoryRecord | None:
+    if key is None or not key.isdigit() or int(key) >= len(related):
+        return None
+    return related[int(key)].record
+
+
+def _unique(texts: list[str]) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+def _cosine(a: Vectors, b: Vectors) -> float:
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b)) or 1.0
+    return float(np.dot(a, b)) / denom

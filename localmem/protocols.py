@@ -1,0 +1,111 @@
+"""The contracts between localmem's parts.
+
+``Memory`` talks to an embedder, a vector store, a history store and a language
+model only through these protocols, so any of them can be passed in
+(``Memory(embedder=..., store=...)``) and unit tests can use the small fakes
+shipped beside the real implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from localmem.records import Decision, Fact, HistoryEvent, MemoryRecord, Message, Scope, SearchHit
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class EmbedderIdentity:
+    """What filled a collection: stored with it so a mismatch is caught, not mixed."""
+
+    name: str
+    dims: int
+    normalized: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dims": self.dims, "normalized": self.normalized}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    @property
+    def identity(self) -> EmbedderIdentity: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Return one float32 row per text, shape (len(texts), dims)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    @property
+    def metric(self) -> str: ...
+
+    def insert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None: ...
+
+    def upsert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None: ...
+
+    def get(self, ids: Sequence[str]) -> list[MemoryRecord]: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None,
+               limit: int) -> list[SearchHit]: ...
+
+    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int) -> list[MemoryRecord]: ...
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...
+
+    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> list[MemoryRecord]:
+        """Memories in exactly this scope whose text hash is one of ``hashes``."""
+        ...
+
+    def count(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class HistoryStore(Protocol):
+    def record(self, events: Sequence[HistoryEvent]) -> None:
+        """Append events atomically: all of them or none."""
+        ...
+
+    def history(self, memory_id: str) -> list[HistoryEvent]: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored memory shown to the reconciler under a small integer id, never its uuid."""
+
+    key: int
+    text: str
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """The two LLM steps of add(infer=True)."""
+
+    def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]: ...
+
+    def reconcile(self, fact: Fact, candidates: Sequence[Candidate],
+                  custom_prompt: str | None = None) -> Decision: ...
+
+    def close(self) -> None: ...

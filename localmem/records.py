@@ -1,0 +1,186 @@
+"""Plain, frozen values passed between localmem's parts.
+
+These are the typed contracts of the pipeline: nothing here talks to a model,
+a store or a file. ``to_dict`` methods produce the Mem0-compatible shapes the
+public API returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from localmem.errors import InvalidInputError
+
+SCOPE_KEYS = ("user_id", "agent_id", "run_id")
+# Milvus VARCHAR fields need a bound; ids longer than this are almost surely a bug.
+MAX_SCOPE_ID_LENGTH = 512
+
+
+class Event(str, Enum):
+    """What one add() did to one memory."""
+
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    NONE = "NONE"
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 with an explicit UTC offset."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def text_hash(text: str) -> str:
+    """The md5 of a memory's text: Mem0's ``hash`` field, also our duplicate key."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def _check_scope_id(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError(f"{name} must not be empty or blank")
+    if len(value) > MAX_SCOPE_ID_LENGTH:
+        raise InvalidInputError(f"{name} is {len(value)} characters; the limit is {MAX_SCOPE_ID_LENGTH}")
+    return value
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a memory belongs to. Any non-empty string is allowed, quotes included:
+    scope values are passed to the store as data, never spliced into expressions."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in SCOPE_KEYS:
+            _check_scope_id(key, getattr(self, key))
+
+    @property
+    def is_empty(self) -> bool:
+        return self.user_id is None and self.agent_id is None and self.run_id is None
+
+    def require(self, operation: str) -> Scope:
+        """Return self, or raise if no scope id is set (add and delete_all need one)."""
+        if self.is_empty:
+            raise InvalidInputError(f"{operation} needs at least one of user_id, agent_id or run_id")
+        return self
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k in SCOPE_KEYS if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """One stored memory, as the vector store holds it (vector aside)."""
+
+    id: str
+    memory: str
+    hash: str
+    scope: Scope
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "memory": self.memory,
+            "hash": self.hash,
+            "metadata": dict(self.metadata),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        out["user_id"] = self.scope.user_id
+        for key in ("agent_id", "run_id"):
+            if (value := getattr(self.scope, key)) is not None:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A memory with its score (higher is better, every metric) and the store's raw distance."""
+
+    record: MemoryRecord
+    score: float
+    distance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.record.to_dict()
+        out["score"] = self.score
+        out["distance"] = self.distance
+        return out
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    id: str
+    memory_id: str
+    old_memory: str | None
+    new_memory: str | None
+    event: Event
+    created_at: str
+    updated_at: str | None
+    is_deleted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "memory_id": self.memory_id,
+            "old_memory": self.old_memory,
+            "new_memory": self.new_memory,
+            "event": self.event.value,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "is_deleted": self.is_deleted,
+        }
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A short, standalone statement extracted from messages."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What reconciliation decided for one fact. ``target_id`` is set for UPDATE/DELETE/NONE."""
+
+    event: Event
+    text: str
+    target_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write that an add() performed, as reported in its ``results``."""
+
+    id: str
+    memory: str
+    event: Event
+    previous_memory: str | None = None
+    flags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "memory": self.memory, "event": self.event.value}
+        if self.previous_memory is not None:
+            out["previous_memory"] = self.previous_memory
+        if self.flags:
+            out["flags"] = list(self.flags)
+        return out

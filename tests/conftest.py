@@ -1,0 +1,58 @@
+"""Shared fixtures: real models loaded once per session; every store in a temp dir."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localmem import Memory, MemoryConfig
+from localmem.config import VectorStoreConfig
+from localmem.embedders.fake import HashingEmbedder
+from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder, force_offline
+from localmem.protocols import Embedder, LanguageModel
+
+force_offline()
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing a test does may land in the checkout (./localmem.db and friends).
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> Iterator[SentenceTransformerEmbedder]:
+    embedder = SentenceTransformerEmbedder()
+    yield embedder
+    embedder.close()
+
+
+@pytest.fixture
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+MemoryFactory = Callable[..., Memory]
+
+
+@pytest.fixture
+def make_memory(tmp_path: Path) -> Iterator[MemoryFactory]:
+    """Build Memory objects on a real Milvus Lite file in tmp_path; closes them after the test."""
+    opened: list[Memory] = []
+
+    def factory(embedder: Embedder, llm: LanguageModel | None = None, name: str = "mem.db",
+                **config: Any) -> Memory:
+        vs = VectorStoreConfig(uri=str(tmp_path / name), **config.pop("vector_store", {}))
+        memory = Memory(MemoryConfig(vector_store=vs, **config), embedder=embedder, llm=llm)
+        opened.append(memory)
+        return memory
+
+    yield factory
+    for memory in opened:
+        try:
+            memory.close()
+        except Exception:  # already closed by the test
+            pass
