@@ -46,12 +46,12 @@ def parse_messages(messages: Any) -> list[Message]:
 def check_text(text: Any, what: str = "data") -> str:
     if not isinstance(text, str):
         raise InvalidInputError(f"{what} must be a string, got {type(text).__name__}")
-    text = text.strip()
-    if not text:
+    stripped: str = text.strip()
+    if not stripped:
         raise InvalidInputError(f"{what} must not be empty or blank")
-    if len(text) > MAX_MEMORY_CHARS:
-        raise InvalidInputError(f"{what} is {len(text)} characters; a memory holds at most {MAX_MEMORY_CHARS}")
-    return text
+    if len(stripped) > MAX_MEMORY_CHARS:
+        raise InvalidInputError(f"{what} is {len(stripped)} characters; a memory holds at most {MAX_MEMORY_CHARS}")
+    return stripped
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Memory:
         self.store = store or _default_store(self.config, self.embedder)
         self.history_store = history or _default_history(self.config)
         self._llm = llm
+        self._closed = False
         self._llm_lock = threading.Lock()
         # One writer at a time keeps store and history in step across threads.
         self._write_lock = threading.RLock()
@@ -134,7 +135,10 @@ class Memory:
 
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:
-        """Release the store (its file lock), the history database and the models."""
+        """Release the store (its file lock), the history database and the models. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         with self._llm_lock:
             if self._llm is not None:
                 self._llm.close()
@@ -194,7 +198,8 @@ def _default_embedder(config: MemoryConfig) -> Embedder:
 def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
     from localmem.vector_stores.milvus import MilvusStore
 
-    return MilvusStore(config.vector_store, embedder.identity)
+    store: VectorStore = MilvusStore(config.vector_store, embedder.identity)
+    return store
 
 
 def _default_history(config: MemoryConfig) -> HistoryStore:

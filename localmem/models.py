@@ -200,7 +200,7 @@ def register(name: str, path: str | Path, role: Literal["embedder", "llm"], lice
                "size": source.stat().st_size, "sha256": _sha256(source)}
     raw.update({"licence": licence, "source_package": None})
     user_file = directory / USER_MODELS_FILE
-    data = json.loads(user_file.read_text()) if user_file.is_file() else {"format": 1, "models": []}
+    data: dict[str, Any] = json.loads(user_file.read_text()) if user_file.is_file() else {"format": 1, "models": []}
     data["models"].append(raw)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = user_file.with_suffix(".tmp")

@@ -8,6 +8,7 @@ shipped beside the real implementations.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -65,9 +66,10 @@ class VectorStore(Protocol):
 
     def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int) -> list[MemoryRecord]: ...
 
+    # ``list`` above shadows the builtin inside this class body, hence builtins.list below.
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...
 
-    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> list[MemoryRecord]:
+    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> builtins.list[MemoryRecord]:
         """Memories in exactly this scope whose text hash is one of ``hashes``."""
         ...
 

@@ -1,0 +1,30 @@
+# The two set-up commands of the README: `make quickstart` and `make test`.
+# torch is pinned on the same pip line: an unpinned torch pulls the newest CUDA
+# build (several GB); 2.13.0 resolves to the CPU wheel these machines carry.
+PYTHON ?= python3
+PIP_INSTALL = $(PYTHON) -m pip install --disable-pip-version-check -q torch==2.13.0
+
+.PHONY: install install-dev models quickstart test lint bench
+
+install:
+	$(PIP_INSTALL) -e .
+
+install-dev:
+	$(PIP_INSTALL) -e ".[dev]"
+
+models:
+	$(PYTHON) -m localmem models prepare
+
+# Runs the Mem0 + Milvus quickstart offline, in a fresh folder each time.
+quickstart: install models
+	cd "$$(mktemp -d)" && HF_HUB_OFFLINE=1 $(PYTHON) "$(CURDIR)/examples/quickstart.py"
+
+lint:
+	$(PYTHON) -m ruff check localmem tests benchmarks examples
+	$(PYTHON) -m mypy
+
+test: install-dev models lint
+	$(PYTHON) -m pytest
+
+bench: install-dev models
+	$(PYTHON) -m benchmarks.run

@@ -1,0 +1,143 @@
+"""Reconciliation rules and write consistency, on a real Milvus Lite store.
+
+A scripted language model stands in for the LLM here: what is under test is
+the deterministic logic around it (the real model has its own tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from localmem import ExtractionError, HistoryError
+from localmem.protocols import Candidate
+from localmem.records import Decision, Event, Fact, HistoryEvent, Message
+
+from .conftest import MemoryFactory
+
+
+class ScriptedModel:
+    """Returns the facts and decisions a test sets, and records what it was asked."""
+
+    def __init__(self, facts: list[str] | None = None, decision: Decision | None = None,
+                 fail: bool = False) -> None:
+        self.facts = facts or []
+        self.decision = decision or Decision(Event.ADD, "")
+        self.fail = fail
+        self.reconcile_calls: list[tuple[str, list[str]]] = []
+
+    def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]:
+        if self.fail:
+            raise ExtractionError("model said nothing usable")
+        return [Fact(t) for t in self.facts]
+
+    def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
+        self.reconcile_calls.append((fact.text, [c.text for c in candidates]))
+        return self.decision
+
+    def close(self) -> None:
+        pass
+
+
+def _events(result: dict[str, object]) -> list[str]:
+    return [r["event"] for r in result["results"]]  # type: ignore[attr-defined, index]
+
+
+def test_exact_and_near_duplicates_are_never_stored_twice(make_memory: MemoryFactory, hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes tennis", "Likes tennis"])
+    memory = make_memory(hashing_embedder, llm)
+    assert _events(memory.add("x", user_id="u")) == ["ADD"]  # the repeat inside one call is dropped
+    assert _events(memory.add("x", user_id="u")) == ["NONE"]  # exact duplicate of a stored memory
+    llm.facts = ["likes TENNIS!"]  # same words: near-duplicate under the hashing embedder
+    assert _events(memory.add("x", user_id="u")) == ["NONE"]
+    assert len(memory.get_all(user_id="u")["results"]) == 1
+    assert llm.reconcile_calls == []
+
+
+def test_unrelated_fact_is_added_without_asking_the_model(make_memory: MemoryFactory, hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes tennis"])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("x", user_id="u")
+    llm.facts = ["Exam on November 20"]
+    assert _events(memory.add("x", user_id="u")) == ["ADD"]
+    assert llm.reconcile_calls == []
+
+
+def test_update_decision_replaces_text_and_logs_history(make_memory: MemoryFactory, hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes cheese pizza"])
+    memory = make_memory(hashing_embedder, llm)
+    first = memory.add("x", user_id="u", metadata={"k": 1})["results"][0]
+    llm.facts = ["Loves cheese and chicken pizza"]
+    llm.decision = Decision(Event.UPDATE, "Loves cheese and chicken pizza", target_id="0")
+    result = memory.add("x", user_id="u", metadata={"j": 2})["results"]
+    assert result == [{"id": first["id"], "memory": "Loves cheese and chicken pizza", "event": "UPDATE",
+                       "previous_memory": "Likes cheese pizza"}]
+    assert llm.reconcile_calls == [("Loves cheese and chicken pizza", ["Likes cheese pizza"])]
+    stored = memory.get(first["id"])
+    assert stored["memory"] == "Loves cheese and chicken pizza"
+    assert stored["metadata"] == {"k": 1, "j": 2}
+    assert stored["updated_at"] is not None
+    assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "UPDATE"]
+
+
+def test_delete_decision_retires_the_contradicted_memory(make_memory: MemoryFactory, hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes pizza"])
+    memory = make_memory(hashing_embedder, llm)
+    first = memory.add("x", user_id="u")["results"][0]
+    llm.facts = ["Does not like pizza"]
+    llm.decision = Decision(Event.DELETE, "", target_id="0")
+    assert _events(memory.add("x", user_id="u")) == ["DELETE"]
+    assert memory.get_all(user_id="u")["results"] == []
+    assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "DELETE"]
+
+
+def test_a_decision_naming_no_shown_memory_falls_back_to_add(make_memory: MemoryFactory, hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes pizza"])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("x", user_id="u")
+    llm.facts = ["Likes pizza with olives"]
+    llm.decision = Decision(Event.UPDATE, "whatever", target_id="7")
+    assert _events(memory.add("x", user_id="u")) == ["ADD"]
+    assert len(memory.get_all(user_id="u")["results"]) == 2
+
+
+def test_scopes_do_not_see_each_other(make_memory: MemoryFactory, hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes tennis"])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("x", user_id="alice")
+    assert _events(memory.add("x", user_id="bob")) == ["ADD"]
+
+
+def test_extraction_failure_raises_by_default(make_memory: MemoryFactory, hashing_embedder) -> None:
+    memory = make_memory(hashing_embedder, ScriptedModel(fail=True))
+    with pytest.raises(ExtractionError):
+        memory.add("I moved to Lisbon", user_id="u")
+    assert memory.get_all(user_id="u")["results"] == []
+
+
+def test_extraction_failure_can_store_the_raw_message_flagged(make_memory: MemoryFactory, hashing_embedder) -> None:
+    memory = make_memory(hashing_embedder, ScriptedModel(fail=True), on_extraction_failure="store_raw")
+    result = memory.add("I moved to Lisbon", user_id="u")["results"]
+    assert result[0]["event"] == "ADD" and result[0]["flags"] == ["unprocessed_raw_message"]
+    stored = memory.get(result[0]["id"])
+    assert stored["memory"] == "I moved to Lisbon"
+    assert stored["metadata"]["localmem_flags"] == ["unprocessed_raw_message"]
+
+
+def test_history_failure_undoes_the_store_writes(make_memory: MemoryFactory, hashing_embedder,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = make_memory(hashing_embedder)
+    kept = memory.add("Keeps bees", user_id="u", infer=False)["results"][0]
+
+    def broken(events: Sequence[HistoryEvent]) -> None:
+        raise HistoryError("disk full")
+
+    monkeypatch.setattr(memory.history_store, "record", broken)
+    with pytest.raises(HistoryError):
+        memory.add("Plays the oboe", user_id="u", infer=False)
+    with pytest.raises(HistoryError):
+        memory.update(kept["id"], "Keeps wasps")
+    with pytest.raises(HistoryError):
+        memory.delete(kept["id"])
+    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]
