@@ -82,10 +82,10 @@ def test_update_decision_replaces_text_and_logs_history(make_memory: MemoryFacto
 
 
 def test_delete_decision_retires_the_contradicted_memory(make_memory: MemoryFactory, hashing_embedder) -> None:
-    llm = ScriptedModel(facts=["Likes pizza"])
+    llm = ScriptedModel(facts=["Likes eating pizza"])
     memory = make_memory(hashing_embedder, llm)
     first = memory.add("x", user_id="u")["results"][0]
-    llm.facts = ["Does not like pizza"]
+    llm.facts = ["No longer likes eating pizza"]
     llm.decision = Decision(Event.DELETE, "", target_id="0")
     assert _events(memory.add("x", user_id="u")) == ["DELETE"]
     assert memory.get_all(user_id="u")["results"] == []

@@ -6,9 +6,10 @@ model folder that is incomplete fails loudly instead of reaching for the hub.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from localmem.protocols import EmbedderIdentity, Vectors
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 
@@ -35,7 +37,8 @@ def force_offline() -> None:
 class SentenceTransformerEmbedder:
     def __init__(self, config: EmbedderConfig | None = None, model_path: str | Path | None = None) -> None:
         self.config = config or EmbedderConfig()
-        path = Path(model_path or self.config.model or _default_model_path())
+        explicit = model_path or self.config.model
+        path = Path(explicit) if explicit else _default_model_path()
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelError(
                 f"embedder model folder {path} is missing or incomplete (no config.json); give a local "
@@ -48,14 +51,20 @@ class SentenceTransformerEmbedder:
             raise DependencyError("sentence-transformers is not installed: pip install sentence-transformers") from exc
         self._device = resolve_device(self.config.device)
         try:
-            self._model: SentenceTransformer = SentenceTransformer(
-                str(path), device=self._device, local_files_only=True)
+            with _quiet_loading():
+                self._model: SentenceTransformer = SentenceTransformer(
+                    str(path), device=self._device, local_files_only=True)
         except Exception as exc:
             raise ModelError(f"cannot load the embedder from {path}: {exc}") from exc
-        dims = self._model.get_sentence_embedding_dimension()
+        # Renamed in sentence-transformers 5; the old name warns there.
+        get_dims = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dims = get_dims()
         if dims is None:
             raise ModelError(f"the model at {path} does not declare an embedding dimension")
-        self._identity = EmbedderIdentity(name=path.name, dims=int(dims), normalized=self.config.normalize)
+        # The identity is stored with a collection: the default model keeps its manifest name
+        # whether it is read from models/ or straight from its PyPI package folder.
+        name = path.name if explicit else DEFAULT_EMBEDDER
+        self._identity = EmbedderIdentity(name=name, dims=int(dims), normalized=self.config.normalize)
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
 
@@ -82,7 +91,24 @@ class SentenceTransformerEmbedder:
         pass
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-load progress bar (noise on every Memory()), restoring its setting."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def _default_model_path() -> Path:
     from localmem.models import resolve_model
 
-    return resolve_model("all-MiniLM-L6-v2")
+    return resolve_model(DEFAULT_EMBEDDER)
