@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from localmem.config import MemoryConfig
-from localmem.errors import InvalidInputError, LocalmemWarning, MemoryNotFoundError
+from localmem.errors import InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.inputs import (
     check_limit,
     check_memory_id,
@@ -47,7 +47,12 @@ class Memory:
         self.embedder = embedder or _default_embedder(self.config)
         self._warn_on_dims(self.config, self.embedder)
         self.store = store or _default_store(self.config, self.embedder)
-        self.history_store = history or _default_history(self.config)
+        try:
+            self.history_store = history or _default_history(self.config)
+        except BaseException:
+            # Release the store's file lock: a failed Memory() must not block the next attempt.
+            self.store.close()
+            raise
         self._llm = llm
         self._closed = False
         self._llm_lock = threading.Lock()
@@ -94,7 +99,12 @@ class Memory:
                    run_id: str | None = None) -> dict[str, str]:
         scope = Scope(user_id, agent_id, run_id).require("delete_all()")
         with self._write_lock:
+            seen: set[str] = set()
             while page := self.store.list(scope, None, _PAGE):
+                ids = {r.id for r in page}
+                if ids & seen:  # the store did not drop what it was told to: stop, don't spin
+                    raise StoreError(f"delete_all(): memories {sorted(ids & seen)[:3]} survived their deletion")
+                seen |= ids
                 self._delete(page)
         return {"message": "Memories deleted successfully!"}
 
