@@ -146,7 +146,7 @@ def prepare_one(entry: ModelEntry, directory: Path) -> Path:
                 _atomic_copy(source / f.path, dest)
     else:
         module = _import_source(entry)
-        if not (target.is_file() and _sha256(target) == entry.files[0].sha256):
+        if not (target.is_file() and sha256_file(target) == entry.files[0].sha256):
             partial = target.with_name(target.name + ".partial")
             try:
                 module.assemble(partial, overwrite=True)
@@ -169,7 +169,7 @@ def verify_entry(entry: ModelEntry, directory: Path | None = None) -> Verificati
             return Verification(entry.name, base, False, f"missing {path} (run 'localmem models prepare')")
         if f.size is not None and path.stat().st_size != f.size:
             return Verification(entry.name, base, False, f"{path} is {path.stat().st_size} bytes, expected {f.size}")
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != f.sha256:
             return Verification(entry.name, base, False, f"{path} sha256 {digest[:12]}… != manifest {f.sha256[:12]}…")
     return Verification(entry.name, base, True)
@@ -192,12 +192,12 @@ def register(name: str, path: str | Path, role: Literal["embedder", "llm"], lice
     if any(e.name == name for e in load_manifest(directory)):
         raise ModelError(f"a model named {name!r} is already in the manifest; pick another name")
     if source.is_dir():
-        files = [{"path": str(p.relative_to(source)), "size": p.stat().st_size, "sha256": _sha256(p)}
+        files = [{"path": str(p.relative_to(source)), "size": p.stat().st_size, "sha256": sha256_file(p)}
                  for p in sorted(source.rglob("*")) if p.is_file()]
         raw: dict[str, Any] = {"name": name, "role": role, "kind": "directory", "dir": str(source), "files": files}
     else:
         raw = {"name": name, "role": role, "kind": "file", "file": str(source),
-               "size": source.stat().st_size, "sha256": _sha256(source)}
+               "size": source.stat().st_size, "sha256": sha256_file(source)}
     raw.update({"licence": licence, "source_package": None})
     user_file = directory / USER_MODELS_FILE
     data: dict[str, Any] = json.loads(user_file.read_text()) if user_file.is_file() else {"format": 1, "models": []}
@@ -218,6 +218,11 @@ def _entry(raw: dict[str, Any]) -> ModelEntry:
         target = raw["file"]
     return ModelEntry(name=raw["name"], role=raw["role"], kind=raw["kind"], target=target,
                       licence=raw.get("licence", "unknown"), source_package=raw.get("source_package"), files=files)
+
+
+def local_path(entry: ModelEntry, directory: Path | None = None) -> Path:
+    """Where the model's files live (or will, once prepared)."""
+    return _local_path(entry, directory or models_dir())
 
 
 def _local_path(entry: ModelEntry, directory: Path) -> Path:
@@ -256,7 +261,7 @@ def _atomic_copy(source: Path, dest: Path) -> None:
     os.replace(partial, dest)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):

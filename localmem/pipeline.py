@@ -6,7 +6,9 @@ model: an exact duplicate (same hash in the scope) or a near-duplicate
 with no related memory is added without asking the model. Only a fact that
 has related memories goes to the LLM, which sees them under small integer
 ids and answers ADD / UPDATE / DELETE / NONE; an answer that names no shown
-memory falls back to ADD.
+memory falls back to ADD. A stored memory that sets the same single-valued
+attribute as the fact ("Lives in Paris" / "Moved to Berlin") counts as
+related whatever its cosine: embeddings put such pairs far apart.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from localmem.config import MemoryConfig
 from localmem.errors import ExtractionError
+from localmem.extractors.rules import Slot, slot_of
 from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
 from localmem.records import Change, Event, Fact, MemoryRecord, Message, Scope, SearchHit, now_iso, text_hash
 from localmem.writer import Write, Writer
@@ -27,6 +30,9 @@ from localmem.writer import Write, Writer
 # Below this cosine a stored memory is unrelated to the new fact: no LLM call.
 RELATED_THRESHOLD = 0.45
 RAW_FALLBACK_FLAG = "unprocessed_raw_message"
+UNRECONCILED_FLAG = "unreconciled"
+# How many stored memories are searched for one that sets the same attribute as the fact.
+SLOT_SEARCH_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,15 @@ class AddPipeline:
             if (same := existing.get(text_hash(text))) is not None:
                 writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
                 continue
-            hits = [h for h in self.store.search(vector[None, :], request.scope, None,
-                                                 self.config.similarity_candidates) if h.record.id not in touched]
+            slot = slot_of(text)
+            limit = max(self.config.similarity_candidates, SLOT_SEARCH_LIMIT if slot else 0)
+            hits = [h for h in self.store.search(vector[None, :], request.scope, None, limit)
+                    if h.record.id not in touched]
             duplicate = self._near_duplicate(vector, hits, pending)
             if duplicate is not None:
                 writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
                 continue
-            related = [h for h in hits if h.score >= RELATED_THRESHOLD]
+            related = _related(hits[:self.config.similarity_candidates], hits, slot)
             write = self._decide(text, vector, related, request) if related else None
             if write is None:
                 write = Write(Event.ADD, _new_record(text, request.scope, request.metadata), vector[None, :])
@@ -130,7 +138,15 @@ class AddPipeline:
     def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit],
                 request: AddRequest) -> Write | None:
         candidates = [Candidate(key=i, text=h.record.memory) for i, h in enumerate(related)]
-        decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
+        try:
+            decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
+        except ExtractionError:
+            if self.config.on_extraction_failure == "raise":
+                raise
+            # The fact itself is sound; only its relation to stored ones is unknown: keep it, flagged.
+            metadata = {**request.metadata, "localmem_flags": [UNRECONCILED_FLAG]}
+            return Write(Event.ADD, _new_record(text, request.scope, metadata), vector[None, :],
+                         flags=(UNRECONCILED_FLAG,))
         target = _target(decision.target_id, related)
         if decision.event is Event.ADD or target is None:
             return None  # ADD, or an answer naming no memory shown: add the fact as it is
@@ -157,6 +173,20 @@ class AddPipeline:
 def _new_record(text: str, scope: Scope, metadata: dict[str, Any]) -> MemoryRecord:
     return MemoryRecord(id=str(uuid.uuid4()), memory=text, hash=text_hash(text), scope=scope,
                         metadata=dict(metadata), created_at=now_iso(), updated_at=None)
+
+
+def _related(nearest: Sequence[SearchHit], hits: Sequence[SearchHit], slot: Slot | None) -> list[SearchHit]:
+    """The nearest hits above RELATED_THRESHOLD, plus any hit that sets the fact's attribute."""
+    related = [h for h in nearest if h.score >= RELATED_THRESHOLD]
+    if slot is not None:
+        seen = {h.record.id for h in related}
+        related += [h for h in hits if h.record.id not in seen and _slot_name(h.record.memory) == slot.name]
+    return related
+
+
+def _slot_name(memory: str) -> str | None:
+    other = slot_of(memory)
+    return other.name if other is not None else None
 
 
 def _target(key: str | None, related: Sequence[SearchHit]) -> MemoryRecord | None:

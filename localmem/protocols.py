@@ -9,7 +9,7 @@ shipped beside the real implementations.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,6 +73,11 @@ class VectorStore(Protocol):
         """Memories in exactly this scope whose text hash is one of ``hashes``."""
         ...
 
+    def iterate(self, *, with_vectors: bool = False,
+                batch_size: int = 1000) -> Iterator[tuple[MemoryRecord, Vectors | None]]:
+        """Every memory of the collection, page by page; vectors only when asked for."""
+        ...
+
     def count(self) -> int: ...
 
     def reset(self) -> None: ...
@@ -87,6 +92,14 @@ class HistoryStore(Protocol):
         ...
 
     def history(self, memory_id: str) -> list[HistoryEvent]: ...
+
+    def all_events(self) -> list[HistoryEvent]:
+        """Every event of every memory, oldest first (export reads this)."""
+        ...
+
+    def event_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these event ids are already recorded (import skips them)."""
+        ...
 
     def reset(self) -> None: ...
 

@@ -61,6 +61,16 @@ class SQLiteHistory:
         """Every event, oldest first (used by export)."""
         return self._select("", ())
 
+    def event_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._lock:
+            # SQLite caps bound parameters per statement; 500 is far below every build's limit.
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start:start + 500])
+                marks = ", ".join("?" * len(chunk))
+                found.update(r[0] for r in self._conn.execute(f"SELECT id FROM history WHERE id IN ({marks})", chunk))
+        return found
+
     def _select(self, where: str, params: tuple[str, ...]) -> list[HistoryEvent]:
         with self._lock:
             rows = self._conn.execute(

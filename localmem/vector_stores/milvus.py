@@ -17,11 +17,13 @@ background worker. A server manages its own segments, so none of this applies.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,24 @@ class MilvusStore:
         parts.append(f"hash in [{', '.join(literal(h) for h in hashes)}]")
         rows = self._query(" and ".join(parts), _RECORD_FIELDS, _QUERY_CAP)
         return [_to_record(row) for row in rows]
+
+    def iterate(self, *, with_vectors: bool = False,
+                batch_size: int = 1000) -> Iterator[tuple[MemoryRecord, Vectors | None]]:
+        """Every memory in the collection, page by page (for export; no 16384-row cap)."""
+        fields = [*_RECORD_FIELDS, "vector"] if with_vectors else _RECORD_FIELDS
+        with _quiet_pymilvus():
+            iterator = self._call("query", lambda: self._client.query_iterator(
+                self._name, batch_size=batch_size, filter="", output_fields=fields), flush=self._dirty)
+        try:
+            while True:
+                page = self._call("query", iterator.next)
+                if not page:
+                    return
+                for row in page:
+                    vector = np.asarray(row["vector"], dtype=np.float32) if with_vectors else None
+                    yield _to_record(row), vector
+        finally:
+            iterator.close()
 
     def count(self) -> int:
         rows = self._query("", ["count(*)"], None)
@@ -348,6 +368,18 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
         metadata = json.loads(metadata)
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
                         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None)
+
+
+@contextlib.contextmanager
+def _quiet_pymilvus() -> Iterator[None]:
+    """pymilvus warns on every iterator page that Milvus Lite has no server timestamp; that is expected."""
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _reason(exc: BaseException) -> str:

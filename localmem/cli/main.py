@@ -1,0 +1,100 @@
+"""Argument parsing, dispatch, and the error-to-exit-code contract of ``localmem``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from localmem.errors import (
+    ConfigError,
+    DependencyError,
+    InvalidInputError,
+    LocalmemError,
+    LocalmemWarning,
+    MemoryNotFoundError,
+    ModelError,
+    StoreError,
+)
+
+# Exit codes scripts can rely on. argparse itself exits 2 on a usage error.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_INVALID_INPUT = 4
+EXIT_STORE = 5
+EXIT_MODEL = 6
+EXIT_CONFIG = 7
+EXIT_CHECK_FAILED = 8
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0 success            3 memory not found      6 model or dependency problem
+  1 other error        4 invalid input         7 bad configuration
+  2 usage error        5 store problem (locked, unreachable, schema mismatch)
+  8 a check failed (doctor, models verify)     130 interrupted
+environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_MODELS_DIR
+"""
+
+
+def exit_code(error: BaseException) -> int:
+    """The documented exit code for an error (most specific class first)."""
+    for kind, code in ((MemoryNotFoundError, EXIT_NOT_FOUND), (InvalidInputError, EXIT_INVALID_INPUT),
+                       (StoreError, EXIT_STORE), (ModelError, EXIT_MODEL), (DependencyError, EXIT_MODEL),
+                       (ConfigError, EXIT_CONFIG)):
+        if isinstance(error, kind):
+            return code
+    return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from localmem import __version__
+    from localmem.cli import admin_cmds, memory_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="localmem", description="Operate a localmem store offline: memories, models, checks, benchmarks.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"localmem {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    memory_cmds.register(commands, EPILOG)
+    admin_cmds.register(commands, EPILOG)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        with warnings.catch_warnings():
+            # localmem's own warnings (e.g. a dims override) are one line for a shell user.
+            warnings.simplefilter("always", LocalmemWarning)
+            warnings.showwarning = _one_line_warning
+            code: int = args.handler(args)
+        return code
+    except KeyboardInterrupt:
+        print("localmem: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except LocalmemError as exc:
+        if debug:
+            raise
+        print(f"localmem: error: {_one_line(exc)}", file=sys.stderr)
+        return exit_code(exc)
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"localmem: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: object = None, line: str | None = None) -> None:
+    print(f"localmem: warning: {_one_line(Exception(str(message)))}", file=sys.stderr)

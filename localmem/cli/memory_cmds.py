@@ -1,0 +1,291 @@
+"""The memory commands: add, search, list, get, update, delete, delete-all, history, reset, export, import."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from localmem.cli.output import emit_json, table
+from localmem.errors import InvalidInputError
+
+_LIST_COLUMNS = ["id", "memory", "user_id", "agent_id", "run_id", "created_at"]
+_BULK_CHUNK = 64
+
+
+def register(commands: Any, epilog: str) -> None:
+    store = argparse.ArgumentParser(add_help=False)
+    where = store.add_argument_group("store")
+    where.add_argument("--db", default=os.environ.get("LOCALMEM_DB", "./localmem.db"),
+                       help="Milvus Lite data folder (default: $LOCALMEM_DB or ./localmem.db)")
+    where.add_argument("--uri", default=os.environ.get("LOCALMEM_URI"),
+                       help="a Milvus server or Zilliz Cloud uri instead of --db")
+    where.add_argument("--token", default=os.environ.get("LOCALMEM_TOKEN", ""), help="server token (user:password)")
+    where.add_argument("--collection", default="localmem", help="collection name (default: localmem)")
+    where.add_argument("--history-db", help="history SQLite file (default: beside the Lite folder)")
+    store.add_argument("--json", action="store_true", help="print JSON for scripts")
+    store.add_argument("--debug", action="store_true", help="show tracebacks")
+    scope = argparse.ArgumentParser(add_help=False)
+    who = scope.add_argument_group("scope")
+    who.add_argument("--user", help="user_id")
+    who.add_argument("--agent", help="agent_id")
+    who.add_argument("--run", help="run_id")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--filter", dest="filters", type=_json_object, metavar="JSON",
+                         help='Mem0 filters, e.g. \'{"category": "hobbies"}\' or \'{"level": {"gte": 2}}\'')
+
+    def command(name: str, handler: Any, help: str, parents: list[argparse.ArgumentParser]) -> Any:
+        parser = commands.add_parser(name, help=help, description=help, parents=parents, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    p = command("add", _add, "add memories from text (an LLM extracts facts unless --no-infer)", [store, scope])
+    p.add_argument("text", nargs="*", help="messages; omit and use --file for many")
+    p.add_argument("--file", help="one message per line ('-' for stdin); stored with --no-infer in batches")
+    p.add_argument("--metadata", type=_json_object, metavar="JSON", help="metadata for every memory created")
+    p.add_argument("--no-infer", dest="infer", action="store_false", help="store the text as it is")
+    p = command("search", _search, "memories most similar to a query (score: higher is better)",
+                [store, scope, filters])
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--threshold", type=float, help="minimum score")
+    p = command("list", _list, "the memories of a scope, oldest first", [store, scope, filters])
+    p.add_argument("--limit", type=int, default=100)
+    p = command("get", _get, "one memory by id", [store])
+    p.add_argument("memory_id")
+    p = command("update", _update, "replace a memory's text", [store])
+    p.add_argument("memory_id")
+    p.add_argument("text")
+    p = command("delete", _delete, "delete one memory (its history is kept)", [store])
+    p.add_argument("memory_id")
+    p = command("delete-all", _delete_all, "delete every memory of a scope", [store, scope])
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = command("history", _history, "the change history of a memory, oldest first", [store])
+    p.add_argument("memory_id")
+    p = command("reset", _reset, "delete every memory and all history of the collection", [store])
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = command("export", _export, "write the collection to a versioned JSONL file", [store])
+    p.add_argument("path", help="output file ('-' for stdout)")
+    p.add_argument("--vectors", action="store_true", help="include vectors (re-used on import by the same embedder)")
+    p = command("import", _import, "load a JSONL export (re-embeds when the embedder differs)", [store])
+    p.add_argument("path")
+    p.add_argument("--on-conflict", choices=["skip", "replace", "error"], default="skip",
+                   help="what to do with ids that already exist (default: skip)")
+
+
+# -- handlers -------------------------------------------------------------------
+def _add(args: argparse.Namespace) -> int:
+    if bool(args.text) == bool(args.file):
+        raise InvalidInputError("give the text to add, or --file, not both or neither")
+    with _memory(args) as memory:
+        scope = _scope(args)
+        if args.text:
+            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer, **scope)
+            results = result["results"]
+        else:
+            lines = _read_lines(args.file)
+            results = []
+            with _progress(len(lines), "adding", args) as step:
+                for start in range(0, len(lines), _BULK_CHUNK):
+                    chunk = lines[start:start + _BULK_CHUNK]
+                    messages = [{"role": "user", "content": line} for line in chunk]
+                    results += memory.add(messages, metadata=args.metadata, infer=False, **scope)["results"]
+                    step(len(chunk))
+    if args.json:
+        emit_json({"results": results, "relations": []})
+    else:
+        table(results, ["event", "id", "memory"], wide="memory")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        hits = memory.search(args.query, limit=args.limit, threshold=args.threshold, filters=args.filters,
+                             **_scope(args))["results"]
+    if args.json:
+        emit_json({"results": hits})
+    else:
+        table(hits, ["score", "id", "memory", "user_id"], wide="memory")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        items = memory.get_all(limit=args.limit, filters=args.filters, **_scope(args))["results"]
+    if args.json:
+        emit_json({"results": items})
+    else:
+        table(items, _LIST_COLUMNS, wide="memory")
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        item = memory.get(args.memory_id)
+    if args.json:
+        emit_json(item)
+    else:
+        for key, value in item.items():
+            print(f"{key:>11}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}")
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        return _message(args, memory.update(args.memory_id, args.text))
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        return _message(args, memory.delete(args.memory_id))
+
+
+def _delete_all(args: argparse.Namespace) -> int:
+    scope = _scope(args)
+    if not scope:
+        raise InvalidInputError("delete-all needs --user, --agent or --run")
+    _confirm(args, f"Delete every memory of {scope}?")
+    with _memory(args) as memory:
+        return _message(args, memory.delete_all(**scope))
+
+
+def _history(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        events = memory.history(args.memory_id)
+    if args.json:
+        emit_json(events)
+    else:
+        table(events, ["event", "created_at", "old_memory", "new_memory"], wide="new_memory")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    _confirm(args, f"Delete every memory and all history of collection {args.collection!r}?")
+    with _memory(args) as memory:
+        memory.reset()
+    return _message(args, {"message": "Memory store reset"})
+
+
+def _export(args: argparse.Namespace) -> int:
+    from localmem.transfer import export_store
+
+    with _memory(args) as memory:
+        total = memory.store.count()
+        with _output(args.path) as out, _progress(total, "exporting", args) as step:
+            summary = export_store(memory, out, with_vectors=args.vectors, progress=step)
+    report = {"memories": summary.memories, "orphan_histories": summary.orphan_histories,
+              "history_events": summary.history_events, "vectors": summary.vectors}
+    if args.path != "-":
+        _summary(args, report)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from localmem.transfer import import_store, validate
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise InvalidInputError(f"no such file: {path}")
+    total = validate(path)
+    with _memory(args) as memory, _progress(total, "importing", args) as step:
+        summary = import_store(memory, path, on_conflict=args.on_conflict, progress=step)
+    _summary(args, {"memories": summary.memories, "skipped": summary.skipped, "reembedded": summary.reembedded,
+                    "history_events": summary.history_events})
+    return 0
+
+
+# -- helpers --------------------------------------------------------------------
+@contextlib.contextmanager
+def _memory(args: argparse.Namespace) -> Iterator[Any]:
+    from localmem import Memory
+    from localmem.config import MemoryConfig, VectorStoreConfig
+
+    uri = args.uri or args.db
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, token=args.token, collection_name=args.collection),
+                          history_db_path=args.history_db)
+    with Memory(config) as memory:
+        yield memory
+
+
+def _scope(args: argparse.Namespace) -> dict[str, str]:
+    pairs = {"user_id": args.user, "agent_id": args.agent, "run_id": args.run}
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _read_lines(name: str) -> list[str]:
+    if name == "-":
+        lines = [line.strip() for line in sys.stdin if line.strip()]
+    else:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {name}: {exc.strerror}") from exc
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInputError(f"{name}: no text lines to add")
+    return lines
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInputError(f"{question.rstrip('?')}: refusing without --yes (stdin is not a terminal)")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise InvalidInputError("cancelled; nothing was deleted")
+
+
+def _message(args: argparse.Namespace, result: dict[str, str]) -> int:
+    if args.json:
+        emit_json(result)
+    else:
+        print(result["message"])
+    return 0
+
+
+def _summary(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    if args.json:
+        emit_json(report)
+    else:
+        print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report.items()))
+
+
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[Any]:
+    if path == "-":
+        yield sys.stdout
+        return
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("w", encoding="utf-8") as fh:
+        yield fh
+    # Only a complete export takes the final name.
+    partial.replace(target)
+
+
+@contextlib.contextmanager
+def _progress(total: int, what: str, args: argparse.Namespace) -> Iterator[Any]:
+    """A tqdm bar on stderr for people; silent for --json and when stderr is not a terminal."""
+    if args.json or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=what, unit="mem", file=sys.stderr, leave=False) as bar:
+        yield bar.update

@@ -1,0 +1,100 @@
+"""``localmem doctor``: is this machine ready to run localmem offline, and on what?
+
+Each check returns a Finding; any ``fail`` makes the verdict fail. Checks only
+read: they never prepare models, create a store or touch the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    detail: str
+
+
+def run_checks(store_path: Path | None) -> list[Finding]:
+    findings = [*_models(), _device(), _llama()]
+    if store_path is not None:
+        findings.append(_store(store_path))
+    findings.append(_offline())
+    return findings
+
+
+def verdict(findings: list[Finding]) -> bool:
+    return all(f.status != "fail" for f in findings)
+
+
+def _models() -> list[Finding]:
+    from localmem import models
+
+    out = []
+    for entry in models.load_manifest():
+        result = models.verify_entry(entry)
+        if result.ok:
+            out.append(Finding(f"model {entry.name}", "ok", f"{result.path} matches the manifest (sha256)"))
+        elif entry.source_package and not result.path.exists() and _importable(entry.source_package):
+            out.append(Finding(f"model {entry.name}", "warn",
+                               f"not in {result.path.parent}; {entry.source_package} is installed and is read from "
+                               "there (or run 'localmem models prepare')"))
+        else:
+            out.append(Finding(f"model {entry.name}", "fail", result.problem))
+    return out
+
+
+def _device() -> Finding:
+    try:
+        import torch
+    except ImportError:
+        return Finding("device", "fail", "torch is not installed: pip install torch==2.13.0")
+    from localmem.devices import resolve_device
+
+    device = resolve_device("auto")
+    if device == "cuda":
+        return Finding("device", "ok", f"cuda ({torch.cuda.get_device_name(0)}), torch {torch.__version__}")
+    return Finding("device", "ok", f"{device} (no CUDA device visible), torch {torch.__version__}")
+
+
+def _llama() -> Finding:
+    try:
+        import llama_cpp
+    except ImportError:
+        return Finding("llama.cpp", "fail", "llama-cpp-python is not installed: pip install llama-cpp-python")
+    gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    backend = "with a GPU backend: layers are offloaded" if gpu else "CPU only (rebuild with CMAKE_ARGS for a GPU)"
+    return Finding("llama.cpp", "ok", f"llama-cpp-python {llama_cpp.__version__}, {backend}")
+
+
+def _store(path: Path) -> Finding:
+    from localmem.vector_stores.milvus import _locked_by_other_process
+
+    if not path.exists():
+        return Finding("store", "ok", f"{path} does not exist yet; it is created on first use")
+    if not path.is_dir():
+        return Finding("store", "fail", f"{path} is a file, not a Milvus Lite 3 data folder")
+    if _locked_by_other_process(path):
+        return Finding("store", "warn", f"{path} is open in another process right now (one process per folder)")
+    collections = sorted(p.name for p in (path / "databases").glob("*/collections/*") if p.is_dir())
+    if not collections:
+        collections = sorted(p.name for p in (path / "collections").glob("*") if p.is_dir())
+    return Finding("store", "ok", f"{path}: Milvus Lite folder, collections: {', '.join(collections) or 'none'}")
+
+
+def _offline() -> Finding:
+    forced = [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(k) == "1"]
+    note = f"{', '.join(forced)} set" if forced else "set by localmem for its own process when it loads a model"
+    return Finding("offline", "ok", f"no downloads, no telemetry; Hugging Face offline mode: {note}")
+
+
+def _importable(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package.replace("-", "_")) is not None

@@ -1,0 +1,179 @@
+"""The text side of the LLM steps: prompts and grammars (data files), rendering, parsing.
+
+Nothing here loads a model, so all of it is unit-testable without one. The
+prompt and grammar texts live in ``prompts/`` as data files so they can be
+read, diffed and tuned without touching code. Parsing is strict: output that
+does not have the expected shape raises ExtractionError rather than being
+guessed at (the grammar makes that rare; a truncated answer still can).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+
+from localmem.errors import ExtractionError
+from localmem.extractors.rules import content_words
+from localmem.protocols import Candidate
+from localmem.records import Decision, Event, Fact, Message
+
+_PACKAGE = "localmem.extractors"
+NO_FACTS = "none"
+
+
+@cache
+def load_text(name: str) -> str:
+    """A prompt or grammar file shipped in localmem/extractors/prompts/."""
+    return resources.files(_PACKAGE).joinpath("prompts", name).read_text(encoding="utf-8")
+
+
+# -- extraction ----------------------------------------------------------------
+def render_message(message: Message) -> str:
+    """One conversation line; newlines inside a message would break the few-shot format."""
+    return f"{message.role}: {' '.join(message.content.split())}\n"
+
+
+def conversation_messages(messages: Sequence[Message]) -> list[Message]:
+    """The messages the note-taker sees: system prompts carry no facts about the user."""
+    return [m for m in messages if m.role != "system" and m.content.strip()]
+
+
+def extraction_prompt(lines: Sequence[str], instructions: str | None = None) -> str:
+    head = _instructions(instructions, "extract.txt")
+    return head + load_text("extract_input.txt").format(conversation="".join(lines).rstrip("\n"))
+
+
+def parse_facts(output: str, source: str | None = None) -> list[Fact]:
+    """Facts from the grammar-shaped answer ``- fact\\n...``; ExtractionError if it is not that.
+
+    With ``source`` (the conversation text), a fact most of whose words are not in
+    it is dropped: a small base model sometimes copies a line of the examples
+    ("Has a cat named Miso") or answers a greeting ("Has been very busy").
+    """
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        raise ExtractionError("the model gave an empty answer where a list of facts was expected")
+    facts: list[Fact] = []
+    for line in lines:
+        if not line.startswith("- "):
+            raise ExtractionError(f"the model's answer is not a list of facts: {output[:200]!r}")
+        body = line[2:].strip()
+        if body.lower().rstrip(".") == NO_FACTS:
+            continue
+        if source is not None and not grounded(body, source):
+            continue
+        text = to_memory_style(body)
+        if len(text.split()) >= 2 and text not in {f.text for f in facts}:
+            facts.append(Fact(text))
+    return facts
+
+
+def grounded(fact: str, source: str, share: float = 0.5) -> bool:
+    """True when at least ``share`` of the fact's content words occur in the source text."""
+    words = content_words(fact) - _NOT_EVIDENCE
+    return bool(words) and len(words & content_words(source)) / len(words) >= share
+
+
+# Pronouns and auxiliaries: that "I have been" shares them with "How have you been?" proves nothing.
+_NOT_EVIDENCE = frozenset({"i", "my", "me", "we", "our", "us", "im", "ive", "mine", "myself", "you", "your",
+                           "have", "has", "had", "been", "be", "will", "would", "can", "could", "so", "very"})
+
+
+# The model copies the user's words ("I am working on ..."), which it does far more
+# reliably than rewriting them; the rewrite to Mem0's subjectless style
+# ("Working on ...") is done here, deterministically.
+_LEADS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORECASE), r) for p, r in (
+    (r"^i\s*(?:am|'m)\s+", ""),
+    (r"^im\s+", ""),
+    (r"^i\s*(?:have|'ve)\s+", "has "),
+    (r"^i\s+(?:do not|don't|dont)\s+", "does not "),
+    (r"^i\s+(?:did not|didn't|didnt)\s+", "did not "),
+    (r"^i\s+(?:cannot|can't|cant)\s+", "cannot "),
+    (r"^i\s*(?:will|'ll)\s+", "will "),
+    (r"^i\s*(?:would|'d)\s+", "would "),
+    (r"^my\s+", ""),
+))
+_ADVERBS = {"really", "also", "just", "usually", "always", "often", "never", "still", "recently", "sometimes",
+            "absolutely", "totally", "definitely", "finally", "actually", "currently"}
+_MODALS = {"was", "had", "can", "could", "should", "must", "might", "may", "did"}
+_IRREGULAR_PAST = {
+    "went", "got", "made", "took", "saw", "met", "ran", "bought", "found", "gave", "came", "left", "felt",
+    "thought", "told", "began", "wrote", "won", "lost", "spent", "sent", "built", "kept", "brought", "taught",
+    "caught", "ate", "drove", "flew", "grew", "knew", "sold", "sang", "swam", "became", "heard", "held", "paid",
+    "said", "sat", "slept", "stood", "understood", "read", "put", "let", "set", "cut", "hit", "quit", "chose",
+    "drew", "fell", "forgot", "rode", "shot", "spoke", "stole", "threw", "woke", "wore", "broke", "tried",
+}
+
+
+def to_memory_style(text: str) -> str:
+    """``I love my dog`` -> ``Loves dog``: a subjectless third-person memory, like Mem0's."""
+    text = text.strip().rstrip(".!").strip()
+    for pattern, replacement in _LEADS:
+        new = pattern.sub(replacement, text, count=1)
+        if new != text:
+            text = new
+            break
+    else:
+        words = text.split(" ")
+        if len(words) >= 2 and words[0].lower() == "i":
+            rest = words[1:]
+            adverb = [rest.pop(0)] if rest[0].lower() in _ADVERBS and len(rest) > 1 else []
+            rest[0] = _third_person(rest[0])
+            text = " ".join(adverb + rest)
+    text = re.sub(r"\bmy\s+", "", text, flags=re.IGNORECASE)
+    return text[:1].upper() + text[1:]
+
+
+def _third_person(verb: str) -> str:
+    low = verb.lower()
+    if low in _MODALS or low in _IRREGULAR_PAST or low.endswith("ed") or not low.isalpha():
+        return verb
+    if low == "have":
+        return "has"
+    if low.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if low.endswith("y") and len(low) > 2 and low[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+# -- reconciliation --------------------------------------------------------------
+def reconcile_prompt(fact: Fact, candidates: Sequence[Candidate], instructions: str | None = None) -> str:
+    head = _instructions(instructions, "reconcile.txt")
+    memories = "\n".join(f"{c.key}. {' '.join(c.text.split())}" for c in candidates)
+    body = load_text("reconcile_input.txt").format(memories=memories, fact=" ".join(fact.text.split()))
+    return head + body.rstrip("\n")  # the answer follows "Answer:" on the same line
+
+
+def reconcile_grammar(candidates: Sequence[Candidate]) -> str:
+    """The decision grammar, its ``key`` rule listing exactly the keys shown."""
+    keys = " | ".join(f'"{c.key}"' for c in candidates)
+    return load_text("reconcile.gbnf") + f"key ::= {keys}\n"
+
+
+_DECISION = re.compile(r"^(ADD|NONE|DELETE|UPDATE)(?: (\d+))?(?:: (.+))?$")
+
+
+def parse_decision(output: str, candidates: Sequence[Candidate]) -> Decision:
+    """``ADD`` / ``NONE k`` / ``DELETE k`` / ``UPDATE k: text`` -> Decision; ExtractionError otherwise."""
+    match = _DECISION.match(output.strip())
+    if match is None:
+        raise ExtractionError(f"the model's reconciliation answer is not a decision: {output[:200]!r}")
+    event, key, text = Event(match.group(1)), match.group(2), (match.group(3) or "").strip()
+    if event is Event.ADD:
+        return Decision(Event.ADD, "")
+    if key is None or int(key) not in {c.key for c in candidates}:
+        raise ExtractionError(f"the model's decision {output.strip()!r} names no memory it was shown")
+    if event is Event.UPDATE and not text:
+        raise ExtractionError(f"the model's UPDATE decision has no text: {output.strip()!r}")
+    return Decision(event, text, target_id=key)
+
+
+def _instructions(custom: str | None, default_file: str) -> str:
+    # A custom prompt replaces the instructions and examples; the input block and the
+    # grammar stay ours, so the answer can still be parsed.
+    if custom is None or not custom.strip():
+        return load_text(default_file)
+    return custom.strip() + "\n\n"

@@ -1,0 +1,265 @@
+"""Export and import a store as versioned JSON Lines.
+
+Line 1 is a header (format name and version, the embedder's identity, the
+metric). Each further line is one object:
+- ``{"type": "memory", ...}``: a stored memory with scope, metadata,
+  timestamps, its whole history and, with ``--vectors``, its vector;
+- ``{"type": "history", "memory_id": ..., "events": [...]}``: the history of a
+  memory that no longer exists (deleted), so nothing is lost in a round trip.
+
+Import reads the file twice: a first pass validates every line, so a bad file
+is refused before anything is written; the second pass writes in batches,
+store first and history second, undoing a batch's store rows if its history
+write fails. Vectors are reused only when the file's embedder identity equals
+the target's; otherwise (or when the file has none) texts are re-embedded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+import numpy as np
+
+from localmem.errors import InvalidInputError, LocalmemError
+from localmem.protocols import EmbedderIdentity
+from localmem.records import SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
+
+if TYPE_CHECKING:
+    from localmem.memory import Memory
+
+FORMAT = "localmem-export"
+VERSION = 1
+_BATCH = 256
+
+OnConflict = Literal["skip", "replace", "error"]
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    memories: int
+    orphan_histories: int
+    history_events: int
+    vectors: bool
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    memories: int
+    skipped: int
+    reembedded: int
+    history_events: int
+
+
+def export_store(memory: Memory, out: TextIO, *, with_vectors: bool = False,
+                 progress: Progress | None = None) -> ExportSummary:
+    """Write every memory of ``memory``'s collection, with its history, to ``out``."""
+    store, history = memory.store, memory.history_store
+    events_by_memory: dict[str, list[HistoryEvent]] = defaultdict(list)
+    for event in history.all_events():
+        events_by_memory[event.memory_id].append(event)
+    header = {"type": "header", "format": FORMAT, "version": VERSION, "localmem_version": _version(),
+              "embedder": memory.embedder.identity.to_dict(), "metric": store.metric,
+              "vectors": with_vectors, "count": store.count()}
+    out.write(json.dumps(header) + "\n")
+    written = events = 0
+    for record, vector in store.iterate(with_vectors=with_vectors):
+        item = _memory_item(record, events_by_memory.pop(record.id, []))
+        if vector is not None:
+            item["vector"] = [float(x) for x in vector]
+        events += len(item["history"])
+        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        written += 1
+        if progress:
+            progress(1)
+    for memory_id, orphan in events_by_memory.items():
+        out.write(json.dumps({"type": "history", "memory_id": memory_id,
+                              "events": [e.to_dict() for e in orphan]}, ensure_ascii=False) + "\n")
+        events += len(orphan)
+    return ExportSummary(memories=written, orphan_histories=len(events_by_memory), history_events=events,
+                         vectors=with_vectors)
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        first = fh.readline()
+    return _check_header(_parse(first, 1, path))
+
+
+def validate(path: Path) -> int:
+    """Check the header and every line; return how many items (memories and orphan histories) follow."""
+    read_header(path)
+    return sum(1 for _ in _items(path))
+
+
+def import_store(memory: Memory, path: Path, *, on_conflict: OnConflict = "skip",
+                 progress: Progress | None = None) -> ImportSummary:
+    """Load an export into ``memory``'s collection; see the module docstring for the guarantees."""
+    header = read_header(path)
+    validate(path)  # pass 1: nothing is written unless every line is well-formed
+    identity = EmbedderIdentity(**header["embedder"]) if isinstance(header.get("embedder"), dict) else None
+    reuse_vectors = identity == memory.embedder.identity
+    imported = skipped = reembedded = events = 0
+    batch: list[tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]] = []
+    orphans: list[HistoryEvent] = []
+
+    def flush() -> None:
+        nonlocal imported, skipped, reembedded, events
+        done, left_out, embedded, recorded = _write_batch(memory, batch, reuse_vectors, on_conflict)
+        imported, skipped, reembedded, events = (imported + done, skipped + left_out, reembedded + embedded,
+                                                 events + recorded)
+        if progress:
+            progress(len(batch))
+        batch.clear()
+
+    for item in _items(path):
+        if item["type"] == "memory":
+            batch.append(_from_item(item))
+            if len(batch) >= _BATCH:
+                flush()
+        else:
+            orphans.extend(_event(e, item["memory_id"]) for e in item["events"])
+    if batch:
+        flush()
+    known = memory.history_store.event_ids([e.id for e in orphans])
+    fresh = [e for e in orphans if e.id not in known]
+    memory.history_store.record(fresh)
+    return ImportSummary(memories=imported, skipped=skipped, reembedded=reembedded,
+                         history_events=events + len(fresh))
+
+
+def _write_batch(memory: Memory, batch: list[tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]],
+                 reuse_vectors: bool, on_conflict: OnConflict) -> tuple[int, int, int, int]:
+    store, history = memory.store, memory.history_store
+    existing = {r.id for r in store.get([record.id for record, _, _ in batch])}
+    if existing and on_conflict == "error":
+        raise InvalidInputError(f"{len(existing)} memories of the file already exist (e.g. {sorted(existing)[0]}); "
+                                "use on_conflict 'skip' or 'replace'")
+    rows = [(r, v, h) for r, v, h in batch if on_conflict == "replace" or r.id not in existing]
+    if not rows:
+        return 0, len(batch), 0, 0
+    dims = memory.embedder.identity.dims
+    need = [i for i, (_, v, _) in enumerate(rows) if not reuse_vectors or v is None or len(v) != dims]
+    vectors = np.zeros((len(rows), dims), dtype=np.float32)
+    for i, (_, v, _) in enumerate(rows):
+        if i not in need and v is not None:
+            vectors[i] = v
+    if need:
+        vectors[need] = memory.embedder.embed([rows[i][0].memory for i in need])
+    records = [r for r, _, _ in rows]
+    previous = store.get([r.id for r in records]) if on_conflict == "replace" else []
+    previous_vectors = store.get_vectors([r.id for r in previous]) if previous else {}
+    store.upsert(records, vectors)
+    all_events = [e for _, _, h in rows for e in h]
+    try:
+        known = history.event_ids([e.id for e in all_events])
+        fresh = [e for e in all_events if e.id not in known]
+        history.record(fresh)
+    except LocalmemError:
+        # Keep store and history in step: put back what this batch replaced, drop what it added.
+        restored = {r.id for r in previous}
+        store.delete([r.id for r in records if r.id not in restored])
+        if previous:
+            store.upsert(previous, np.stack([previous_vectors[r.id] for r in previous]))
+        raise
+    return len(rows), len(batch) - len(rows), len(need), len(fresh)
+
+
+def _items(path: Path) -> Iterator[dict[str, Any]]:
+    """Validated objects after the header, one per line."""
+    with path.open(encoding="utf-8") as fh:
+        fh.readline()
+        for number, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            item = _parse(line, number, path)
+            kind = item.get("type")
+            if kind == "memory":
+                _check_memory(item, number, path)
+            elif kind == "history":
+                if not isinstance(item.get("memory_id"), str) or not isinstance(item.get("events"), list):
+                    raise InvalidInputError(f"{path}:{number}: a history line needs memory_id and events")
+                for event in item["events"]:
+                    _check_event(event, number, path)
+            else:
+                raise InvalidInputError(f"{path}:{number}: unknown line type {kind!r}")
+            yield item
+
+
+def _parse(line: str, number: int, path: Path) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"{path}:{number}: expected a JSON object")
+    return item
+
+
+def _check_header(header: dict[str, Any]) -> dict[str, Any]:
+    if header.get("format") != FORMAT:
+        raise InvalidInputError(f"not a localmem export (first line format={header.get('format')!r}, "
+                                f"expected {FORMAT!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise InvalidInputError(f"export format version {version!r} is newer than this localmem reads "
+                                f"({VERSION}); upgrade localmem")
+    return header
+
+
+def _check_memory(item: dict[str, Any], number: int, path: Path) -> None:
+    for key in ("id", "memory", "created_at"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise InvalidInputError(f"{path}:{number}: memory line needs a non-empty string {key!r}")
+    if not isinstance(item.get("metadata", {}), dict):
+        raise InvalidInputError(f"{path}:{number}: metadata must be an object")
+    try:
+        Scope(**{k: item.get(k) for k in SCOPE_KEYS})
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}:{number}: {exc}") from exc
+    vector = item.get("vector")
+    if vector is not None and (not isinstance(vector, list) or not all(isinstance(x, (int, float)) for x in vector)):
+        raise InvalidInputError(f"{path}:{number}: vector must be a list of numbers")
+    for event in item.get("history", []):
+        _check_event(event, number, path)
+
+
+def _check_event(event: Any, number: int, path: Path) -> None:
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        raise InvalidInputError(f"{path}:{number}: a history event needs an id")
+    if event.get("event") not in {e.value for e in Event}:
+        raise InvalidInputError(f"{path}:{number}: unknown history event {event.get('event')!r}")
+
+
+def _memory_item(record: MemoryRecord, events: list[HistoryEvent]) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "memory", **record.to_dict()}
+    for key in SCOPE_KEYS:
+        item[key] = getattr(record.scope, key)
+    item["history"] = [e.to_dict() for e in events]
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]:
+    text = item["memory"]
+    record = MemoryRecord(id=item["id"], memory=text, hash=text_hash(text),
+                          scope=Scope(**{k: item.get(k) for k in SCOPE_KEYS}), metadata=item.get("metadata") or {},
+                          created_at=item["created_at"], updated_at=item.get("updated_at"))
+    return record, item.get("vector"), [_event(e, record.id) for e in item.get("history", [])]
+
+
+def _event(raw: dict[str, Any], memory_id: str) -> HistoryEvent:
+    return HistoryEvent(id=raw["id"], memory_id=raw.get("memory_id", memory_id), old_memory=raw.get("old_memory"),
+                        new_memory=raw.get("new_memory"), event=Event(raw["event"]),
+                        created_at=raw.get("created_at", ""), updated_at=raw.get("updated_at"),
+                        is_deleted=bool(raw.get("is_deleted", False)))
+
+
+def _version() -> str:
+    from localmem import __version__
+
+    return __version__

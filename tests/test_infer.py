@@ -1,0 +1,88 @@
+"""add(infer=True) end to end: the pipeline's reconciliation with the llama.cpp model's rules.
+
+The fast tests script the model's answers (a fake backend under the real
+LlamaCppModel); the slow one runs the bundled model and embedder on the
+README quickstart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from localmem import ExtractionError
+from localmem.config import LlmConfig
+from localmem.extractors.llama_cpp import LlamaCppModel
+
+from .conftest import MemoryFactory
+from .test_llama_cpp import FakeBackend
+
+
+def _model(outputs: list[str]) -> tuple[LlamaCppModel, FakeBackend]:
+    backend = FakeBackend(outputs)
+    return LlamaCppModel(LlmConfig(), backend=backend), backend
+
+
+def test_a_moved_fact_updates_the_old_residence_despite_low_similarity(make_memory: MemoryFactory,
+                                                                      hashing_embedder) -> None:
+    # The two texts share no word: under the hashing embedder their cosine is about 0,
+    # so only the attribute rule can bring the old memory to reconciliation.
+    model, backend = _model(["- I live in Paris\n\n", "- I moved to Berlin\n\n"])
+    memory = make_memory(hashing_embedder, model)
+    first = memory.add("I live in Paris", user_id="u")["results"][0]
+    result = memory.add("I moved to Berlin", user_id="u")["results"]
+    assert result == [{"id": first["id"], "memory": "Moved to Berlin", "event": "UPDATE",
+                       "previous_memory": "Lives in Paris"}]
+    assert len(backend.prompts) == 2  # two extractions; the decision was the rule's
+    assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "UPDATE"]
+
+
+@pytest.mark.slow
+def test_a_negated_fact_replaces_the_memory_it_contradicts(make_memory: MemoryFactory, real_embedder) -> None:
+    # The real embedder: it is what finds "Likes pizza" related (cosine about 0.75).
+    model, _ = _model(["- I like pizza\n\n", "- I play chess\n\n", "- I don't like pizza anymore\n\n"])
+    memory = make_memory(real_embedder, model)
+    memory.add("I like pizza", user_id="u")
+    memory.add("I play chess", user_id="u")
+    (change,) = memory.add("I don't like pizza anymore", user_id="u")["results"]
+    assert change["event"] == "UPDATE" and change["previous_memory"] == "Likes pizza"
+    assert sorted(r["memory"] for r in memory.get_all(user_id="u")["results"]) == [
+        "Does not like pizza anymore", "Plays chess"]
+
+
+def test_an_unusable_reconcile_answer_raises_by_default_and_writes_nothing(make_memory: MemoryFactory,
+                                                                         hashing_embedder) -> None:
+    model, _ = _model(["- I like pizza with olives\n\n", "- I like pizza with olives and capers\n\n", "???"])
+    memory = make_memory(hashing_embedder, model)
+    memory.add("I like pizza with olives", user_id="u")
+    with pytest.raises(ExtractionError, match="not a decision"):
+        memory.add("I like pizza with olives and capers", user_id="u")
+    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["Likes pizza with olives"]
+
+
+@pytest.fixture(scope="module")
+def real_model() -> Iterator[LlamaCppModel]:
+    model = LlamaCppModel(LlmConfig(n_threads=min(4, os.cpu_count() or 1)))
+    yield model
+    model.close()
+
+
+@pytest.mark.slow
+def test_quickstart_search_ranks_tennis_first_and_contradictions_update(
+        make_memory: MemoryFactory, real_embedder, real_model: LlamaCppModel) -> None:
+    memory = make_memory(real_embedder, real_model)
+    memory.add("I am working on improving my tennis skills.", user_id="alice", metadata={"category": "hobbies"})
+    memory.add("I have a midterm exam on linear algebra on November 20", user_id="alice")
+    hits = memory.search("What are Alice's hobbies", user_id="alice")["results"]
+    assert len(hits) == 2 and "tennis" in hits[0]["memory"]
+
+    memory.add("I live in Paris.", user_id="bob")
+    moved = memory.add("I moved to Berlin last month.", user_id="bob")["results"]
+    assert [r["event"] for r in moved] == ["UPDATE"] and "Paris" in moved[0]["previous_memory"]
+    memory.add("I like pizza.", user_id="bob")
+    memory.add("I don't like pizza anymore.", user_id="bob")
+    texts = sorted(r["memory"] for r in memory.get_all(user_id="bob")["results"])
+    assert len(texts) == 2, texts
+    assert "Berlin" in texts[1] and "not like pizza" in texts[0], texts

@@ -1,0 +1,295 @@
+"""The llama.cpp language model: prompts, grammars, parsing, guards, file checks, the real model.
+
+Parsing, windowing and the reconciliation guards run against a tiny fake
+backend (what the model "said" is scripted); the tests marked slow load the
+bundled Gemma 3 270M and check what it actually produces.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from localmem import ChecksumError, ExtractionError, ModelError, PromptTooLongError
+from localmem.config import LlmConfig
+from localmem.extractors import prompting, rules
+from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
+from localmem.models import MODELS_DIR_ENV, default_model, resolve_model
+from localmem.protocols import Candidate
+from localmem.records import Decision, Event, Fact, Message
+
+from .conftest import MemoryFactory
+
+DATA_FILES = ("extract.txt", "extract_input.txt", "extract.gbnf", "reconcile.txt", "reconcile_input.txt",
+              "reconcile.gbnf")
+
+
+class FakeBackend:
+    """Counts one token per word and answers with scripted outputs, recording every prompt."""
+
+    def __init__(self, outputs: list[str], n_ctx: int = 4096) -> None:
+        self.outputs = list(outputs)
+        self.prompts: list[str] = []
+        self.grammars: list[str] = []
+        self._n_ctx = n_ctx
+        self.closed = False
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 1
+
+    def complete(self, prompt: str, grammar: str, max_tokens: int) -> Completion:
+        self.prompts.append(prompt)
+        self.grammars.append(grammar)
+        return Completion(self.outputs.pop(0), self.count_tokens(prompt), 5, 0.1)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _model(outputs: list[str], n_ctx: int = 4096, max_tokens: int = 64) -> tuple[LlamaCppModel, FakeBackend]:
+    backend = FakeBackend(outputs, n_ctx)
+    return LlamaCppModel(LlmConfig(n_ctx=n_ctx, max_tokens=max_tokens), backend=backend), backend
+
+
+def _candidates(*texts: str) -> list[Candidate]:
+    return [Candidate(i, t) for i, t in enumerate(texts)]
+
+
+# -- data files ----------------------------------------------------------------------
+def test_prompt_and_grammar_files_ship_inside_the_package() -> None:
+    folder = resources.files("localmem.extractors").joinpath("prompts")
+    for name in DATA_FILES:
+        assert folder.joinpath(name).is_file(), name
+        assert prompting.load_text(name).strip()
+    assert "{conversation}" in prompting.load_text("extract_input.txt")
+    assert "{memories}" in prompting.load_text("reconcile_input.txt")
+
+
+def test_reconcile_grammar_lists_only_the_keys_shown() -> None:
+    grammar = prompting.reconcile_grammar(_candidates("a", "b", "c"))
+    assert grammar.rstrip().endswith('key ::= "0" | "1" | "2"')
+
+
+# -- parsing -------------------------------------------------------------------------
+def test_parse_facts_rewrites_first_person_into_subjectless_memories() -> None:
+    output = ("- I am working on improving my tennis skills\n- I have a midterm exam on November 20\n"
+              "- I love hiking\n- I really enjoy cooking\n- I went to Rome\n- My sister Anna lives in Lisbon\n"
+              "- I love hiking\n\n")
+    assert [f.text for f in prompting.parse_facts(output)] == [
+        "Working on improving tennis skills", "Has a midterm exam on November 20", "Loves hiking",
+        "Really enjoys cooking", "Went to Rome", "Sister Anna lives in Lisbon"]
+
+
+def test_parse_facts_accepts_none_and_rejects_other_shapes() -> None:
+    assert prompting.parse_facts("- none\n\n") == []
+    for bad in ("", "Sure! Here are the facts: tennis", "- Likes tennis\nand more"):
+        with pytest.raises(ExtractionError):
+            prompting.parse_facts(bad)
+
+
+def test_facts_not_grounded_in_the_conversation_are_dropped() -> None:
+    output = "- I have been very busy\n- I have a cat named Miso\n- I adopted a puppy named Biscuit\n\n"
+    source = "user: How have you been? We adopted a puppy named Biscuit!\n"
+    assert prompting.parse_facts(output, source) == [Fact("Adopted a puppy named Biscuit")]
+
+
+def test_parse_decision_shapes_and_failures() -> None:
+    shown = _candidates("Likes pizza", "Lives in Paris")
+    assert prompting.parse_decision(" ADD\n", shown) == Decision(Event.ADD, "")
+    assert prompting.parse_decision(" NONE 1\n", shown) == Decision(Event.NONE, "", target_id="1")
+    assert prompting.parse_decision(" UPDATE 0: Loves pizza\n", shown) == Decision(Event.UPDATE, "Loves pizza", "0")
+    for bad in (" UPDATE 0\n", " DELETE 7\n", " maybe\n", ""):
+        with pytest.raises(ExtractionError):
+            prompting.parse_decision(bad, shown)
+
+
+def test_unusable_model_output_raises_extraction_error() -> None:
+    model, _ = _model(["I think the user likes tennis"])
+    with pytest.raises(ExtractionError, match="not a list of facts"):
+        model.extract_facts([Message("user", "I like tennis")])
+
+
+def test_store_raw_fallback_keeps_the_message_flagged(make_memory: MemoryFactory, hashing_embedder) -> None:
+    model, _ = _model(["garbage"])
+    memory = make_memory(hashing_embedder, model, on_extraction_failure="store_raw")
+    (item,) = memory.add("I moved to Lisbon", user_id="u")["results"]
+    assert item["flags"] == ["unprocessed_raw_message"] and item["memory"] == "I moved to Lisbon"
+    assert memory.get(item["id"])["metadata"]["localmem_flags"] == ["unprocessed_raw_message"]
+
+
+def test_unusable_reconcile_answer_adds_the_fact_flagged_under_store_raw(make_memory: MemoryFactory,
+                                                                        hashing_embedder) -> None:
+    model, _ = _model(["- I like pizza with olives\n\n", "- I like pizza with olives and capers\n\n", "???"])
+    memory = make_memory(hashing_embedder, model, on_extraction_failure="store_raw")
+    memory.add("I like pizza with olives", user_id="u")
+    (item,) = memory.add("I like pizza with olives and capers", user_id="u")["results"]
+    assert item["event"] == "ADD" and item["flags"] == ["unreconciled"]
+
+
+# -- windows and sizes ---------------------------------------------------------------
+def test_long_conversation_is_read_in_windows_that_fit() -> None:
+    messages = [Message("user" if i % 2 else "assistant", f"I visited city number {i} " + "and it was lovely " * 10)
+                for i in range(40)]
+    model, backend = _model(["- none\n\n"] * 20, n_ctx=600, max_tokens=64)
+    model.extract_facts(messages)
+    assert len(backend.prompts) == 20  # one per user message
+    assert all(backend.count_tokens(p) <= 600 - 64 for p in backend.prompts)
+    seen = "".join(backend.prompts)
+    assert all(f"city number {i} " in seen for i in range(40))  # assistant lines come along as context
+
+
+def test_context_is_dropped_when_only_the_user_message_fits() -> None:
+    messages = [Message("assistant", "word " * 300), Message("user", "I like tea")]
+    model, backend = _model(["- I like tea\n\n"], n_ctx=600, max_tokens=64)
+    assert model.extract_facts(messages) == [Fact("Likes tea")]
+    assert "word" not in backend.prompts[0].split("Conversation:")[-1]
+
+
+def test_a_message_that_cannot_fit_raises_prompt_too_long_naming_sizes() -> None:
+    model, backend = _model([], n_ctx=600, max_tokens=64)
+    with pytest.raises(PromptTooLongError, match=r"message 1 is \d+ tokens.*n_ctx=600"):
+        model.extract_facts([Message("user", "hi"), Message("user", "word " * 1000)])
+    assert backend.prompts == []  # refused before any call
+
+
+def test_a_custom_prompt_too_long_for_the_context_is_refused() -> None:
+    model, _ = _model([], n_ctx=600, max_tokens=64)
+    with pytest.raises(PromptTooLongError, match="instructions alone are"):
+        model.extract_facts([Message("user", "I like tea")], custom_prompt="word " * 1000)
+    with pytest.raises(PromptTooLongError, match="shorten the custom prompt"):
+        model.reconcile(Fact("Likes tea"), _candidates("Likes coffee"), custom_prompt="word " * 1000)
+
+
+def test_custom_prompt_replaces_the_instructions_but_keeps_the_input_block() -> None:
+    model, backend = _model(["- I like tea\n\n"])
+    assert model.extract_facts([Message("user", "I like tea")], custom_prompt="Note only drinks.") == [
+        Fact("Likes tea")]
+    assert backend.prompts[0].startswith("Note only drinks.\n\nConversation:\nuser: I like tea\nFacts:\n")
+    assert "guitar" not in backend.prompts[0]  # the default examples are gone
+
+
+# -- reconciliation rules and guards ---------------------------------------------------
+@pytest.mark.parametrize(("fact", "memory"), [
+    ("Does not like pizza anymore", "Likes pizza"),
+    ("Is no longer vegetarian", "Is vegetarian"),
+    ("Moved to Berlin last month", "Lives in Paris"),
+    ("Works at Microsoft now", "Works as a nurse at the city hospital"),
+])
+def test_contradictions_are_decided_by_rules_without_the_model(fact: str, memory: str) -> None:
+    model, backend = _model([])
+    decision = model.reconcile(Fact(fact), _candidates("Enjoys tennis", memory))
+    assert decision == Decision(Event.UPDATE, fact, target_id="1")
+    assert backend.prompts == []
+
+
+def test_same_attribute_same_value_is_not_a_contradiction() -> None:
+    assert rules.decide(Fact("Moved to Berlin"), _candidates("Lives in Berlin")) == Decision(
+        Event.NONE, "Lives in Berlin", target_id="0")
+    assert rules.slot_of("Likes to play tennis") is None
+
+
+@pytest.mark.parametrize(("answer", "fact", "memory", "expected"), [
+    # a different thing of the same kind is not an update
+    (" UPDATE 0: Has a cat named Luna\n", "Has a cat named Luna", "Has a dog named Max", Decision(
+        Event.ADD, "Has a cat named Luna")),
+    # a refinement is
+    (" UPDATE 0: Is learning Spanish on weekends\n", "Is learning Spanish on weekends", "Is learning Spanish",
+     Decision(Event.UPDATE, "Is learning Spanish on weekends", "0")),
+    # an invented merge falls back to the fact's own words
+    (" UPDATE 0: Is learning Spanish in Madrid\n", "Is learning Spanish on weekends", "Is learning Spanish",
+     Decision(Event.UPDATE, "Is learning Spanish on weekends", "0")),
+    # "already known" only when the fact adds nothing
+    (" NONE 0\n", "Drinks coffee every morning", "Drinks coffee", Decision(Event.ADD, "Drinks coffee every morning")),
+    (" NONE 0\n", "Drinks coffee", "Drinks coffee every morning", Decision(Event.NONE, "", "0")),
+    # DELETE needs a fact that says something ended, and keeps that fact
+    (" DELETE 0\n", "Plays the violin", "Owns a bicycle", Decision(Event.ADD, "Plays the violin")),
+    (" DELETE 0\n", "Sold the bicycle", "Owns a bicycle", Decision(Event.UPDATE, "Sold the bicycle", "0")),
+])
+def test_model_answers_are_checked_against_the_texts(answer: str, fact: str, memory: str,
+                                                      expected: Decision) -> None:
+    model, backend = _model([answer])
+    assert model.reconcile(Fact(fact), _candidates(memory)) == expected
+    assert len(backend.prompts) == 1
+
+
+# -- model files -----------------------------------------------------------------------
+def test_missing_model_file_is_a_model_error_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"does not exist.*localmem models prepare"):
+        LlamaCppModel(LlmConfig(model_path=str(tmp_path / "nope.gguf")))
+
+
+def test_a_file_that_is_not_gguf_is_a_model_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"<html>404 not found</html>")
+    with pytest.raises(ModelError, match="not a GGUF file"):
+        LlamaCppModel(LlmConfig(model_path=str(bad)))
+
+
+@pytest.mark.slow
+def test_a_truncated_gguf_is_a_model_error(tmp_path: Path) -> None:
+    source = resolve_model(default_model("llm").name)
+    cut = tmp_path / "cut.gguf"
+    with source.open("rb") as fh:
+        cut.write_bytes(fh.read(4 << 20))
+    check_gguf(cut)  # the header is fine: llama.cpp itself must notice
+    with pytest.raises(ModelError, match=r"cannot load .*cut\.gguf.*truncated"):
+        LlamaCppModel(LlmConfig(model_path=str(cut)))
+
+
+@pytest.mark.slow
+def test_a_damaged_default_model_fails_its_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = default_model("llm")
+    fake = tmp_path / entry.target
+    with fake.open("wb") as fh:  # right size and magic, wrong bytes
+        fh.write(b"GGUF")
+        fh.truncate(entry.files[0].size or 0)
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
+    with pytest.raises(ChecksumError, match=r"damaged.*sha256.*localmem models prepare"):
+        model_file(None)
+
+
+# -- the real model ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_model() -> Iterator[LlamaCppModel]:
+    model = LlamaCppModel(LlmConfig(n_threads=min(4, os.cpu_count() or 1)))
+    yield model
+    model.close()
+
+
+@pytest.mark.slow
+def test_real_model_extracts_the_quickstart_facts(real_model: LlamaCppModel) -> None:
+    (tennis,) = real_model.extract_facts([Message("user", "I am working on improving my tennis skills.")])
+    assert re.fullmatch(r"(Is )?[Ww]orking on improving (my |their )?tennis skills", tennis.text), tennis
+    exam = real_model.extract_facts([Message("user", "I have a midterm exam on linear algebra on November 20")])
+    assert len(exam) == 1 and exam[0].text.startswith("Has a midterm exam") and "November 20" in exam[0].text
+
+
+@pytest.mark.slow
+def test_real_model_gives_parseable_facts_for_chatty_turns(real_model: LlamaCppModel) -> None:
+    conversation = [Message("user", "Hey! I just got back from Japan, we spent two weeks in Kyoto."),
+                    Message("assistant", "That sounds amazing! What was the highlight?"),
+                    Message("user", "The temples, definitely. I'm a photographer so I took hundreds of pictures.")]
+    facts = real_model.extract_facts(conversation)
+    assert facts and all(f.text[:1].isupper() and not f.text.startswith("I ") for f in facts)
+    assert any("Kyoto" in f.text or "Japan" in f.text for f in facts), facts
+    assert any("pictures" in f.text or "photographer" in f.text for f in facts), facts
+    assert real_model.stats.completion_tokens > 0 and real_model.stats.tokens_per_second > 0
+
+
+@pytest.mark.slow
+def test_real_model_is_deterministic_across_the_state_cache(real_model: LlamaCppModel) -> None:
+    # The second extraction restores the cached few-shot state instead of evaluating it:
+    # the answer must not change.
+    message = [Message("user", "We adopted a puppy named Biscuit last weekend and I started a pottery class.")]
+    first = real_model.extract_facts(message)
+    real_model.reconcile(Fact("Plays chess on Sundays"), _candidates("Is learning Spanish on weekends"))
+    assert real_model.extract_facts(message) == first and first

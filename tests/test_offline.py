@@ -1,0 +1,106 @@
+"""The offline guarantee: a full add(infer=True)/search/update/history/delete cycle with the default
+models, in a process that cannot reach anything but loopback and records every attempt to.
+
+Two walls: a fresh network namespace with only ``lo`` up (kernel level, catches C code too) where
+the machine allows one, and a Python socket guard that turns any non-loopback connect or name
+lookup into a recorded failure. The test fails on any recorded attempt; a deliberate attempt at
+the end proves the guard is live.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+GUARD = textwrap.dedent('''
+    import ipaddress, json, socket, sys
+
+    ATTEMPTS = []
+
+    def _local(host):
+        if host in (None, "", "localhost", b"localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host.decode() if isinstance(host, bytes) else host).is_loopback
+        except ValueError:
+            return False
+
+    def _guard(method):
+        def guarded(self, address, *args):
+            if self.family != socket.AF_UNIX and not _local(address[0]):
+                ATTEMPTS.append(f"connect {address!r}")
+                raise OSError(f"network blocked by the offline test: {address!r}")
+            return method(self, address, *args)
+        return guarded
+
+    socket.socket.connect = _guard(socket.socket.connect)
+    socket.socket.connect_ex = _guard(socket.socket.connect_ex)
+    _getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not _local(host):
+            ATTEMPTS.append(f"resolve {host!r}")
+            raise socket.gaierror(f"name lookup blocked by the offline test: {host!r}")
+        return _getaddrinfo(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+''')
+
+CYCLE = textwrap.dedent('''
+    from localmem import Memory
+
+    m = Memory()
+    added = m.add("I am working on improving my tennis skills.", user_id="alice")
+    memory_id = added["results"][0]["id"]
+    hits = m.search("What are Alice's hobbies", user_id="alice")["results"]
+    m.update(memory_id, "Likes to play tennis on weekends")
+    events = [e["event"] for e in m.history(memory_id)]
+    m.delete(memory_id)
+    left = m.get_all(user_id="alice")["results"]
+    m.close()
+    cycle_attempts = list(ATTEMPTS)
+    try:
+        socket.create_connection(("203.0.113.1", 80), timeout=2)
+        self_test = "connected"
+    except OSError:
+        self_test = "blocked"
+    print("RESULT " + json.dumps({"added": added, "hits": len(hits), "events": events, "left": len(left),
+                                  "cycle_attempts": cycle_attempts, "self_test": self_test,
+                                  "all_attempts": ATTEMPTS}))
+''')
+
+
+def _network_namespace() -> list[str]:
+    """A prefix that runs a command with only loopback, or [] where namespaces are not allowed."""
+    if not (shutil.which("unshare") and shutil.which("ip")):
+        return []
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True)
+    return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'] if probe.returncode == 0 else []
+
+
+def test_full_cycle_never_leaves_loopback(tmp_path: Path) -> None:
+    script = tmp_path / "offline_cycle.py"
+    script.write_text(GUARD + CYCLE)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    done = subprocess.run([*_network_namespace(), sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["cycle_attempts"] == [], result["cycle_attempts"]
+    assert result["self_test"] == "blocked" and result["all_attempts"] == ["resolve '203.0.113.1'"]
+    assert [r["event"] for r in result["added"]["results"]] == ["ADD"]
+    assert result["hits"] >= 1
+    assert result["events"] == ["ADD", "UPDATE"]
+    assert result["left"] == 0
