@@ -86,6 +86,8 @@ class MemoryConfig:
     # Memories at least this similar (cosine) to a new fact are candidates for reconciliation.
     similarity_candidates: int = 5
     near_duplicate_threshold: float = 0.92
+    # Drop the scope's own ids ("alice", "Alice's") from search queries: see localmem/query.py.
+    strip_scope_from_query: bool = True
     version: str = "v1.1"
 
     def resolved_history_path(self) -> Path:
@@ -107,6 +109,7 @@ class MemoryConfig:
             "vector_store", "embedder", "llm", "history_db_path", "version",
             "custom_fact_extraction_prompt", "custom_update_memory_prompt", "custom_prompt",
             "on_extraction_failure", "similarity_candidates", "near_duplicate_threshold", "graph_store",
+            "strip_scope_from_query",
         })
         if top.get("graph_store"):
             raise ConfigError("graph_store is not supported by localmem; remove it (relations are always [])")
@@ -129,7 +132,7 @@ class MemoryConfig:
             "custom_fact_extraction_prompt": extraction_prompt,
         }
         for key in ("history_db_path", "custom_update_memory_prompt", "on_extraction_failure",
-                    "similarity_candidates", "near_duplicate_threshold", "version"):
+                    "similarity_candidates", "near_duplicate_threshold", "strip_scope_from_query", "version"):
             if key in top and top[key] is not None:
                 kwargs[key] = top[key]
         cfg = cls(**kwargs)

@@ -25,6 +25,7 @@ from localmem.inputs import (
 )
 from localmem.pipeline import AddPipeline, AddRequest
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
+from localmem.query import strip_scope
 from localmem.records import Event, MemoryRecord, Scope, now_iso, text_hash
 from localmem.writer import Write, Writer
 
@@ -133,6 +134,8 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         _require_scope_or_filters("search()", scope, filters)
         minimum = check_threshold(threshold)
+        if self.config.strip_scope_from_query:
+            text = strip_scope(text, scope)
         vector = self.embedder.embed([text])
         hits = self.store.search(vector, scope, filters, check_limit(limit))
         return {"results": [h.to_dict() for h in hits if minimum is None or h.score >= minimum]}
