@@ -46,9 +46,9 @@ def plan(out: Path, *, with_model_files: bool = False) -> BundlePlan:
     source = source_checkout()
     wheels = out / "wheels"
     commands = [
-        # The project itself, built from this checkout.
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(source)],
-        # Every dependency as a wheel (pip's cache holds the llama-cpp-python build).
+        # localmem built from this checkout plus every dependency as a wheel, through the pip
+        # configuration of this machine (its index, find-links and cache, which holds the
+        # llama-cpp-python build). torch is named with its pin so the resolver takes the CPU wheel.
         [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(wheels), TORCH_PIN, str(source)],
     ]
     return BundlePlan(out=out, source=source, commands=commands, model_files=with_model_files)

@@ -74,18 +74,44 @@ def _llama() -> Finding:
 
 
 def _store(path: Path) -> Finding:
-    from localmem.vector_stores.milvus import _locked_by_other_process
+    from localmem.vector_stores.milvus import is_locked_by_another_process
 
     if not path.exists():
         return Finding("store", "ok", f"{path} does not exist yet; it is created on first use")
     if not path.is_dir():
         return Finding("store", "fail", f"{path} is a file, not a Milvus Lite 3 data folder")
-    if _locked_by_other_process(path):
+    if is_locked_by_another_process(path):
         return Finding("store", "warn", f"{path} is open in another process right now (one process per folder)")
-    collections = sorted(p.name for p in (path / "databases").glob("*/collections/*") if p.is_dir())
-    if not collections:
-        collections = sorted(p.name for p in (path / "collections").glob("*") if p.is_dir())
-    return Finding("store", "ok", f"{path}: Milvus Lite folder, collections: {', '.join(collections) or 'none'}")
+    if not (path / "databases").is_dir():
+        # Opening would turn any folder into a Lite store (it writes files there): only open real ones.
+        if any(path.iterdir()):
+            return Finding("store", "fail", f"{path} is not a Milvus Lite data folder; pass the right --db")
+        return Finding("store", "ok", f"{path} is empty; it becomes a store on first use")
+    try:
+        collections = _open_and_list(path)
+    except Exception as exc:  # any failure to open is the finding itself, whatever pymilvus raised
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return Finding("store", "fail", f"{path} cannot be opened as a Milvus Lite folder: {reason}")
+    return Finding("store", "ok", f"{path}: opens; collections: {', '.join(collections) or 'none'}")
+
+
+def _open_and_list(path: Path) -> list[str]:
+    """Open the folder the way Memory does (a Lite server thread on loopback) and list collections."""
+    import logging
+
+    from pymilvus import MilvusClient
+
+    # milvus_lite logs a traceback before raising; the finding carries the reason instead.
+    logger = logging.getLogger("milvus_lite")
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        client = MilvusClient(uri=str(path))
+        try:
+            return sorted(client.list_collections())
+        finally:
+            client.close()
+    finally:
+        logger.disabled = was_disabled
 
 
 def _offline() -> Finding:

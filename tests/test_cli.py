@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from localmem.cli import main
 from localmem.cli.main import (
     EXIT_CHECK_FAILED,
+    EXIT_CONFIG,
+    EXIT_ERROR,
     EXIT_INVALID_INPUT,
+    EXIT_MODEL,
     EXIT_NOT_FOUND,
     EXIT_STORE,
     build_parser,
+    exit_code,
 )
+from localmem.embedders.fake import HashingEmbedder
+from localmem.errors import (
+    ChecksumError,
+    ConfigError,
+    DependencyError,
+    ExtractionError,
+    HistoryError,
+    InvalidFilterError,
+    LocalmemError,
+    MemoryNotFoundError,
+    SchemaMismatchError,
+    StoreLockedError,
+)
+
+from .conftest import MemoryFactory
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +137,8 @@ def test_models_and_doctor(capsys: pytest.CaptureFixture[str], tmp_path: Path,
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    [commands] = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert isinstance(commands, dict) and len(commands) == 15
     for name in commands:
         with pytest.raises(SystemExit) as exited:
             main([name, "--help"])
@@ -138,3 +160,80 @@ def test_bundle_dry_run_plans_wheels_with_pinned_torch(capsys: pytest.CaptureFix
     flat = [" ".join(c) for c in plan["commands"]]
     assert any("torch==2.13.0" in c and "wheel" in c for c in flat)
     assert not Path("out").exists()
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (MemoryNotFoundError("x"), EXIT_NOT_FOUND), (InvalidFilterError("x"), EXIT_INVALID_INPUT),
+    (StoreLockedError("x"), EXIT_STORE), (SchemaMismatchError("x"), EXIT_STORE), (HistoryError("x"), EXIT_STORE),
+    (ChecksumError("x"), EXIT_MODEL), (DependencyError("x"), EXIT_MODEL), (ExtractionError("x"), EXIT_MODEL),
+    (ConfigError("x"), EXIT_CONFIG), (LocalmemError("x"), EXIT_ERROR),
+])
+def test_every_error_kind_maps_to_its_documented_exit_code(error: LocalmemError, code: int) -> None:
+    assert exit_code(error) == code
+    assert f"  {code} " in build_parser().epilog or code == EXIT_ERROR  # type: ignore[operator]
+
+
+def test_infer_is_on_by_default_and_can_be_turned_off() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["add", "x"]).infer is True
+    assert parser.parse_args(["add", "x", "--no-infer"]).infer is False
+    assert parser.parse_args(["add", "x", "--infer"]).infer is True
+
+
+def test_a_store_open_in_another_process_exits_5(make_memory: MemoryFactory) -> None:
+    make_memory(HashingEmbedder(), name="busy.db").add("held open", user_id="u", infer=False)
+    done = subprocess.run([sys.executable, "-m", "localmem", "list", "--user", "u", "--db", "busy.db"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == EXIT_STORE, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("localmem: error: ") and "busy.db" in line, line
+
+
+def test_bench_passes_every_argument_through(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from localmem.cli import admin_cmds
+
+    calls: list[list[str]] = []
+
+    def call(command: list[str], cwd: Path) -> int:
+        calls.append(command)
+        return 0
+
+    monkeypatch.setattr(admin_cmds, "subprocess", SimpleNamespace(call=call))
+    assert main(["bench", "--quick", "--sizes", "100", "1000"]) == 0
+    assert main(["bench", "--", "--help"]) == 0
+    assert [c[1:] for c in calls] == [["-m", "benchmarks.run", "--quick", "--sizes", "100", "1000"],
+                                      ["-m", "benchmarks.run", "--help"]]
+
+
+def test_bench_without_a_source_checkout_says_so(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import localmem.bundle
+
+    def no_checkout() -> Path:
+        raise DependencyError("no pyproject.toml")
+
+    monkeypatch.setattr(localmem.bundle, "source_checkout", no_checkout)
+    code, _, err = run(capsys, "bench", "--quick")
+    assert code == EXIT_MODEL and "source checkout, not the wheel" in err and err.count("\n") == 1
+
+
+def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make_memory: MemoryFactory) -> None:
+    def store_check(*argv: str) -> tuple[int, dict[str, str]]:
+        code, out, _ = run(capsys, "doctor", "--json", *argv)
+        return code, next(c for c in json.loads(out)["checks"] if c["check"] == "store")
+
+    # Made by another process: Milvus Lite keeps a folder locked by the process that opened it until exit.
+    made = subprocess.run([sys.executable, "-m", "localmem", "add", "--no-infer", "--user", "u", "x",
+                           "--db", "real.db"], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    code, check = store_check("--db", "real.db")
+    assert check["status"] == "ok" and "collections: localmem" in check["detail"]
+    Path("other").mkdir()
+    Path("other", "notes.txt").write_text("mine")
+    code, check = store_check("--db", "other")
+    assert code == EXIT_CHECK_FAILED and check["status"] == "fail" and "not a Milvus Lite" in check["detail"]
+    assert sorted(p.name for p in Path("other").iterdir()) == ["notes.txt"]  # doctor wrote nothing there
+    make_memory(HashingEmbedder(), name="busy.db").add("held", user_id="u", infer=False)
+    _, check = store_check("--db", "busy.db")
+    assert check["status"] == "warn" and "another process" in check["detail"]

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 GUARD = textwrap.dedent('''
     import ipaddress, json, socket, sys
 
@@ -61,6 +59,8 @@ CYCLE = textwrap.dedent('''
     m = Memory()
     added = m.add("I am working on improving my tennis skills.", user_id="alice")
     memory_id = added["results"][0]["id"]
+    # A raw-text fallback would be flagged here: its absence shows the LLM really extracted the fact.
+    flags = m.get(memory_id).get("metadata", {}).get("localmem_flags", [])
     hits = m.search("What are Alice's hobbies", user_id="alice")["results"]
     m.update(memory_id, "Likes to play tennis on weekends")
     events = [e["event"] for e in m.history(memory_id)]
@@ -74,7 +74,7 @@ CYCLE = textwrap.dedent('''
     except OSError:
         self_test = "blocked"
     print("RESULT " + json.dumps({"added": added, "hits": len(hits), "events": events, "left": len(left),
-                                  "cycle_attempts": cycle_attempts, "self_test": self_test,
+                                  "flags": flags, "cycle_attempts": cycle_attempts, "self_test": self_test,
                                   "all_attempts": ATTEMPTS}))
 ''')
 
@@ -87,6 +87,7 @@ def _network_namespace() -> list[str]:
     return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'] if probe.returncode == 0 else []
 
 
+@pytest.mark.slow
 def test_full_cycle_never_leaves_loopback(tmp_path: Path) -> None:
     script = tmp_path / "offline_cycle.py"
     script.write_text(GUARD + CYCLE)
@@ -104,3 +105,42 @@ def test_full_cycle_never_leaves_loopback(tmp_path: Path) -> None:
     assert result["hits"] >= 1
     assert result["events"] == ["ADD", "UPDATE"]
     assert result["left"] == 0
+    assert result["flags"] == []
+
+
+PROBE = textwrap.dedent('''
+    import socket, threading
+
+    outcomes = {}
+    for name, attempt in [
+        ("connect", lambda: socket.socket().connect(("203.0.113.1", 80))),
+        ("connect_ex", lambda: socket.socket().connect_ex(("203.0.113.1", 80))),
+        ("create_connection", lambda: socket.create_connection(("example.com", 80), timeout=2)),
+        ("ipv6", lambda: socket.socket(socket.AF_INET6).connect(("2001:db8::1", 80, 0, 0))),
+    ]:
+        try:
+            attempt()
+            outcomes[name] = "connected"
+        except OSError:
+            outcomes[name] = "blocked"
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: server.accept(), daemon=True).start()
+    socket.create_connection(server.getsockname(), timeout=5).close()
+    a, b = socket.socketpair(socket.AF_UNIX)
+    a.sendall(b"x")
+    outcomes["loopback"] = outcomes["unix"] = "ok" if b.recv(1) == b"x" else "broken"
+    print("RESULT " + json.dumps({"outcomes": outcomes, "attempts": ATTEMPTS}))
+''')
+
+
+def test_the_guard_records_and_blocks_every_non_loopback_attempt(tmp_path: Path) -> None:
+    """Without this, a guard that silently stopped working would let the cycle test pass."""
+    script = tmp_path / "probe.py"
+    script.write_text(GUARD + PROBE)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("RESULT ")).removeprefix("RESULT "))
+    assert result["outcomes"] == {"connect": "blocked", "connect_ex": "blocked", "create_connection": "blocked",
+                                  "ipv6": "blocked", "loopback": "ok", "unix": "ok"}
+    assert result["attempts"] == ["connect ('203.0.113.1', 80)", "connect ('203.0.113.1', 80)",
+                                  "resolve 'example.com'", "connect ('2001:db8::1', 80, 0, 0)"]

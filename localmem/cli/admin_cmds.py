@@ -150,7 +150,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise DependencyError("the benchmark suite ships with the source checkout, not the wheel") from exc
     if not (root / "benchmarks" / "run.py").is_file():
         raise DependencyError(f"no benchmark suite at {root / 'benchmarks'}")
-    forwarded = [a for a in args.bench_args if a != "--"]
+    forwarded = args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args
     return subprocess.call([sys.executable, "-m", "benchmarks.run", *forwarded], cwd=root)
 
 

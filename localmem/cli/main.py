@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from localmem.errors import (
     ConfigError,
     DependencyError,
+    ExtractionError,
+    HistoryError,
     InvalidInputError,
     LocalmemError,
     LocalmemWarning,
@@ -32,10 +36,10 @@ EXIT_INTERRUPTED = 130
 
 EPILOG = """\
 exit codes:
-  0 success            3 memory not found      6 model or dependency problem
-  1 other error        4 invalid input         7 bad configuration
-  2 usage error        5 store problem (locked, unreachable, schema mismatch)
-  8 a check failed (doctor, models verify)     130 interrupted
+  0 success        3 memory not found   6 model problem (missing, corrupt, extraction failed, package missing)
+  1 other error    4 invalid input      7 bad configuration
+  2 usage error    5 store problem (locked by another process, unreachable, schema mismatch, history db)
+  8 a check failed (doctor, models verify)                130 interrupted
 environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_MODELS_DIR
 """
 
@@ -43,8 +47,8 @@ environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_
 def exit_code(error: BaseException) -> int:
     """The documented exit code for an error (most specific class first)."""
     for kind, code in ((MemoryNotFoundError, EXIT_NOT_FOUND), (InvalidInputError, EXIT_INVALID_INPUT),
-                       (StoreError, EXIT_STORE), (ModelError, EXIT_MODEL), (DependencyError, EXIT_MODEL),
-                       (ConfigError, EXIT_CONFIG)):
+                       (StoreError, EXIT_STORE), (HistoryError, EXIT_STORE), (ModelError, EXIT_MODEL),
+                       (DependencyError, EXIT_MODEL), (ExtractionError, EXIT_MODEL), (ConfigError, EXIT_CONFIG)):
         if isinstance(error, kind):
             return code
     return EXIT_ERROR
@@ -66,10 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:2]):
+        # Everything after 'bench' belongs to benchmarks.run: argparse's REMAINDER would still try
+        # to read a leading '--quick' as one of ours.
+        args = parser.parse_args(["bench"])
+        args.bench_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_libraries(debug):
             # localmem's own warnings (e.g. a dims override) are one line for a shell user.
             warnings.simplefilter("always", LocalmemWarning)
             warnings.showwarning = _one_line_warning
@@ -88,6 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"localmem: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+@contextlib.contextmanager
+def _quiet_libraries(debug: bool) -> Iterator[None]:
+    """Keep third-party log records (milvus_lite logs a traceback before we turn its error into one
+    line) off the terminal: a root NullHandler stops Python's last-resort stderr printer."""
+    if debug:
+        yield
+        return
+    root, quiet = logging.getLogger(), logging.NullHandler()
+    root.addHandler(quiet)
+    try:
+        yield
+    finally:
+        root.removeHandler(quiet)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -49,7 +49,8 @@ def register(commands: Any, epilog: str) -> None:
     p.add_argument("text", nargs="*", help="messages; omit and use --file for many")
     p.add_argument("--file", help="one message per line ('-' for stdin); stored with --no-infer in batches")
     p.add_argument("--metadata", type=_json_object, metavar="JSON", help="metadata for every memory created")
-    p.add_argument("--no-infer", dest="infer", action="store_false", help="store the text as it is")
+    p.add_argument("--infer", action=argparse.BooleanOptionalAction, default=True,
+                   help="extract facts with the local LLM (default) or, with --no-infer, store the text as it is")
     p = command("search", _search, "memories most similar to a query (score: higher is better)",
                 [store, scope, filters])
     p.add_argument("query")

@@ -211,7 +211,7 @@ class MilvusStore:
         try:
             return MilvusClient(uri=str(path), **kwargs)
         except Exception as exc:
-            if _locked_by_other_process(path):
+            if is_locked_by_another_process(path):
                 raise StoreLockedError(f"{path} is open in another process (Milvus Lite allows one process per "
                                        "data folder); close it there, or use a Milvus server uri to share a store"
                                        ) from exc
@@ -387,7 +387,7 @@ def _reason(exc: BaseException) -> str:
     return str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
 
 
-def _locked_by_other_process(path: Path) -> bool:
+def is_locked_by_another_process(path: Path) -> bool:
     """Probe Milvus Lite's LOCK file; only called after opening failed."""
     lock = path / "LOCK"
     if sys.platform == "win32" or not lock.exists():
