@@ -39,7 +39,8 @@ class VectorStoreConfig:
     db_name: str = ""
     collection_name: str = DEFAULT_COLLECTION
     metric_type: Metric = "COSINE"
-    index_type: IndexType = "AUTOINDEX"
+    # None: FLAT on a Milvus Lite file, AUTOINDEX on a server (see MilvusStore.index_type).
+    index_type: IndexType | None = None
     # What the user asked for; the embedder's real size wins (see Memory).
     embedding_model_dims: int | None = None
 
@@ -143,7 +144,7 @@ class MemoryConfig:
         vs = self.vector_store
         if vs.metric_type not in _METRICS:
             raise ConfigError(f"vector_store.config.metric_type must be one of {_METRICS}, got {vs.metric_type!r}")
-        if vs.index_type not in _INDEX_TYPES:
+        if vs.index_type is not None and vs.index_type not in _INDEX_TYPES:
             raise ConfigError(f"vector_store.config.index_type must be one of {_INDEX_TYPES}, got {vs.index_type!r}")
         if not vs.collection_name.replace("_", "").isalnum() or vs.collection_name[0].isdigit():
             raise ConfigError(

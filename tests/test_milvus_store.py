@@ -163,3 +163,17 @@ def test_reset_empties_and_keeps_working(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.count()
+
+
+def test_lite_defaults_to_exact_flat_and_reopen_keeps_the_stored_index(tmp_path: Path) -> None:
+    store = _store(tmp_path / "flat.db")
+    assert store.index_type == "FLAT"
+    store.close()
+    hnsw = _store(tmp_path / "hnsw.db", index_type="HNSW")
+    _fill(hnsw, TEXTS, Scope(user_id="u"))
+    hnsw.close()
+    reopened = _store(tmp_path / "hnsw.db")  # no index_type given: the collection's own is used
+    assert reopened.index_type == "HNSW"
+    assert reopened._search_params(10)["params"]["ef"] >= 10
+    assert reopened.search(EMBEDDER.embed([TEXTS[1]])[0], Scope(user_id="u"), None, 1)[0].record.memory == TEXTS[1]
+    reopened.close()
