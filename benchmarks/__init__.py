@@ -1,0 +1,6 @@
+"""localmem's benchmark suite: ``python -m benchmarks.run [--quick]``.
+
+Latency vs size per Milvus index (with an exact numpy floor), scoring metrics
+(L2 / cosine / IP), ingestion throughput and full-product retrieval on LoCoMo.
+Data is read from the shared data folder, never copied into the repository.
+"""

@@ -1,0 +1,99 @@
+"""Ingestion throughput through the public API, and the store's bulk path underneath it.
+
+Three ways to write the same LoCoMo turns, each into a fresh Milvus Lite folder:
+one ``Memory.add(infer=False)`` per message; one add() per batch of messages (a list
+in one call); and ``store.insert`` of prepared records with precomputed vectors (no
+embedding, no duplicate check, no history), which bounds what add() could reach.
+add(infer=True) needs the language model and is measured by benchmarks/extraction.py
+when that module is present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks import data
+from benchmarks.embedding import Embedders, normalise
+from benchmarks.timing import summarize
+from localmem import Memory, MemoryConfig
+from localmem.config import VectorStoreConfig
+from localmem.records import MemoryRecord, Scope, now_iso, text_hash
+
+BATCH = 50  # messages per add() call in the batched mode
+BULK = 1000  # records per store.insert call
+
+
+def _memory(emb: Embedders, path: Path) -> Memory:
+    return Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(path))), embedder=emb.default)
+
+
+def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conversations: int | None,
+        extraction_turns: int | None, seed: int, workdir: Path) -> dict[str, Any]:
+    texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))
+    n_single = min(n_single, len(texts))
+    n_batched = len(texts) if n_batched is None else min(n_batched, len(texts))
+    out: dict[str, Any] = {"device": emb.device, "batch_messages": BATCH, "bulk_records": BULK}
+
+    with _memory(emb, workdir / "ingest_single.db") as memory:
+        memory.add("warm-up", user_id="warmup", infer=False)
+        times = []
+        for text in texts[:n_single]:
+            start = time.perf_counter()
+            memory.add(text, user_id="bench", infer=False)
+            times.append(time.perf_counter() - start)
+        stats = summarize(times)
+        out["single"] = {"messages": n_single, "memories_per_s": n_single / sum(times), "per_add": stats.to_dict()}
+
+    with _memory(emb, workdir / "ingest_batched.db") as memory:
+        memory.add("warm-up", user_id="warmup", infer=False)
+        chunks = [texts[i:i + BATCH] for i in range(0, n_batched, BATCH)]
+        start = time.perf_counter()
+        for chunk in chunks:
+            memory.add([{"role": "user", "content": t} for t in chunk], user_id="bench", infer=False)
+        elapsed = time.perf_counter() - start
+        out["batched"] = {"messages": n_batched, "memories_per_s": n_batched / elapsed,
+                          "per_add_ms": 1000 * elapsed / len(chunks)}
+
+    vectors = normalise(emb.embed_raw_cached(texts[:n_batched]))
+    with _memory(emb, workdir / "ingest_bulk.db") as memory:
+        stamp = now_iso()
+        records = [MemoryRecord(str(uuid.UUID(int=i)), t, text_hash(t), Scope(user_id="bench"), {}, stamp)
+                   for i, t in enumerate(texts[:n_batched])]
+        start = time.perf_counter()
+        for lo in range(0, n_batched, BULK):
+            memory.store.insert(records[lo:lo + BULK], vectors[lo:lo + BULK])
+        inserted = time.perf_counter()
+        flush = getattr(memory.store, "flush", None)
+        if callable(flush):
+            flush()  # count the flush a first search would pay, so the figure is end to end
+        done = time.perf_counter()
+        out["store_bulk"] = {"records": n_batched, "memories_per_s": n_batched / (done - start),
+                             "insert_s": inserted - start, "flush_s": done - inserted}
+    out["infer"] = extraction(conversations=extraction_conversations, turns=extraction_turns, seed=seed)
+    return out
+
+
+def extraction(*, conversations: int | None, turns: int | None, seed: int) -> dict[str, Any]:
+    """add(infer=True): delegated to benchmarks/extraction.py (another module's job), if present."""
+    try:
+        module = importlib.import_module("benchmarks.extraction")
+    except ImportError as exc:
+        return {"skipped": f"benchmarks.extraction is not available ({exc}); add(infer=True) not measured"}
+    measure = getattr(module, "measure_extraction", None)
+    if not callable(measure):
+        return {"skipped": "benchmarks.extraction has no measure_extraction(); add(infer=True) not measured"}
+    kwargs: dict[str, Any] = {"conversations": conversations, "seed": seed}
+    if "turns" in inspect.signature(measure).parameters:
+        kwargs["turns"] = turns  # a seeded sample: every turn of every conversation would take hours
+    start = time.perf_counter()
+    try:
+        result: dict[str, Any] = dict(measure(**kwargs))
+    except Exception as exc:  # another module's failure must not cost the rest of the run its figures
+        return {"skipped": f"benchmarks.extraction.measure_extraction failed: {type(exc).__name__}: {exc}"}
+    result["elapsed_s"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,152 @@
+"""Full-product retrieval on LoCoMo dev: Memory.add(infer=False) + Memory.search, vs the floor.
+
+Each turn "Speaker: text" is stored as a memory scoped to its conversation
+(user_id = sample_id, one add() per session). Each category 1-4 question is searched
+in its conversation; a result counts for every dialogue turn whose text it holds.
+The floor is issue #2's yardstick: the same query embedding plus an exact numpy cosine
+scan over the vectors Milvus holds for that conversation. Targets: search p50 at most
+1.5x the floor's, hit@5 at least the floor's.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import data, floor, metrics
+from benchmarks.embedding import Embedders
+from benchmarks.timing import median_of_passes, summarize, time_each
+from localmem import Memory, MemoryConfig
+from localmem.config import VectorStoreConfig
+from localmem.protocols import Vectors
+
+SPEED_TARGET = 1.5
+NEIGHBOURS = 3
+DEPTH = max(metrics.KS)
+
+
+def run(emb: Embedders, *, conversations: int | None, max_questions: int | None, seed: int, warmup: int,
+        repeats: int, workdir: Path) -> dict[str, Any]:
+    turns = data.locomo_turns()
+    convs = sorted({t.conversation for t in turns})[:conversations]
+    questions = [q for q in data.locomo_questions() if q.conversation in convs]
+    if max_questions is not None:
+        questions = random.Random(seed).sample(questions, min(max_questions, len(questions)))
+    labels: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    sessions: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for t in turns:
+        if t.conversation in convs:
+            labels[t.conversation][t.text.strip()].add(t.dia_id)
+            sessions[(t.conversation, t.dia_id.split(":")[0])].append(t.text)
+    print(f"retrieval: {len(convs)} conversations, {len(questions)} questions", flush=True)
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(workdir / "retrieval.db")))
+    with Memory(config, embedder=emb.default) as memory:
+        for (conv, _), texts in sessions.items():
+            memory.add([{"role": "user", "content": t} for t in texts], user_id=conv, infer=False)
+        matrices = {c: _stored(memory, c) for c in convs}
+        found: dict[int, list[str]] = {}
+
+        def product(i: int) -> None:
+            q = questions[i]
+            hits = memory.search(q.text, user_id=q.conversation, limit=DEPTH)["results"]
+            found[i] = [h["memory"] for h in hits]
+
+        def floor_search(i: int) -> list[str]:
+            q = questions[i]
+            texts, matrix = matrices[q.conversation]
+            rows = floor.unit_scan(matrix, emb.default.embed([q.text])[0], DEPTH)
+            return [texts[r] for r in rows]
+
+        cases = list(range(len(questions)))
+        product_passes = time_each(product, cases, warmup=warmup, repeats=repeats)
+        with floor.single_threaded_blas():
+            floor_passes = time_each(floor_search, cases, warmup=warmup, repeats=repeats)
+        floor_found = {i: floor_search(i) for i in cases}
+    product_stats, floor_stats = median_of_passes(product_passes), median_of_passes(floor_passes)
+
+    def quality(results: dict[int, list[str]]) -> dict[str, Any]:
+        per_query = [([labels[q.conversation][m.strip()] for m in results[i]], q.evidence)
+                     for i, q in enumerate(questions)]
+        out: dict[str, Any] = metrics.curves(per_query)
+        out["hit_at_5_by_category"] = {
+            str(c): metrics.mean([metrics.hit_at(r, e, 5) for (r, e), q in zip(per_query, questions, strict=True)
+                                  if q.category == c]) for c in data.QA_CATEGORIES}
+        return out
+
+    product_q, floor_q = quality(found), quality(floor_found)
+    ratio = product_stats.p50_ms / floor_stats.p50_ms
+    return {
+        "device": emb.device, "conversations": convs, "questions": len(questions),
+        "memories": sum(len(m[0]) for m in matrices.values()),
+        "product": {"latency": product_stats.to_dict(), "quality": product_q},
+        "floor": {"latency": floor_stats.to_dict(), "quality": floor_q},
+        "targets": {
+            "p50_ratio_to_floor": ratio, "p50_target": SPEED_TARGET, "p50_met": ratio <= SPEED_TARGET,
+            "hit_at_5": product_q["hit"]["5"], "floor_hit_at_5": floor_q["hit"]["5"],
+            "hit_at_5_met": product_q["hit"]["5"] >= floor_q["hit"]["5"],
+        },
+    }
+
+
+def infer_subset(emb: Embedders, *, n_questions: int, seed: int, workdir: Path) -> dict[str, Any]:
+    """add(infer=True) vs add(infer=False) retrieval on a small haystack, with the default LLM.
+
+    The LLM costs about a second per add() on 2 cores, so this uses a few single-hop and
+    multi-hop questions of the first conversation, and as haystack their evidence turns plus
+    NEIGHBOURS turns either side (the context that makes retrieval non-trivial). A memory
+    counts for the turn whose add() created or updated it.
+    """
+    try:
+        from localmem.extractors.llama_cpp import LlamaCppModel
+    except ImportError as exc:
+        return {"skipped": f"the llama.cpp extractor is not importable ({exc})"}
+    turns = data.locomo_turns()
+    conv = sorted({t.conversation for t in turns})[0]
+    turns = [t for t in turns if t.conversation == conv]
+    pool = [q for q in data.locomo_questions() if q.conversation == conv and q.category in (1, 4)]
+    questions = random.Random(seed).sample(pool, min(n_questions, len(pool)))
+    position = {t.dia_id: i for i, t in enumerate(turns)}
+    keep = sorted({j for q in questions for e in q.evidence if e in position
+                   for j in range(position[e] - NEIGHBOURS, position[e] + NEIGHBOURS + 1) if 0 <= j < len(turns)})
+    haystack = [turns[j] for j in keep]
+    out: dict[str, Any] = {"conversation": conv, "questions": len(questions), "turns": len(haystack),
+                           "neighbours": NEIGHBOURS}
+    llm = LlamaCppModel()
+    try:
+        for infer in (False, True):
+            config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(workdir / f"infer_{infer}.db")))
+            with Memory(config, embedder=emb.default, llm=llm if infer else None) as memory:
+                memory.add("Warm-up.", user_id="warmup", infer=infer)  # loads the model outside the timings
+                owner: dict[str, set[str]] = defaultdict(set)
+                times = []
+                for t in haystack:
+                    start = time.perf_counter()
+                    changes = memory.add(t.text, user_id=conv, infer=infer)["results"]
+                    times.append(time.perf_counter() - start)
+                    for c in changes:
+                        if c["event"] in ("ADD", "UPDATE"):
+                            owner[c["id"]].add(t.dia_id)
+                ranked = [[owner[h["id"]] for h in memory.search(q.text, user_id=conv, limit=DEPTH)["results"]]
+                          for q in questions]
+                out["infer" if infer else "raw"] = {
+                    "memories": len(memory.get_all(user_id=conv, limit=16_384)["results"]),
+                    "add_latency": summarize(times).to_dict(),
+                    "quality": metrics.curves([(r, q.evidence) for r, q in zip(ranked, questions, strict=True)]),
+                }
+    finally:
+        llm.close()
+    return out
+
+
+def _stored(memory: Memory, conv: str) -> tuple[list[str], Vectors]:
+    """The texts and the very vectors Milvus holds for one conversation."""
+    records = memory.get_all(user_id=conv, limit=16_384)["results"]
+    vectors = memory.store.get_vectors([r["id"] for r in records])
+    texts = [r["memory"] for r in records if r["id"] in vectors]
+    matrix = np.stack([vectors[r["id"]].reshape(-1) for r in records if r["id"] in vectors]).astype(np.float32)
+    return texts, matrix

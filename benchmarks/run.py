@@ -1,0 +1,192 @@
+"""The one command: ``python -m benchmarks.run [--quick] [--out DIR] [--sizes ...] [--seed N]``.
+
+Runs the sections in order (latency, scoring, ingestion, retrieval), then writes
+results.json, report.md and the PNG figures into the output folder. Milvus Lite
+data folders live in a temporary directory and are deleted afterwards; only the
+embedding cache (~/.cache/localmem/bench) outlives a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import math
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a run depends on; ``for_mode`` fills the full / quick defaults."""
+
+    quick: bool = False
+    out: Path = RESULTS / "latest"
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    seed: int = 0
+    # 100 queries x 3 passes: FLAT without a filter costs ~0.5 s per search at 100k rows on 2
+    # busy cores, so this alone is ~2.5 min of the full run.
+    queries: int = 100  # latency queries
+    repeats: int = 3
+    warmup: int = 5
+    k: int = 10
+    device: str = "auto"
+    threads: int | None = None  # cap every BLAS / OpenMP pool (torch, numpy, faiss) for the whole run
+    sections: tuple[str, ...] = SECTIONS
+    scifact_queries: int | None = None
+    scifact_docs: int | None = None
+    scoring_questions: int | None = None
+    scoring_conversations: int | None = None
+    ingest_single: int = 500
+    ingest_batched: int | None = None
+    retrieval_conversations: int | None = None
+    retrieval_questions: int | None = None
+    extraction_conversations: int | None = None
+    extraction_turns: int | None = 100  # LLM-bound: ~2-3 s per add(infer=True) on 2 busy cores
+    infer_questions: int = 10  # add(infer=True) retrieval: questions whose turns (+ neighbours) are added
+    command: str = field(default="", compare=False)
+
+    @classmethod
+    def for_mode(cls, quick: bool, **overrides: Any) -> Options:
+        base: dict[str, Any] = {"quick": quick}
+        if quick:
+            base.update(out=RESULTS / "quick", sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5,
+                        scifact_queries=100, scifact_docs=1_500, scoring_questions=150, ingest_single=100,
+                        ingest_batched=500, retrieval_conversations=2, retrieval_questions=100,
+                        extraction_conversations=1, extraction_turns=30, infer_questions=3)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+
+def run_suite(options: Options) -> dict[str, Any]:
+    """Run the chosen sections and write the outputs; returns what results.json holds."""
+    from benchmarks import env, ingestion, latency, plots, report, retrieval, scoring
+    from benchmarks.embedding import Embedders
+
+    started = time.perf_counter()
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    emb = Embedders(device=options.device)
+    results: dict[str, Any] = {"mode": "quick" if options.quick else "full", "seed": options.seed,
+                               "command": options.command or "run_suite()",
+                               "options": {k: (str(v) if isinstance(v, Path) else v)
+                                           for k, v in asdict(options).items()},
+                               "environment": env.describe(emb.device), "timings_s": {}}
+    samples: dict[str, Any] = {}
+    limit: contextlib.AbstractContextManager[None] = (
+        contextlib.nullcontext() if options.threads is None else _thread_limit(options.threads))
+    try:
+        # Milvus Lite's background compaction can still be writing when a store is closed; a
+        # leftover temp file must not fail a run whose figures are all in.
+        with limit, tempfile.TemporaryDirectory(prefix="localmem-bench-", ignore_cleanup_errors=True) as tmp:
+            work = Path(tmp)
+            for section in options.sections:
+                t0 = time.perf_counter()
+                print(f"== {section}", flush=True)
+                if section == "latency":
+                    results["latency"] = latency.run(
+                        emb, sizes=list(options.sizes), n_queries=options.queries, seed=options.seed,
+                        repeats=options.repeats, warmup=options.warmup, k=options.k, workdir=work)
+                elif section == "scoring":
+                    results["scoring"], samples = scoring.run(
+                        emb, scifact_queries=options.scifact_queries, scifact_docs=options.scifact_docs,
+                        locomo_questions=options.scoring_questions,
+                        locomo_conversations=options.scoring_conversations, seed=options.seed,
+                        warmup=options.warmup, workdir=work)
+                elif section == "ingestion":
+                    results["ingestion"] = ingestion.run(
+                        emb, n_single=options.ingest_single, n_batched=options.ingest_batched,
+                        extraction_conversations=options.extraction_conversations,
+                        extraction_turns=options.extraction_turns, seed=options.seed,
+                        workdir=work)
+                elif section == "retrieval":
+                    results["retrieval"] = retrieval.run(
+                        emb, conversations=options.retrieval_conversations,
+                        max_questions=options.retrieval_questions, seed=options.seed, warmup=options.warmup,
+                        repeats=options.repeats, workdir=work)
+                    results["retrieval"]["infer"] = (retrieval.infer_subset(
+                        emb, n_questions=options.infer_questions, seed=options.seed, workdir=work)
+                        if options.infer_questions > 0 else {"skipped": "infer_questions=0"})
+                results["timings_s"][section] = time.perf_counter() - t0
+    finally:
+        emb.close()
+    results["elapsed_s"] = time.perf_counter() - started
+    results = _finite(results)
+    pngs = plots.write_all(results, samples, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    (out / "report.md").write_text(report.render(results, pngs))
+    return results
+
+
+@contextlib.contextmanager
+def _thread_limit(threads: int) -> Iterator[None]:
+    """Cap torch's OpenMP pool and every BLAS in the process (Milvus Lite's engine runs here too).
+
+    On a loaded 2-core machine a 2-thread OpenMP region waits for a descheduled thread: one
+    query's embedding was measured at ~480 ms with 2 threads and ~11 ms with 1.
+    """
+    try:
+        threadpoolctl = importlib.import_module("threadpoolctl")
+    except ImportError:
+        raise SystemExit("--threads needs threadpoolctl: pip install threadpoolctl") from None
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpoolctl.threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null, so results.json is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and subsets: a few minutes on 2 cores")
+    parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/latest or quick)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="latency corpus sizes (default 1000 10000 100000)")
+    parser.add_argument("--seed", type=int, help="seed of every sample and the corpus expansion (default 0)")
+    parser.add_argument("--queries", type=int, help="latency queries per configuration")
+    parser.add_argument("--repeats", type=int, help="timed passes over the queries (median reported)")
+    parser.add_argument("--device", help="embedder device: auto (CUDA if torch sees one), cpu, cuda")
+    parser.add_argument("--threads", type=int,
+                        help="cap torch, OpenMP and BLAS threads for the whole run (Milvus Lite's engine included)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="run only these sections")
+    args = parser.parse_args(argv)
+    return Options.for_mode(
+        args.quick, out=args.out, sizes=tuple(args.sizes) if args.sizes else None, seed=args.seed,
+        queries=args.queries, repeats=args.repeats, device=args.device, threads=args.threads,
+        sections=tuple(args.sections) if args.sections else None,
+        command=" ".join(["python -m benchmarks.run", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    results = run_suite(options)
+    print(f"wrote {options.out}/results.json, report.md and figures in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
