@@ -4,14 +4,11 @@ Three ways to write the same LoCoMo turns, each into a fresh Milvus Lite folder:
 one ``Memory.add(infer=False)`` per message; one add() per batch of messages (a list
 in one call); and ``store.insert`` of prepared records with precomputed vectors (no
 embedding, no duplicate check, no history), which bounds what add() could reach.
-add(infer=True) needs the language model and is measured by benchmarks/extraction.py
-when that module is present.
+add(infer=True) needs the language model and is measured by benchmarks/extraction.py.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +17,10 @@ from typing import Any
 from benchmarks import data
 from benchmarks.embedding import Embedders, normalise
 from benchmarks.timing import summarize
-from localmem import Memory, MemoryConfig
+from localmem import LocalmemError, Memory, MemoryConfig
 from localmem.config import VectorStoreConfig
 from localmem.records import MemoryRecord, Scope, now_iso, text_hash
+from localmem.vector_stores.milvus import MilvusStore
 
 BATCH = 50  # messages per add() call in the batched mode
 BULK = 1000  # records per store.insert call
@@ -68,9 +66,8 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
         for lo in range(0, n_batched, BULK):
             memory.store.insert(records[lo:lo + BULK], vectors[lo:lo + BULK])
         inserted = time.perf_counter()
-        flush = getattr(memory.store, "flush", None)
-        if callable(flush):
-            flush()  # count the flush a first search would pay, so the figure is end to end
+        assert isinstance(memory.store, MilvusStore)
+        memory.store.flush()  # count the flush a first search would pay, so the figure is end to end
         done = time.perf_counter()
         out["store_bulk"] = {"records": n_batched, "memories_per_s": n_batched / (done - start),
                              "insert_s": inserted - start, "flush_s": done - inserted}
@@ -79,21 +76,14 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
 
 
 def extraction(*, conversations: int | None, turns: int | None, seed: int) -> dict[str, Any]:
-    """add(infer=True): delegated to benchmarks/extraction.py (another module's job), if present."""
-    try:
-        module = importlib.import_module("benchmarks.extraction")
-    except ImportError as exc:
-        return {"skipped": f"benchmarks.extraction is not available ({exc}); add(infer=True) not measured"}
-    measure = getattr(module, "measure_extraction", None)
-    if not callable(measure):
-        return {"skipped": "benchmarks.extraction has no measure_extraction(); add(infer=True) not measured"}
-    kwargs: dict[str, Any] = {"conversations": conversations, "seed": seed}
-    if "turns" in inspect.signature(measure).parameters:
-        kwargs["turns"] = turns  # a seeded sample: every turn of every conversation would take hours
+    """add(infer=True) latency and extraction quality, from benchmarks/extraction.py."""
+    from benchmarks.extraction import measure_extraction
+
     start = time.perf_counter()
     try:
-        result: dict[str, Any] = dict(measure(**kwargs))
-    except Exception as exc:  # another module's failure must not cost the rest of the run its figures
-        return {"skipped": f"benchmarks.extraction.measure_extraction failed: {type(exc).__name__}: {exc}"}
+        # A seeded sample of turns: every turn of every conversation would take hours.
+        result = dict(measure_extraction(conversations=conversations, seed=seed, turns=turns))
+    except LocalmemError as exc:  # e.g. the model is not prepared: the rest of the run keeps its figures
+        return {"skipped": f"add(infer=True) not measured: {type(exc).__name__}: {exc}"}
     result["elapsed_s"] = time.perf_counter() - start
     return result

@@ -175,7 +175,7 @@ def _retrieval(ret: dict[str, Any]) -> list[str]:
              f"{len(ret['conversations'])} conversations ({', '.join(ret['conversations'])}), {ret['memories']} "
              f"memories, {ret['questions']} category 1-4 questions; Memory.add(infer=False) per session, "
              "Memory.search(user_id=conversation). Floor: same query embedding + exact numpy cosine over the "
-             "vectors Milvus holds for that conversation.", ""]
+             "vectors Milvus holds for that conversation. The two are timed alternately, query by query.", ""]
     lines += _table(["path", "p50 ms", "p95 ms", "p99 ms", "hit@1", "hit@5", "hit@10", "recall@5", "recall@10"], [
         [name, d["latency"]["p50_ms"], d["latency"]["p95_ms"], d["latency"]["p99_ms"], d["quality"]["hit"]["1"],
          d["quality"]["hit"]["5"], d["quality"]["hit"]["10"], d["quality"]["recall"]["5"],

@@ -72,6 +72,34 @@ def time_each(fn: Callable[[T], object], items: Sequence[T], *, warmup: int, rep
     return passes
 
 
+def time_interleaved(fns: Sequence[Callable[[T], object]], items: Sequence[T], *, warmup: int,
+                     repeats: int) -> list[list[list[float]]]:
+    """``time_each`` for several functions at once, alternating them item by item.
+
+    A comparison timed one side after the other absorbs any change in machine load
+    (a background compaction, a noisy neighbour) into one side; alternating per item,
+    with the order reversed on every other pass, spreads it over both. Returns one
+    list of passes per function.
+    """
+    for item in items[:warmup]:
+        for fn in fns:
+            fn(item)
+    out: list[list[list[float]]] = [[] for _ in fns]
+    for r in range(repeats):
+        order = list(range(len(fns)))
+        if r % 2:
+            order.reverse()
+        times: list[list[float]] = [[] for _ in fns]
+        for item in items:
+            for f in order:
+                start = time.perf_counter()
+                fns[f](item)
+                times[f].append(time.perf_counter() - start)
+        for f in range(len(fns)):
+            out[f].append(times[f])
+    return out
+
+
 def elementwise_sum(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> list[list[float]]:
     """Pair two timings of the same queries (embed + store) into end-to-end times, pass by pass."""
     return [[x + y for x, y in zip(pa, pb, strict=True)] for pa, pb in zip(a, b, strict=True)]
