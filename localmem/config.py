@@ -80,7 +80,7 @@ class MemoryConfig:
     vector_store: VectorStoreConfig = field(default_factory=VectorStoreConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
-    history_db_path: str | None = None  # None: beside the Milvus file (or ./ for a server)
+    history_db_path: str | None = None  # None: beside the Milvus file (or ./ for a server), one per collection
     custom_fact_extraction_prompt: str | None = None
     custom_update_memory_prompt: str | None = None
     on_extraction_failure: OnExtractionFailure = "raise"
@@ -95,10 +95,12 @@ class MemoryConfig:
         if self.history_db_path:
             return Path(self.history_db_path)
         vs = self.vector_store
+        # One history database per collection: reset() and export read "all history", and
+        # two collections in one Milvus file must not share (or wipe) each other's.
         if vs.is_local_file:
             db = Path(vs.uri)
-            return db.with_name(db.name + ".history.sqlite")
-        return Path("localmem_history.sqlite")
+            return db.with_name(f"{db.name}.{vs.collection_name}.history.sqlite")
+        return Path(f"localmem_history.{vs.collection_name}.sqlite")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MemoryConfig:

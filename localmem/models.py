@@ -142,7 +142,8 @@ def prepare_one(entry: ModelEntry, directory: Path) -> Path:
         for f in entry.files:
             dest = target / f.path
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if not (dest.is_file() and dest.stat().st_size == f.size):
+            # By checksum, not size: prepare must also repair a same-size damaged file.
+            if not (dest.is_file() and dest.stat().st_size == f.size and sha256_file(dest) == f.sha256):
                 _atomic_copy(source / f.path, dest)
     else:
         module = _import_source(entry)

@@ -22,7 +22,7 @@ import numpy as np
 
 from localmem.config import MemoryConfig
 from localmem.errors import ExtractionError
-from localmem.extractors.rules import Slot, slot_of
+from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
 from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
 from localmem.records import Change, Event, Fact, MemoryRecord, Message, Scope, SearchHit, now_iso, text_hash
 from localmem.writer import Write, Writer
@@ -110,7 +110,7 @@ class AddPipeline:
             limit = max(self.config.similarity_candidates, SLOT_SEARCH_LIMIT if slot else 0)
             hits = [h for h in self.store.search(vector[None, :], request.scope, None, limit)
                     if h.record.id not in touched]
-            duplicate = self._near_duplicate(vector, hits, pending)
+            duplicate = self._near_duplicate(text, vector, hits, pending)
             if duplicate is not None:
                 writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
                 continue
@@ -125,13 +125,16 @@ class AddPipeline:
             writes.append(write)
         return writes
 
-    def _near_duplicate(self, vector: Vectors, hits: Sequence[SearchHit],
+    def _near_duplicate(self, text: str, vector: Vectors, hits: Sequence[SearchHit],
                         pending: Sequence[tuple[MemoryRecord, Vectors]]) -> MemoryRecord | None:
         threshold = self.config.near_duplicate_threshold
-        if hits and hits[0].score >= threshold:
-            return hits[0].record
+        for hit in hits:
+            if hit.score < threshold:
+                break
+            if could_be_same_fact(text, hit.record.memory):
+                return hit.record
         for record, other in pending:
-            if _cosine(vector, other) >= threshold:
+            if _cosine(vector, other) >= threshold and could_be_same_fact(text, record.memory):
                 return record
         return None
 

@@ -102,7 +102,9 @@ def import_store(memory: Memory, path: Path, *, on_conflict: OnConflict = "skip"
     """Load an export into ``memory``'s collection; see the module docstring for the guarantees."""
     header = read_header(path)
     validate(path)  # pass 1: nothing is written unless every line is well-formed
-    identity = EmbedderIdentity(**header["embedder"]) if isinstance(header.get("embedder"), dict) else None
+    if on_conflict == "error":
+        _refuse_existing(memory, path)  # and, when refusing, unless no id already exists
+    identity = _identity(header, path)
     reuse_vectors = identity == memory.embedder.identity
     imported = skipped = reembedded = events = 0
     batch: list[tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]] = []
@@ -131,6 +133,26 @@ def import_store(memory: Memory, path: Path, *, on_conflict: OnConflict = "skip"
     memory.history_store.record(fresh)
     return ImportSummary(memories=imported, skipped=skipped, reembedded=reembedded,
                          history_events=events + len(fresh))
+
+
+def _identity(header: dict[str, Any], path: Path) -> EmbedderIdentity | None:
+    fields = header.get("embedder")
+    if not isinstance(fields, dict):
+        return None
+    try:
+        return EmbedderIdentity(**fields)
+    except TypeError as exc:
+        raise InvalidInputError(f"{path}: the header's embedder identity is malformed ({exc})") from exc
+
+
+def _refuse_existing(memory: Memory, path: Path) -> None:
+    """Raise before any write if a memory id of the file is already in the store."""
+    ids = [item["id"] for item in _items(path) if item["type"] == "memory"]
+    for lo in range(0, len(ids), _BATCH):
+        existing = memory.store.get(ids[lo:lo + _BATCH])
+        if existing:
+            raise InvalidInputError(f"memories of the file already exist (e.g. {existing[0].id}); nothing was "
+                                    "imported; use on_conflict 'skip' or 'replace'")
 
 
 def _write_batch(memory: Memory, batch: list[tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]],

@@ -103,8 +103,10 @@ def test_errors_are_one_line_with_documented_exit_codes(capsys: pytest.CaptureFi
         (("list", "--user", "u", "--filter", '{"k": {"between": 1}}'), EXIT_INVALID_INPUT, "between"),
         (("reset",), EXIT_INVALID_INPUT, "--yes"),
         (("add", "--no-infer", "--user", "u", "x", "--db", "plainfile"), EXIT_STORE, "not a Milvus Lite 3"),
+        (("import", "latin1.jsonl"), EXIT_INVALID_INPUT, "not UTF-8"),
     ]
     Path("plainfile").write_text("not a store")
+    Path("latin1.jsonl").write_bytes('{"format": "caf\u00e9"}\n'.encode("latin-1"))
     for argv, expected, fragment in cases:
         code, _, err = run(capsys, *argv)
         assert code == expected, (argv, err)
@@ -133,6 +135,10 @@ def test_models_and_doctor(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert code == EXIT_CHECK_FAILED and "sha256" in problems["all-MiniLM-L6-v2"], problems
     code, out, _ = run(capsys, "doctor")
     assert code == EXIT_CHECK_FAILED and "PROBLEMS FOUND" in out
+    # prepare repairs it, though the damaged file has the right size.
+    as_json(capsys, "models", "prepare", "all-MiniLM-L6-v2")
+    _, out, _ = run(capsys, "models", "verify", "--json")
+    assert {m["name"]: m["ok"] for m in json.loads(out)}["all-MiniLM-L6-v2"] is True, out
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

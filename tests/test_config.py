@@ -13,13 +13,14 @@ def test_mem0_quickstart_dict_maps_onto_typed_config() -> None:
     assert cfg.vector_store.uri == "./milvus.db"
     assert cfg.vector_store.embedding_model_dims == 1536
     assert cfg.vector_store.metric_type == "L2"
-    assert str(cfg.resolved_history_path()).endswith("milvus.db.history.sqlite")
+    # one history database per collection (the default collection here), beside the Milvus file
+    assert str(cfg.resolved_history_path()).endswith(f"milvus.db.{cfg.vector_store.collection_name}.history.sqlite")
 
 
 def test_server_uri_keeps_history_local() -> None:
     cfg = MemoryConfig.from_dict({"vector_store": {"config": {"uri": "http://localhost:19530", "token": "t"}}})
     assert not cfg.vector_store.is_local_file
-    assert cfg.resolved_history_path().name == "localmem_history.sqlite"
+    assert cfg.resolved_history_path().name == f"localmem_history.{cfg.vector_store.collection_name}.sqlite"
 
 
 def test_llm_and_embedder_sections() -> None:

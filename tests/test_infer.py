@@ -52,6 +52,19 @@ def test_a_negated_fact_replaces_the_memory_it_contradicts(make_memory: MemoryFa
         "Does not like pizza anymore", "Plays chess"]
 
 
+@pytest.mark.slow
+def test_a_changed_date_is_not_swallowed_as_a_near_duplicate(make_memory: MemoryFactory, real_embedder) -> None:
+    # The two facts score 0.99 with the real embedder, above the near-duplicate threshold;
+    # only the differing number keeps the second from being dropped as a repeat.
+    model, _ = _model(["- I have a midterm exam on November 20\n\n", "- I have a midterm exam on November 21\n\n",
+                       "UPDATE 0: Has a midterm exam on November 21\n"])
+    memory = make_memory(real_embedder, model)
+    first = memory.add("My midterm exam is on November 20", user_id="u")["results"][0]
+    (change,) = memory.add("Correction: the midterm is on November 21", user_id="u")["results"]
+    assert change == {"id": first["id"], "memory": "Has a midterm exam on November 21", "event": "UPDATE",
+                      "previous_memory": "Has a midterm exam on November 20"}
+
+
 def test_an_unusable_reconcile_answer_raises_by_default_and_writes_nothing(make_memory: MemoryFactory,
                                                                          hashing_embedder) -> None:
     model, _ = _model(["- I like pizza with olives\n\n", "- I like pizza with olives and capers\n\n", "???"])

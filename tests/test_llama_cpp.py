@@ -89,6 +89,12 @@ def test_parse_facts_rewrites_first_person_into_subjectless_memories() -> None:
         "Really enjoys cooking", "Went to Rome", "Sister Anna lives in Lisbon"]
 
 
+def test_parse_facts_keeps_one_word_attributes_and_the_is_of_an_age() -> None:
+    # Without "is", "I am vegetarian" became the one-word "Vegetarian" and was dropped as too short.
+    output = "- I am vegetarian\n- I'm married\n- I am 30 years old\n"
+    assert [f.text for f in prompting.parse_facts(output)] == ["Is vegetarian", "Is married", "Is 30 years old"]
+
+
 def test_parse_facts_accepts_none_and_rejects_other_shapes() -> None:
     assert prompting.parse_facts("- none\n\n") == []
     for bad in ("", "Sure! Here are the facts: tennis", "- Likes tennis\nand more"):

@@ -96,3 +96,19 @@ def test_export_header_names_format_embedder_and_count(make_memory: MemoryFactor
     assert header["format"] == "localmem-export" and header["version"] == 1
     assert header["embedder"] == embedder.identity.to_dict() and header["count"] == 2
     assert summary.orphan_histories == 1 and summary.history_events == 5  # 2 + 2 (deleted) + 1
+
+
+def test_on_conflict_error_refuses_before_writing_anything(make_memory: MemoryFactory, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder = HashingEmbedder()
+    source, _ = _filled(make_memory, embedder)
+    path = _export(source, tmp_path / "dump.jsonl", vectors=True)
+    first, second = [json.loads(line)["id"] for line in path.read_text().splitlines()
+                     if json.loads(line).get("type") == "memory"]
+    target = make_memory(embedder, name="dst.db")
+    import_store(target, path)
+    target.delete(first)  # now only the file's *second* memory conflicts
+    monkeypatch.setattr("localmem.transfer._BATCH", 1)  # the first memory would be its own, earlier batch
+    with pytest.raises(InvalidInputError, match="nothing was imported"):
+        import_store(target, path, on_conflict="error")
+    assert [r["id"] for r in target.get_all(user_id="u")["results"]] == [second]

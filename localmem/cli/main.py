@@ -99,6 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"localmem: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except UnicodeDecodeError as exc:
+        if debug:
+            raise
+        print(f"localmem: error: input is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except Exception as exc:  # a bug or an unmapped library error: still one line for a script to read
+        if debug:
+            raise
+        print(f"localmem: error: unexpected {type(exc).__name__}: {_one_line(exc)} (--debug shows the traceback)",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 @contextlib.contextmanager

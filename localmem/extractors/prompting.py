@@ -113,6 +113,11 @@ def to_memory_style(text: str) -> str:
     for pattern, replacement in _LEADS:
         new = pattern.sub(replacement, text, count=1)
         if new != text:
+            # "I am vegetarian" / "I am 30 years old": without the verb the fact would be one
+            # word (and dropped as too short) or lose the "is" the attribute rules key on.
+            if replacement == "" and pattern.pattern.startswith("^i") and (
+                    len(new.split()) == 1 or new[:1].isdigit()):
+                new = "is " + new
             text = new
             break
     else:

@@ -68,6 +68,15 @@ def is_negated(text: str) -> bool:
     return any(w in _NEGATIONS for w in _words(text))
 
 
+def could_be_same_fact(a: str, b: str) -> bool:
+    """False when two similar texts differ in a number or in negation.
+
+    The embedder scores "exam on November 20" vs "... November 21" at 0.99: above any
+    near-duplicate threshold, yet the second is an update, not a repeat.
+    """
+    return re.findall(r"\d+", a) == re.findall(r"\d+", b) and is_negated(a) == is_negated(b)
+
+
 def content_words(text: str) -> frozenset[str]:
     return frozenset(_stem(w) for w in _words(text) if w not in _FILLER)
 
