@@ -160,10 +160,23 @@ def test_context_is_dropped_when_only_the_user_message_fits() -> None:
     assert "word" not in backend.prompts[0].split("Conversation:")[-1]
 
 
-def test_a_message_that_cannot_fit_raises_prompt_too_long_naming_sizes() -> None:
-    model, backend = _model([], n_ctx=600, max_tokens=64)
-    with pytest.raises(PromptTooLongError, match=r"message 1 is \d+ tokens.*n_ctx=600"):
-        model.extract_facts([Message("user", "hi"), Message("user", "word " * 1000)])
+def test_a_message_too_long_for_one_prompt_is_read_in_pieces_that_fit() -> None:
+    sentences = [f"On day {i} I went hiking near the lake with my sister." for i in range(80)]
+    model, backend = _model(["- none\n\n"] * 50, n_ctx=600, max_tokens=64)
+    model.extract_facts([Message("user", " ".join(sentences))])
+    assert len(backend.prompts) > 1
+    assert all(backend.count_tokens(p) <= 600 - 64 for p in backend.prompts)
+    seen = "".join(p.split("Conversation:")[-1] for p in backend.prompts)
+    assert all(s in seen for s in sentences)  # every sentence read whole, none cut off
+
+
+def test_a_message_that_cannot_be_split_to_fit_raises_prompt_too_long_naming_sizes() -> None:
+    # Room for two tokens beside the instructions: even one word with its "user:" prefix is three.
+    fixed = FakeBackend([]).count_tokens(prompting.extraction_prompt([], None))
+    n_ctx = fixed + 64 + 8 + 2  # instructions + max_tokens + the model's safety margin + 2
+    model, backend = _model([], n_ctx=n_ctx, max_tokens=64)
+    with pytest.raises(PromptTooLongError, match=rf"message 0 is 52 tokens.*3-token piece.*n_ctx={n_ctx}"):
+        model.extract_facts([Message("user", "word " * 50)])
     assert backend.prompts == []  # refused before any call
 
 

@@ -15,6 +15,7 @@ default one found and checksummed through ``localmem.models``.
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -122,17 +123,45 @@ class LlamaCppModel:
         for index in targets:
             size = self._backend.count_tokens(lines[index])
             if size > budget:
-                raise PromptTooLongError(
-                    f"message {index} is {size} tokens, but only {budget} fit beside the "
-                    f"{fixed}-token instructions and "
-                    f"max_tokens={self.config.max_tokens} in n_ctx={self._backend.n_ctx}; split the message "
-                    "or raise llm.config.n_ctx")
+                # A long message is read in consecutive pieces, each on its own: nothing is cut off.
+                for piece in self._pieces(messages[index], budget):
+                    if (piece_size := self._backend.count_tokens(piece)) > budget:
+                        raise PromptTooLongError(
+                            f"message {index} is {size} tokens; split at sentences and words it still has a "
+                            f"{piece_size}-token piece, and only {budget} fit beside the {fixed}-token "
+                            f"instructions and max_tokens={self.config.max_tokens} in "
+                            f"n_ctx={self._backend.n_ctx}; raise llm.config.n_ctx")
+                    windows.append([piece])
+                continue
             context = lines[index - 1] if index > 0 and messages[index - 1].role != "user" else None
             if context is not None and size + self._backend.count_tokens(context) <= budget:
                 windows.append([context, lines[index]])
             else:
                 windows.append([lines[index]])
         return windows
+
+    def _pieces(self, message: Message, budget: int) -> list[str]:
+        """The message as rendered lines of whole sentences (whole words for an overlong sentence),
+        each packed up to ``budget`` tokens."""
+        def pack(units: list[str]) -> list[str]:
+            out: list[str] = []
+            current = ""
+            for unit in units:
+                joined = f"{current} {unit}".strip()
+                if current and self._backend.count_tokens(render_message(Message(message.role, joined))) > budget:
+                    out.append(current)
+                    current = unit
+                else:
+                    current = joined
+            return [*out, current] if current else out
+
+        pieces: list[str] = []
+        for chunk in pack(re.split(r"(?<=[.!?])\s+", message.content.strip())):
+            if self._backend.count_tokens(render_message(Message(message.role, chunk))) > budget:
+                pieces.extend(pack(chunk.split()))
+            else:
+                pieces.append(chunk)
+        return [render_message(Message(message.role, p)) for p in pieces]
 
     # -- reconciliation ----------------------------------------------------
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
