@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from localmem.errors import ConfigError
+from localmem.errors import ConfigError, LocalmemWarning
 
 Metric = Literal["COSINE", "L2", "IP"]
 IndexType = Literal["AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT"]
@@ -23,6 +25,8 @@ OnExtractionFailure = Literal["raise", "store_raw"]
 
 DEFAULT_DB_PATH = "./localmem.db"
 DEFAULT_COLLECTION = "localmem"
+# Mem0's response format version; the only one localmem produces.
+SUPPORTED_VERSION = "v1.1"
 
 _METRICS = ("COSINE", "L2", "IP")
 _INDEX_TYPES = ("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT")
@@ -57,6 +61,7 @@ class EmbedderConfig:
     device: str = "auto"
     batch_size: int = 64
     normalize: bool = True
+    # Like vector_store.embedding_model_dims: a mismatch with the model's real size warns (see Memory).
     embedding_dims: int | None = None
 
 
@@ -89,7 +94,8 @@ class MemoryConfig:
     near_duplicate_threshold: float = 0.92
     # Drop the scope's own ids ("alice", "Alice's") from search queries: see localmem/query.py.
     strip_scope_from_query: bool = True
-    version: str = "v1.1"
+    # Mem0's response format: only "v1.1" exists here; another value is accepted with a warning.
+    version: str = SUPPORTED_VERSION
 
     def resolved_history_path(self) -> Path:
         if self.history_db_path:
@@ -132,12 +138,20 @@ class MemoryConfig:
             "vector_store": _build(VectorStoreConfig, "vector_store.config", vs_cfg),
             "embedder": _build(EmbedderConfig, "embedder.config", emb_cfg),
             "llm": _build(LlmConfig, "llm.config", llm_cfg),
-            "custom_fact_extraction_prompt": extraction_prompt,
         }
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        if extraction_prompt is not None:
+            key = "custom_fact_extraction_prompt" if "custom_fact_extraction_prompt" in top else "custom_prompt"
+            kwargs["custom_fact_extraction_prompt"] = _coerce("config", key, types["custom_fact_extraction_prompt"],
+                                                              extraction_prompt)
         for key in ("history_db_path", "custom_update_memory_prompt", "on_extraction_failure",
                     "similarity_candidates", "near_duplicate_threshold", "strip_scope_from_query", "version"):
             if key in top and top[key] is not None:
-                kwargs[key] = top[key]
+                kwargs[key] = _coerce("config", key, types[key], top[key])
+        if kwargs.get("version", SUPPORTED_VERSION) != SUPPORTED_VERSION:
+            warnings.warn(f"config version={kwargs['version']!r} is ignored: localmem always returns Mem0's "
+                          f"{SUPPORTED_VERSION} shapes ({{'results': [...]}}); set version to {SUPPORTED_VERSION!r} "
+                          "or remove it to silence this warning", LocalmemWarning, stacklevel=2)
         cfg = cls(**kwargs)
         cfg.validate()
         return cfg
@@ -205,26 +219,37 @@ def _build(cls: type[_T], where: str, values: dict[str, Any]) -> _T:
 
 
 def _coerce(where: str, key: str, annotation: str, value: Any) -> Any:
-    """Accept what Mem0 users write (``"1536"`` for dims, ``"cosine"``) and reject the rest."""
+    """Accept what Mem0 users write (``"1536"`` for dims, ``"cosine"``, ``"0.9"``, ``"false"``); refuse the rest.
+
+    Nothing is guessed: a float with a fraction is not an int, and only the words
+    true/false are booleans (``bool("false")`` would be True).
+    """
     if value is None and "None" in annotation:
         return None
     try:
         if annotation.startswith("int"):
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise TypeError
             return int(value)
         if annotation.startswith("float"):
-            return float(value)
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         if annotation == "bool":
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true"
             if not isinstance(value, bool):
                 raise TypeError
             return value
         if annotation in ("Metric", "IndexType"):
             return str(value).upper()
-        if annotation.startswith("str"):
+        if annotation.startswith("str") or annotation.startswith("OnExtractionFailure"):
             if not isinstance(value, str | Path):
                 raise TypeError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{where}.{key} has the wrong type: {value!r} is not {annotation}") from None
     return value

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 Status = Literal["ok", "warn", "fail"]
@@ -21,10 +20,10 @@ class Finding:
     detail: str
 
 
-def run_checks(store_path: Path | None) -> list[Finding]:
+def run_checks(store_uri: str | None) -> list[Finding]:
     findings = [*_models(), _device(), _llama()]
-    if store_path is not None:
-        findings.append(_store(store_path))
+    if store_uri is not None:
+        findings.append(_store(store_uri))
     findings.append(_offline())
     return findings
 
@@ -73,45 +72,12 @@ def _llama() -> Finding:
     return Finding("llama.cpp", "ok", f"llama-cpp-python {llama_cpp.__version__}, {backend}")
 
 
-def _store(path: Path) -> Finding:
-    from localmem.vector_stores.milvus import is_locked_by_another_process
+def _store(uri: str) -> Finding:
+    from localmem.config import VectorStoreConfig
+    from localmem.vector_stores.milvus import MilvusStore
 
-    if not path.exists():
-        return Finding("store", "ok", f"{path} does not exist yet; it is created on first use")
-    if not path.is_dir():
-        return Finding("store", "fail", f"{path} is a file, not a Milvus Lite 3 data folder")
-    if is_locked_by_another_process(path):
-        return Finding("store", "warn", f"{path} is open in another process right now (one process per folder)")
-    if not (path / "databases").is_dir():
-        # Opening would turn any folder into a Lite store (it writes files there): only open real ones.
-        if any(path.iterdir()):
-            return Finding("store", "fail", f"{path} is not a Milvus Lite data folder; pass the right --db")
-        return Finding("store", "ok", f"{path} is empty; it becomes a store on first use")
-    try:
-        collections = _open_and_list(path)
-    except Exception as exc:  # any failure to open is the finding itself, whatever pymilvus raised
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        return Finding("store", "fail", f"{path} cannot be opened as a Milvus Lite folder: {reason}")
-    return Finding("store", "ok", f"{path}: opens; collections: {', '.join(collections) or 'none'}")
-
-
-def _open_and_list(path: Path) -> list[str]:
-    """Open the folder the way Memory does (a Lite server thread on loopback) and list collections."""
-    import logging
-
-    from pymilvus import MilvusClient
-
-    # milvus_lite logs a traceback before raising; the finding carries the reason instead.
-    logger = logging.getLogger("milvus_lite")
-    was_disabled, logger.disabled = logger.disabled, True
-    try:
-        client = MilvusClient(uri=str(path))
-        try:
-            return sorted(client.list_collections())
-        finally:
-            client.close()
-    finally:
-        logger.disabled = was_disabled
+    health = MilvusStore.probe(VectorStoreConfig(uri=uri))
+    return Finding("store", health.status, health.detail)
 
 
 def _offline() -> Finding:

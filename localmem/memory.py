@@ -15,6 +15,7 @@ from typing import Any
 
 from localmem.config import MemoryConfig
 from localmem.errors import InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
+from localmem.filters import Filter, parse_filters
 from localmem.inputs import (
     check_limit,
     check_memory_id,
@@ -73,14 +74,16 @@ class Memory:
             prompt: str | None = None) -> dict[str, Any]:
         """Store what the messages say; returns ``{"results": [...], "relations": []}``."""
         scope = Scope(user_id, agent_id, run_id).require("add()")
-        request = AddRequest(messages=parse_messages(messages), scope=scope, metadata=check_metadata(metadata),
-                             infer=bool(infer), prompt=prompt)
+        # Checked before anything is embedded: a refused 20 MB message must cost nothing.
+        parsed = parse_messages(messages, self.store.limits.max_text_bytes)
+        request = AddRequest(messages=parsed, scope=scope, metadata=check_metadata(metadata), infer=bool(infer),
+                             prompt=prompt)
         with self._write_lock:
             changes = self._pipeline.run(request)
         return {"results": [c.to_dict() for c in changes], "relations": []}
 
     def update(self, memory_id: str, data: str) -> dict[str, str]:
-        text = check_text(data, "data")
+        text = check_text(data, "data", self.store.limits.max_text_bytes)
         with self._write_lock:
             old = self._record(memory_id)
             if text_hash(text) == old.hash:
@@ -122,22 +125,25 @@ class Memory:
     def get_all(self, user_id: str | None = None, *, agent_id: str | None = None, run_id: str | None = None,
                 filters: dict[str, Any] | None = None, limit: int = 100) -> dict[str, Any]:
         scope = Scope(user_id, agent_id, run_id)
-        _require_scope_or_filters("get_all()", scope, filters)
-        records = self.store.list(scope, filters, check_limit(limit))
+        parsed = parse_filters(filters)
+        _require_scope_or_filters("get_all()", scope, parsed)
+        records = self.store.list(scope, parsed, check_limit(limit, self.store.limits.max_results))
         return {"results": [r.to_dict() for r in records]}
 
     def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
                run_id: str | None = None, limit: int = 100, filters: dict[str, Any] | None = None,
                threshold: float | None = None) -> dict[str, Any]:
         """Memories most similar to ``query``; ``score`` is higher-is-better for every metric."""
-        text = check_text(query, "query")
+        text = check_text(query, "query", self.store.limits.max_text_bytes)
         scope = Scope(user_id, agent_id, run_id)
-        _require_scope_or_filters("search()", scope, filters)
+        parsed = parse_filters(filters)
+        _require_scope_or_filters("search()", scope, parsed)
+        size = check_limit(limit, self.store.limits.max_results)
         minimum = check_threshold(threshold)
         if self.config.strip_scope_from_query:
             text = strip_scope(text, scope)
         vector = self.embedder.embed([text])
-        hits = self.store.search(vector, scope, filters, check_limit(limit))
+        hits = self.store.search(vector, scope, parsed, size)
         return {"results": [h.to_dict() for h in hits if minimum is None or h.score >= minimum]}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
@@ -188,17 +194,18 @@ class Memory:
 
     @staticmethod
     def _warn_on_dims(config: MemoryConfig, embedder: Embedder) -> None:
-        asked, real = config.vector_store.embedding_model_dims, embedder.identity.dims
-        if asked is not None and asked != real:
-            warnings.warn(
-                f"vector_store.config.embedding_model_dims={asked} does not match the local embedder "
-                f"{embedder.identity.name!r}, which makes {real}-dimensional vectors; localmem uses {real}. "
-                f"Set embedding_model_dims to {real} (or remove it) to silence this warning.",
-                LocalmemWarning, stacklevel=3)
+        real = embedder.identity.dims
+        for key, asked in (("vector_store.config.embedding_model_dims", config.vector_store.embedding_model_dims),
+                           ("embedder.config.embedding_dims", config.embedder.embedding_dims)):
+            if asked is not None and asked != real:
+                warnings.warn(
+                    f"{key}={asked} does not match the local embedder {embedder.identity.name!r}, which makes "
+                    f"{real}-dimensional vectors; localmem uses {real}. Set it to {real} (or remove it) to "
+                    "silence this warning.", LocalmemWarning, stacklevel=3)
 
 
-def _require_scope_or_filters(operation: str, scope: Scope, filters: dict[str, Any] | None) -> None:
-    if scope.is_empty and not filters:
+def _require_scope_or_filters(operation: str, scope: Scope, filters: Filter | None) -> None:
+    if scope.is_empty and filters is None:
         raise InvalidInputError(f"{operation} needs user_id, agent_id, run_id or filters")
 
 

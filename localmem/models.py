@@ -136,7 +136,7 @@ def prepare(directory: Path | None = None, names: list[str] | None = None,
 
 def prepare_one(entry: ModelEntry, directory: Path) -> Path:
     target = _local_path(entry, directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory)
     if entry.kind == "directory":
         source = _package_model_dir(entry)
         for f in entry.files:
@@ -203,11 +203,21 @@ def register(name: str, path: str | Path, role: Literal["embedder", "llm"], lice
     user_file = directory / USER_MODELS_FILE
     data: dict[str, Any] = json.loads(user_file.read_text()) if user_file.is_file() else {"format": 1, "models": []}
     data["models"].append(raw)
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_folder(directory)
     tmp = user_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, user_file)
     return _entry(raw)
+
+
+def _make_folder(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ModelError(f"the models folder {directory} is a file (or lies under one); remove it or point "
+                         f"{MODELS_DIR_ENV} at a folder") from None
+    except OSError as exc:
+        raise ModelError(f"cannot create the models folder {directory}: {exc.strerror or exc}") from None
 
 
 def _entry(raw: dict[str, Any]) -> ModelEntry:

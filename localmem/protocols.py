@@ -11,11 +11,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from localmem.filters import Filter
 from localmem.records import Decision, Fact, HistoryEvent, MemoryRecord, Message, Scope, SearchHit
 
 Vectors = npt.NDArray[np.float32]
@@ -48,10 +49,35 @@ class Embedder(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoreLimits:
+    """What one store can hold and return; the facade checks input against these before embedding,
+    so a too-long text is refused in microseconds, the same way on every backend."""
+
+    max_text_bytes: int  # UTF-8 bytes of one memory's text
+    max_results: int  # rows one search or list returns at most
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What ``localmem doctor`` reports about a store: found by reading, never by creating it."""
+
+    status: Literal["ok", "warn", "fail"]
+    where: str
+    detail: str
+
+
+# A Mem0 filters dict, or one already parsed by localmem.filters.parse_filters.
+Filters = dict[str, Any] | Filter | None
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     @property
     def metric(self) -> str: ...
+
+    @property
+    def limits(self) -> StoreLimits: ...
 
     def insert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None: ...
 
@@ -61,10 +87,9 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
-    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None,
-               limit: int) -> list[SearchHit]: ...
+    def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int) -> list[SearchHit]: ...
 
-    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int) -> list[MemoryRecord]: ...
+    def list(self, scope: Scope, filters: Filters, limit: int) -> list[MemoryRecord]: ...
 
     # ``list`` above shadows the builtin inside this class body, hence builtins.list below.
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...

@@ -16,7 +16,8 @@ from typing import Any
 from localmem.errors import InvalidInputError
 
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
-# Milvus VARCHAR fields need a bound; ids longer than this are almost surely a bug.
+# localmem's own bound on a scope id (longer ones are almost surely a bug); a store
+# sizes its fields to hold it (Milvus: VARCHAR of 4 bytes a character).
 MAX_SCOPE_ID_LENGTH = 512
 
 
@@ -48,6 +49,10 @@ def _check_scope_id(name: str, value: object) -> str | None:
         raise InvalidInputError(f"{name} must not be empty or blank")
     if len(value) > MAX_SCOPE_ID_LENGTH:
         raise InvalidInputError(f"{name} is {len(value)} characters; the limit is {MAX_SCOPE_ID_LENGTH}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{name} is not valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 

@@ -1,7 +1,9 @@
-"""Shared fixtures: real models loaded once per session; every store in a temp dir."""
+"""Shared fixtures: real models loaded once per session; every store in a temp dir; a real
+Milvus server for the session when the ``milvus`` package is installed (``milvus_server_uri``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,12 @@ from localmem.config import VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder, force_offline
 from localmem.protocols import Embedder, LanguageModel
+from tests import milvus_server
 
 force_offline()
+
+# "0" skips every server-backed test; an http(s):// uri uses that server instead of starting one.
+SERVER_ENV = "LOCALMEM_TEST_MILVUS_SERVER"
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +59,26 @@ def make_memory(tmp_path: Path) -> Iterator[MemoryFactory]:
     yield factory
     for memory in opened:
         memory.close()  # idempotent: a test may have closed it already
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus server on loopback for the whole session, started on first use and stopped at the end.
+
+    Skips (with the reason) where the ``milvus`` package is missing or the env var says so;
+    ``make test`` installs it through the dev extra.
+    """
+    given = os.environ.get(SERVER_ENV, "")
+    if given == "0":
+        pytest.skip(f"{SERVER_ENV}=0: Milvus server tests are switched off")
+    if given.startswith(("http://", "https://")):
+        yield given
+        return
+    if not milvus_server.installed():
+        pytest.skip("the Milvus server package is not installed: pip install -e '.[dev]' (or set "
+                    f"{SERVER_ENV}=http://host:port to use a running server)")
+    server = milvus_server.start(tmp_path_factory.mktemp("milvus-server"))
+    try:
+        yield server.uri
+    finally:
+        server.stop()

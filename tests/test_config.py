@@ -1,6 +1,8 @@
+import warnings
+
 import pytest
 
-from localmem import ConfigError, MemoryConfig
+from localmem import ConfigError, LocalmemWarning, MemoryConfig
 
 
 def test_mem0_quickstart_dict_maps_onto_typed_config() -> None:
@@ -54,3 +56,59 @@ def test_llm_and_embedder_sections() -> None:
 def test_bad_config_names_the_problem(config: object, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         MemoryConfig.from_dict(config)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("near_duplicate_threshold", "0.9", 0.9),
+        ("near_duplicate_threshold", 1, 1.0),
+        ("similarity_candidates", "7", 7),
+        ("strip_scope_from_query", "false", False),
+        ("strip_scope_from_query", "True", True),
+        ("strip_scope_from_query", False, False),
+        ("history_db_path", "h.sqlite", "h.sqlite"),
+        ("custom_prompt", "Extract facts.", "Extract facts."),
+    ],
+)
+def test_top_level_values_are_coerced_like_nested_ones(key: str, value: object, expected: object) -> None:
+    cfg = MemoryConfig.from_dict({key: value})
+    field = "custom_fact_extraction_prompt" if key == "custom_prompt" else key
+    got = getattr(cfg, field)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("near_duplicate_threshold", "high"),
+        ("near_duplicate_threshold", True),
+        ("near_duplicate_threshold", "nan"),
+        ("similarity_candidates", 2.5),
+        ("similarity_candidates", True),
+        ("strip_scope_from_query", "no"),
+        ("strip_scope_from_query", 0),
+        ("history_db_path", 5),
+        ("on_extraction_failure", ["raise"]),
+        ("version", 1.1),
+    ],
+)
+def test_top_level_values_of_the_wrong_type_are_refused_by_name(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"config.{key} has the wrong type"):
+        MemoryConfig.from_dict({key: value})
+
+
+def test_nested_booleans_accept_only_true_and_false() -> None:
+    assert MemoryConfig.from_dict({"llm": {"config": {"verbose": "false"}}}).llm.verbose is False
+    with pytest.raises(ConfigError, match=r"llm\.config\.verbose"):
+        MemoryConfig.from_dict({"llm": {"config": {"verbose": "off"}}})
+    with pytest.raises(ConfigError, match=r"llm\.config\.n_ctx"):
+        MemoryConfig.from_dict({"llm": {"config": {"n_ctx": 4096.5}}})
+
+
+def test_a_version_other_than_v1_1_is_accepted_with_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert MemoryConfig.from_dict({"version": "v1.1"}).version == "v1.1"
+    with pytest.warns(LocalmemWarning, match="version='v1.0' is ignored"):
+        MemoryConfig.from_dict({"version": "v1.0"})

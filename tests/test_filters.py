@@ -1,42 +1,62 @@
+"""The filter parser (localmem/filters.py) and the Milvus rendering's escaping.
+
+What each shape selects is checked on real stores in tests/contracts/test_filter_contract.py;
+these tests pin the parsed form and the refusals, which need no store.
+"""
+
 import pytest
 
 from localmem.errors import InvalidFilterError
-from localmem.filters import build_expression, literal
+from localmem.filters import MAX_FILTER_DEPTH, And, Compare, Contains, Exists, In, Key, Not, Or, parse_filters
 from localmem.records import Scope
+from localmem.vector_stores.milvus_filters import literal, render
 
-
-def test_scope_and_filters_are_anded() -> None:
-    expr = build_expression(Scope(user_id="alice"), {"category": "hobbies"})
-    assert expr == '(user_id == "alice") and (metadata["category"] == "hobbies")'
-
-
-def test_empty_everything_means_no_filter() -> None:
-    assert build_expression(Scope(), None) == ""
+CAT, N = Key("cat"), Key("n")
 
 
 @pytest.mark.parametrize(
-    ("filters", "expected"),
+    ("filters", "tree"),
     [
-        ({"n": {"gte": 2, "lt": 5}}, 'metadata["n"] >= 2 and metadata["n"] < 5'),
-        ({"c": {"in": ["a", "b"]}}, 'metadata["c"] in ["a", "b"]'),
-        ({"c": {"nin": ["a"]}}, 'metadata["c"] not in ["a"]'),
-        ({"c": {"ne": True}}, 'metadata["c"] != true'),
-        ({"tags": {"contains": "x"}}, 'json_contains(metadata["tags"], "x")'),
-        ({"c": "*"}, 'exists metadata["c"]'),
-        ({"OR": [{"a": 1}, {"b": 2.5}]}, '(metadata["a"] == 1) or (metadata["b"] == 2.5)'),
-        ({"not": [{"a": 1}]}, 'not ((metadata["a"] == 1))'),
-        ({"agent_id": "bot"}, 'agent_id == "bot"'),
+        ({"cat": "a"}, Compare(CAT, "eq", "a")),
+        ({"n": {"gte": 2, "lt": 5}}, And((Compare(N, "gte", 2), Compare(N, "lt", 5)))),
+        ({"cat": {"ne": "a"}}, Not(Compare(CAT, "eq", "a"))),
+        ({"cat": {"in": ["a", "b"]}}, In(CAT, ("a", "b"))),
+        ({"cat": {"nin": ["a"]}}, Not(In(CAT, ("a",)))),
+        ({"tags": {"contains": "x"}}, Contains(Key("tags"), "x")),
+        ({"cat": "*"}, Exists(CAT)),
+        ({"OR": [{"cat": "a"}, {"n": 2.5}]}, Or((Compare(CAT, "eq", "a"), Compare(N, "eq", 2.5)))),
+        ({"not": [{"cat": "a"}, {"n": 1}]}, Not(And((Compare(CAT, "eq", "a"), Compare(N, "eq", 1))))),
+        ({"And": [{"cat": "a"}]}, Compare(CAT, "eq", "a")),
+        ({"agent_id": "bot"}, Compare(Key("agent_id"), "eq", "bot")),
     ],
 )
-def test_filter_shapes(filters: dict[str, object], expected: str) -> None:
-    assert build_expression(Scope(), filters) == expected
+def test_mem0_shapes_parse_into_typed_nodes(filters: dict[str, object], tree: object) -> None:
+    assert parse_filters(filters) == tree
+
+
+def test_no_filter_is_none() -> None:
+    assert parse_filters(None) is None and parse_filters({}) is None
+    assert render(Scope(), None) == ""
 
 
 def test_values_cannot_break_out_of_their_literal() -> None:
     hostile = 'alice" or user_id != "'
-    expr = build_expression(Scope(user_id=hostile), None)
-    assert expr == 'user_id == "alice\\" or user_id != \\""'
+    assert render(Scope(user_id=hostile), None) == 'user_id == "alice\\" or user_id != \\""'
     assert literal("a\\b\nc'd") == '"a\\\\b\\nc\'d"'
+    assert '"x\\" or 1 == 1 or \\""' in render(Scope(), parse_filters({"cat": 'x" or 1 == 1 or "'}))
+
+
+def test_nesting_is_capped_with_a_clear_error_not_a_recursion_error() -> None:
+    def nested(depth: int) -> dict[str, object]:
+        node: dict[str, object] = {"cat": "a"}
+        for _ in range(depth - 1):
+            node = {"NOT": [node]}
+        return node
+
+    assert parse_filters(nested(MAX_FILTER_DEPTH)) is not None
+    for depth in (MAX_FILTER_DEPTH + 1, 200, 5000):
+        with pytest.raises(InvalidFilterError, match="nested more than"):
+            parse_filters(nested(depth))
 
 
 @pytest.mark.parametrize(
@@ -47,13 +67,21 @@ def test_values_cannot_break_out_of_their_literal() -> None:
         {"c": {"regex": "a"}},
         {"c": {"in": []}},
         {"c": {"in": "abc"}},
+        {"c": {"in": list(range(2000))}},
         {"c": {}},
         {"AND": {"a": 1}},
+        {"OR": []},
         {"c": [1, 2]},
+        {"c": {"a": 1}},
         {"c": float("nan")},
+        {"c": "\ud800"},
         {"user_id": {"contains": "a"}},
+        {"user_id": 5},
+        {"agent_id": ""},
+        {1: "a"},
+        ["not", "a", "dict"],
     ],
 )
-def test_malformed_filters_are_rejected(filters: dict[str, object]) -> None:
+def test_malformed_filters_are_rejected(filters: object) -> None:
     with pytest.raises(InvalidFilterError):
-        build_expression(Scope(), filters)
+        parse_filters(filters)

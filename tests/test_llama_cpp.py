@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from localmem import ChecksumError, ExtractionError, ModelError, PromptTooLongError
@@ -262,6 +264,21 @@ def test_a_truncated_gguf_is_a_model_error(tmp_path: Path) -> None:
     check_gguf(cut)  # the header is fine: llama.cpp itself must notice
     with pytest.raises(ModelError, match=r"cannot load .*cut\.gguf.*truncated"):
         LlamaCppModel(LlmConfig(model_path=str(cut)))
+
+
+@pytest.mark.slow
+def test_a_gguf_with_damaged_weights_given_by_path_is_a_model_error(tmp_path: Path) -> None:
+    """It loads fine and used to answer garbage until max_tokens (an ExtractionError at add())."""
+    source = resolve_model(default_model("llm").name)
+    damaged = tmp_path / "damaged.gguf"
+    shutil.copyfile(source, damaged)
+    with damaged.open("r+b") as fh:  # 4 MB of noise in the middle of the tensor data
+        fh.seek(source.stat().st_size // 2)
+        fh.write(np.random.default_rng(0).bytes(4 << 20))
+    with pytest.raises(ModelError, match=r"damaged\.gguf loads but computes non-finite values"):
+        LlamaCppModel(LlmConfig(model_path=str(damaged)))
+    intact = LlamaCppModel(LlmConfig(model_path=str(source)))  # the check passes a sound model
+    intact.close()
 
 
 @pytest.mark.slow

@@ -177,3 +177,15 @@ def test_lite_defaults_to_exact_flat_and_reopen_keeps_the_stored_index(tmp_path:
     assert reopened._search_params(10)["params"]["ef"] >= 10
     assert reopened.search(EMBEDDER.embed([TEXTS[1]])[0], Scope(user_id="u"), None, 1)[0].record.memory == TEXTS[1]
     reopened.close()
+
+
+def test_a_refused_write_is_one_store_error_and_nothing_on_stderr(tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    store = _store(tmp_path / "s.db")
+    capfd.readouterr()
+    too_long = _record("x" * (store.limits.max_text_bytes + 1), Scope(user_id="u"))
+    with pytest.raises(StoreError, match="insert"):
+        store.insert([too_long], EMBEDDER.embed(["x"]))
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "RPC error" not in err, err
+    store.close()

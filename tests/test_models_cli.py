@@ -100,3 +100,18 @@ def test_prepare_materialises_and_verifies_the_embedder(capsys: pytest.CaptureFi
     assert Path(path) == models_dir / "all-MiniLM-L6-v2" and (Path(path) / "model.safetensors").is_file()
     code, out, _ = run(capsys, "models", "verify", "--json")
     assert {r["name"]: r["ok"] for r in json.loads(out)}["all-MiniLM-L6-v2"] is True
+
+
+def test_a_models_folder_that_is_a_file_is_a_model_error(capsys: pytest.CaptureFixture[str], models_dir: Path,
+                                                          tmp_path: Path) -> None:
+    from localmem import ModelError, models
+
+    models_dir.write_text("not a folder")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 64)
+    for argv in (("models", "prepare", "all-MiniLM-L6-v2"), ("models", "register", "mine", str(gguf), "--role", "llm")):
+        code, _, err = run(capsys, *argv)
+        assert code == EXIT_MODEL and "is a file" in err and "Traceback" not in err, err
+    with pytest.raises(ModelError, match="is a file"):
+        models.prepare()
+    assert models_dir.read_text() == "not a folder"

@@ -41,7 +41,7 @@ class ScriptedModel:
 
 
 def _events(result: dict[str, object]) -> list[str]:
-    return [r["event"] for r in result["results"]]  # type: ignore[attr-defined, index]
+    return [r["event"] for r in result["results"]]  # type: ignore[attr-defined]
 
 
 def test_exact_and_near_duplicates_are_never_stored_twice(make_memory: MemoryFactory, hashing_embedder) -> None:

@@ -48,7 +48,8 @@ def register(commands: Any, epilog: str) -> None:
 
     p = commands.add_parser("doctor", help="check models, checksums, store, device and llama.cpp backends",
                             parents=[common], epilog=epilog, formatter_class=fmt)
-    p.add_argument("--db", default=os.environ.get("LOCALMEM_DB", "./localmem.db"), help="Milvus Lite folder to check")
+    p.add_argument("--db", default=os.environ.get("LOCALMEM_DB", "./localmem.db"),
+                   help="Milvus Lite folder or server uri to check")
     p.set_defaults(handler=_doctor)
 
     p = commands.add_parser("bench", help="run the benchmark suite (arguments go to benchmarks.run)",
@@ -131,7 +132,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from localmem.cli.main import EXIT_CHECK_FAILED
     from localmem.doctor import run_checks, verdict
 
-    findings = run_checks(Path(args.db))
+    findings = run_checks(args.db)
     ok = verdict(findings)
     if args.json:
         emit_json({"ok": ok, "checks": [f.__dict__ for f in findings]})

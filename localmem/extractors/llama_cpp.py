@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from localmem import models
 from localmem.config import LlmConfig
 from localmem.errors import ChecksumError, DependencyError, ExtractionError, ModelError, PromptTooLongError
@@ -249,6 +251,11 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp cannot load {self.path}: {exc}. The file may be truncated or not a "
                              f"model llama.cpp supports; {_PREPARE_HINT}") from exc
+        try:
+            self._check_output()
+        except BaseException:
+            self._llm.close()
+            raise
         # Extraction and reconciliation prompts alternate and share nothing, so llama.cpp's
         # own prefix reuse (last prompt only) misses every time; a small state cache keyed
         # by prompt prefix keeps both few-shot prefixes evaluated (measured: about 3x
@@ -257,6 +264,25 @@ class LlamaCppBackend:
 
         self._llm.set_cache(LlamaRAMCache(capacity_bytes=_STATE_CACHE_BYTES))
         self._grammars: dict[str, Any] = {}
+
+    def _check_output(self) -> None:
+        """Refuse a GGUF whose tensor data is damaged, as a ModelError, before it is used.
+
+        Such a file passes the magic and structure checks and loads fine, then
+        answers garbage until max_tokens (it surfaced as an ExtractionError). Its
+        damaged quantisation scales make the logits non-finite: one forward pass
+        over a few tokens (milliseconds) shows it. A user's path has no manifest
+        checksum, so this is the check that applies to it.
+        """
+        llm: Any = self._llm
+        llm.eval(llm.tokenize(b"The capital of France is", add_bos=True))
+        logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1),
+                                       shape=(llm.n_vocab(),))
+        finite = bool(np.isfinite(logits).all())
+        llm.reset()
+        if not finite:
+            raise ModelError(f"{self.path} loads but computes non-finite values: its weights are damaged. "
+                             f"{_PREPARE_HINT}")
 
     @property
     def n_ctx(self) -> int:

@@ -31,16 +31,23 @@ import numpy as np
 
 from localmem.config import VectorStoreConfig
 from localmem.errors import SchemaMismatchError, StoreError, StoreLockedError
-from localmem.filters import build_expression, literal
-from localmem.protocols import EmbedderIdentity, Vectors
+from localmem.filters import as_filter
+from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
 from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, MemoryRecord, Scope, SearchHit
+from localmem.vector_stores import milvus_migrations
 from localmem.vector_stores.blas import single_threaded_blas
+from localmem.vector_stores.milvus_filters import literal, render
 
-SCHEMA_VERSION = "1"
-_PROP_SCHEMA = "localmem.schema_version"
+# The schema _create() makes; an older collection is migrated on open (milvus_migrations.py).
+SCHEMA_VERSION = 1
+_PROP_SCHEMA = milvus_migrations.PROP_SCHEMA
 _PROP_EMBEDDER = "localmem.embedder"
 # Milvus caps one query's result window (offset + limit) at 16384.
 _QUERY_CAP = 16384
+# The memory text field: a VARCHAR's largest size. Milvus Lite and a server do not count
+# it the same way (characters / bytes), so localmem enforces it as UTF-8 bytes, which fits both.
+_TEXT_BYTES = 65535
+LIMITS = StoreLimits(max_text_bytes=_TEXT_BYTES, max_results=_QUERY_CAP)
 # Pending (unflushed) rows above which scalar reads flush first: below it the
 # memtable scan is cheaper than a flush (measured: +100 rows adds ~2 ms).
 _FLUSH_BEFORE_QUERY_ROWS = 256
@@ -81,6 +88,10 @@ class MilvusStore:
         return self.config.metric_type
 
     @property
+    def limits(self) -> StoreLimits:
+        return LIMITS
+
+    @property
     def index_type(self) -> str:
         """The vector index of a new collection.
 
@@ -118,11 +129,10 @@ class MilvusStore:
         self._call("delete", lambda: self._client.delete(self._name, ids=list(ids)))
         self._mark_written(len(ids))
 
-    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None,
-               limit: int) -> list[SearchHit]:
+    def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_dims(query.shape[0])
-        expression = build_expression(scope, filters)
+        expression = _expression(scope, filters)
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
         with threads:
@@ -134,8 +144,8 @@ class MilvusStore:
                           score=self._score(float(hit["distance"])), distance=float(hit["distance"]))
                 for hit in result[0]]
 
-    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int) -> list[MemoryRecord]:
-        rows = self._query(build_expression(scope, filters), _RECORD_FIELDS, limit)
+    def list(self, scope: Scope, filters: Filters, limit: int) -> list[MemoryRecord]:
+        rows = self._query(_expression(scope, filters), _RECORD_FIELDS, limit)
         records = [_to_record(row) for row in rows]
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
@@ -203,6 +213,27 @@ class MilvusStore:
             finally:
                 self._client.close()
 
+    # -- inspection (localmem doctor) --------------------------------------------
+    @staticmethod
+    def probe(config: VectorStoreConfig) -> StoreHealth:
+        """Can the store at ``config.uri`` be opened, and what does it hold? Reads only: never creates one."""
+        if not config.is_local_file:
+            return _probe(config.uri, config)
+        path = Path(config.uri).expanduser().resolve()
+        where = str(path)
+        if not path.exists():
+            return StoreHealth("ok", where, f"{path} does not exist yet; it is created on first use")
+        if not path.is_dir():
+            return StoreHealth("fail", where, f"{path} is a file, not a Milvus Lite 3 data folder")
+        if is_locked_by_another_process(path):
+            return StoreHealth("warn", where, f"{path} is open in another process right now (one process per folder)")
+        if not (path / "databases").is_dir():
+            # Opening would turn any folder into a Lite store (it writes files there): only open real ones.
+            if any(path.iterdir()):
+                return StoreHealth("fail", where, f"{path} is not a Milvus Lite data folder; pass the right --db")
+            return StoreHealth("ok", where, f"{path} is empty; it becomes a store on first use")
+        return _probe(where, config)
+
     # -- internals --------------------------------------------------------------
     @property
     def _where(self) -> str:
@@ -211,6 +242,7 @@ class MilvusStore:
     def _connect(self) -> Any:
         from pymilvus import MilvusClient
 
+        quiet_client_logs()
         kwargs: dict[str, Any] = {}
         if self.config.token:
             kwargs["token"] = self.config.token
@@ -242,7 +274,7 @@ class MilvusStore:
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.embedder.dims)
-        schema.add_field("memory", DataType.VARCHAR, max_length=65535)
+        schema.add_field("memory", DataType.VARCHAR, max_length=_TEXT_BYTES)
         schema.add_field("hash", DataType.VARCHAR, max_length=64)
         for key in SCOPE_KEYS:
             # "" means unset: Milvus Lite cannot filter on NULL scalars portably.
@@ -255,13 +287,17 @@ class MilvusStore:
         index.add_index(field_name="vector", index_type=self.index_type, metric_type=self.metric)
         self._client.create_collection(
             self._name, schema=schema, index_params=index, consistency_level="Strong",
-            properties={_PROP_SCHEMA: SCHEMA_VERSION, _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
+            properties={_PROP_SCHEMA: str(SCHEMA_VERSION), _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
 
     def _check_existing(self) -> None:
-        """Refuse to mix vectors of another size, model or metric into an existing collection."""
-        info = self._client.describe_collection(self._name)
-        fields = {f["name"]: f for f in info.get("fields", [])}
+        """Migrate an older schema; refuse a newer one, or vectors of another size, model or metric."""
         where = f"collection {self._name!r} at {self._where}"
+        info = self._client.describe_collection(self._name)
+        found = milvus_migrations.stored_version(info.get("properties", {}), where)
+        if found != SCHEMA_VERSION:
+            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where)
+            info = self._client.describe_collection(self._name)
+        fields = {f["name"]: f for f in info.get("fields", [])}
         vector = fields.get("vector")
         missing = {"id", "vector", "memory", "hash", "metadata", *SCOPE_KEYS} - set(fields)
         if vector is None or missing:
@@ -363,6 +399,10 @@ class MilvusStore:
         return distance
 
 
+def _expression(scope: Scope, filters: Filters) -> str:
+    return render(scope, as_filter(filters))
+
+
 def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": record.id,
@@ -387,12 +427,45 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
                         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None)
 
 
+def _probe(where: str, config: VectorStoreConfig) -> StoreHealth:
+    """Open a client the way MilvusStore does, list the collections, close it."""
+    from pymilvus import MilvusClient
+
+    quiet_client_logs()
+    kwargs: dict[str, Any] = {"token": config.token} if config.token else {}
+    try:
+        client = MilvusClient(uri=where, **kwargs)
+        try:
+            collections = sorted(client.list_collections())
+        finally:
+            client.close()
+    except Exception as exc:  # any failure to open is the finding itself, whatever pymilvus raised
+        reason = " ".join(_reason(exc).split())[:200]
+        return StoreHealth("fail", where, f"{where} cannot be opened as a Milvus store: {reason}")
+    return StoreHealth("ok", where, f"{where}: opens; collections: {', '.join(collections) or 'none'}")
+
+
+# Loggers of the Milvus client libraries, with the level each has unless someone changed it.
+# pymilvus installs its own stderr handler on import, and both log a full traceback for an
+# error they then raise; localmem reports that error itself, as a one-line StoreError.
+_CLIENT_LOGGERS = {"pymilvus": logging.WARNING, "pymilvus.milvus_client": logging.INFO,
+                   "milvus_lite": logging.NOTSET}
+
+
+def quiet_client_logs() -> None:
+    """Silence the client libraries' logs, unless the application asked for them (set another level)."""
+    for name, default in _CLIENT_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.level == default:
+            logger.setLevel(logging.CRITICAL + 1)
+
+
 @contextlib.contextmanager
 def _quiet_pymilvus() -> Iterator[None]:
     """pymilvus warns on every iterator page that Milvus Lite has no server timestamp; that is expected."""
     logger = logging.getLogger("pymilvus")
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(max(level, logging.ERROR))
     try:
         yield
     finally:
