@@ -18,11 +18,13 @@ Supported shapes (the Mem0 ones)::
 addresses ``metadata[key]``. Several keys in one dict are ANDed; ``NOT`` of a
 list negates the AND of its items.
 
-What a filter means on a row that lacks the key: a positive test (``eq``,
-``in``, ``gt``..., ``contains``, ``"*"``) is false there; ``ne`` and ``nin``
-are the complements of ``eq`` and ``in``, so they are true there, exactly as
-``{"NOT": [{"key": value}]}`` is. ``NOT`` is always the complement within the
-scope: every row of the scope is in exactly one of ``F`` and ``NOT F``.
+What a filter means on a row that lacks the key (or holds null there): a
+positive test (``eq``, ``in``, ``gt``..., ``contains``, ``"*"``) is false there;
+``ne`` and ``nin`` are the complements of ``eq`` and ``in``, so they are true
+there, exactly as ``{"NOT": [{"key": value}]}`` is. ``NOT`` is the complement
+within the scope: every row of the scope is in exactly one of ``F`` and
+``NOT F`` (a store documents any gap; Milvus's is in milvus_filters.py). An
+unset scope key counts as missing.
 """
 
 from __future__ import annotations
