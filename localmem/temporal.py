@@ -22,7 +22,8 @@ What is resolved (case-insensitive, whole words, a trailing "'s" kept with the p
   last/this/next month, earlier/later this month                 -> "April 2023"
   last/this/next year, earlier/later this year                   -> "2022"
   last/this/next spring/summer/autumn/fall/winter                -> "summer 2022", "winter 2022-2023"
-  N days/weekends/weeks/months/years ago (or "back"), in N days/weeks, N days from now
+  N days/weekends/weeks/months/years ago (or "back"), N days from now, in N days/weeks (only in a
+      sentence with a future cue, see below: "haven't talked in a few days" is a duration)
       N is digits, one..twelve, "a"/"an", "a couple of" (= 2); "a few" and "several" are vague and
       resolve to "a few days before 8 May 2023" rather than a made-up date; so does "the other day".
 Not resolved, on purpose: "recently", "lately", "a while ago" (no date to give; the message's own
@@ -32,7 +33,8 @@ Rules for the ambiguous cases (one rule each, so results are predictable):
   - "last <weekday>" is the most recent such day strictly before the anchor (1 to 7 days back);
     "next <weekday>" the first strictly after (1 to 7 days ahead); "this <weekday>" the one in the
     anchor's week. "on <weekday>" reads as past (like "last") unless its sentence has a future cue
-    ("will", "'ll", "going to", "gonna", "plan", "tomorrow", "next", ...), then as "next".
+    ("will", "'ll", "going to", "gonna", "plan", "tomorrow", "next", "I'm/we're <verb>ing", ...),
+    then as "next".
     "over/for/on the weekend" likewise: the past weekend, or the coming one (or the current one
     when the anchor is a Saturday or Sunday).
   - "N weeks ago" is the week holding the day 7*N days back; "N months ago" that calendar month.
@@ -142,7 +144,7 @@ class RelativeDate:
 
 
 _Resolved = tuple[str, date, date]  # words, first day, day after the last
-_Handler = Callable[["re.Match[str]", date, str], _Resolved]
+_Handler = Callable[["re.Match[str]", date, str], "_Resolved | None"]
 
 _NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                  "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a couple of": 2, "couple of": 2,
@@ -155,7 +157,8 @@ _WEEKDAY = r"(?P<wd>" + "|".join(WEEKDAYS) + ")"
 _WHICH = r"(?P<which>last|this past|this coming|this|next)"
 _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
 _FUTURE_CUE = re.compile(r"\b(will|going to|gonna|plan|plans|planning|tomorrow|next|hope to|hoping to|"
-                         r"can['’]t wait|cannot wait|looking forward|shall|upcoming)\b|['’]ll\b", re.I)
+                         r"can['’]t wait|cannot wait|looking forward|shall|upcoming)\b|['’]ll\b"
+                         r"|(?:\bam|\bare|['’]m|['’]re)\s+\w+ing\b", re.I)  # "I'm going on a picnic on Sunday"
 _ALREADY = re.compile(r"\s*\([^()]*\b\d{4}\b[^()]*\)")
 
 
@@ -238,6 +241,11 @@ def _counted(m: re.Match[str], d: date, _sentence: str) -> _Resolved:
     return _year(d.year + sign * n)
 
 
+def _in_counted(m: re.Match[str], d: date, sentence: str) -> _Resolved | None:
+    # "in a few days" is also a duration ("haven't talked in a few days", "not built in a day")
+    return _counted(m, d, sentence) if _FUTURE_CUE.search(sentence) else None
+
+
 def _other_day(_m: re.Match[str], d: date, _sentence: str) -> _Resolved:
     return f"a few days before {date_in_words(d)}", d - timedelta(days=7), d
 
@@ -277,7 +285,7 @@ _RULES: list[tuple[re.Pattern[str], _Handler]] = [
         (_COUNT + r"\s+" + _UNIT + r"\s+(?:(?P<ago>ago|back)|from\s+now)", _counted),
         (r"the\s+other\s+day", _other_day),
         (r"(?:over|for|on|during)\s+the\s+(?P<unit>weekend)", _bare_weekend),
-        (r"in\s+" + _COUNT + r"\s+(?P<unit>day|week)s?", _counted),
+        (r"in\s+" + _COUNT + r"\s+(?P<unit>day|week)s?", _in_counted),
         (_WHICH + r"\s+(?P<season>spring|summer|autumn|fall|winter)", _season),
     ]
 ]
@@ -299,7 +307,10 @@ def find_relative_dates(text: str, anchor: datetime) -> list[RelativeDate]:
             if _ALREADY.match(text, m.end()):
                 continue
             try:
-                words, first, after = handler(m, d, _sentence_around(text, m.start(), m.end()))
+                resolved = handler(m, d, _sentence_around(text, m.start(), m.end()))
+                if resolved is None:
+                    continue
+                words, first, after = resolved
                 since = datetime.combine(first, time(), tz).astimezone(timezone.utc)
                 until = datetime.combine(after, time(), tz).astimezone(timezone.utc)
             except (ValueError, OverflowError):
