@@ -1,8 +1,11 @@
 import warnings
+from pathlib import Path
 
 import pytest
 
-from localmem import ConfigError, LocalmemWarning, MemoryConfig
+from localmem import ConfigError, LocalmemWarning, Memory, MemoryConfig
+from localmem.config import EmbedderConfig, VectorStoreConfig
+from localmem.embedders.fake import HashingEmbedder
 
 
 def test_mem0_quickstart_dict_maps_onto_typed_config() -> None:
@@ -112,3 +115,16 @@ def test_a_version_other_than_v1_1_is_accepted_with_a_warning() -> None:
         assert MemoryConfig.from_dict({"version": "v1.1"}).version == "v1.1"
     with pytest.warns(LocalmemWarning, match="version='v1.0' is ignored"):
         MemoryConfig.from_dict({"version": "v1.0"})
+
+
+def test_embedder_embedding_dims_is_read_and_a_mismatch_warns(tmp_path: Path) -> None:
+    def build(dims: int) -> Memory:
+        config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "m.db")),
+                              embedder=EmbedderConfig(embedding_dims=dims))
+        return Memory(config, embedder=HashingEmbedder(dims=64))
+
+    with pytest.warns(LocalmemWarning, match=r"embedder\.config\.embedding_dims=999 does not match"):
+        build(999).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build(64).close()
