@@ -14,8 +14,11 @@ Supported filter shapes (the Mem0 ones)::
     {"category": "*"}                               the key exists
     {"AND": [...]}, {"OR": [...]}, {"NOT": [...]}   combinators (also lower case)
 
-``user_id``/``agent_id``/``run_id`` address the scope fields; every other key
-addresses ``metadata[key]``.
+``user_id``/``agent_id``/``run_id`` address the scope fields, ``speaker`` and
+``kind`` ("episode"/"fact") the record's own fields, and ``timestamp`` the time
+a memory was said, compared as a time: ``{"timestamp": {"gte": "2023-05-01",
+"lt": 1683500000}}`` (each value Unix seconds, ISO 8601 or a datetime). Every
+other key addresses ``metadata[key]``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from localmem.errors import InvalidFilterError
+from localmem.errors import InvalidFilterError, InvalidInputError
 from localmem.records import SCOPE_KEYS, Scope
+from localmem.temporal import parse_timestamp
+
+# Record fields a filter may name besides the scope (the rest live in metadata).
+_RECORD_KEYS = ("speaker", "kind", "timestamp")
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]{0,127}$")
 _COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -72,6 +79,18 @@ def _node(node: Mapping[str, Any]) -> str:
     return " and ".join(f"({c})" for c in clauses) if len(clauses) > 1 else clauses[0]
 
 
+def _epoch(key: str, value: Any) -> Any:
+    """A ``timestamp`` filter value as the stored Unix seconds; other keys' values as given."""
+    if key != "timestamp" or value == "*":
+        return value
+    if isinstance(value, list | tuple):
+        return [_epoch(key, v) for v in value]
+    try:
+        return int(parse_timestamp(value).timestamp())
+    except InvalidInputError as exc:
+        raise InvalidFilterError(f"filter on 'timestamp': {exc}") from None
+
+
 def _clause(key: str, value: Any) -> str:
     lowered = key.lower()
     if lowered in _COMBINATORS or lowered == "not":
@@ -84,8 +103,11 @@ def _clause(key: str, value: Any) -> str:
     if isinstance(value, Mapping):
         if not value:
             raise InvalidFilterError(f"filter on {key!r} has no operator")
-        return " and ".join(_operator(field, key, op, arg) for op, arg in value.items())
+        return " and ".join(_operator(field, key, op, _epoch(key, arg)) for op, arg in value.items())
+    value = _epoch(key, value)
     if value == "*":
+        if field == "timestamp":
+            return "timestamp != 0"
         return f"exists {field}" if field.startswith("metadata[") else f'{field} != ""'
     return f"{field} == {literal(value)}"
 
@@ -94,7 +116,7 @@ def _field(key: str) -> str:
     if not _KEY.match(key):
         raise InvalidFilterError(
             f"filter key {key!r} is not allowed: use letters, digits, '_', '-' or '.', starting with a letter")
-    if key in SCOPE_KEYS:
+    if key in SCOPE_KEYS or key in _RECORD_KEYS:
         return key
     return f"metadata[{literal(key)}]"
 

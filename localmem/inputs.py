@@ -37,7 +37,10 @@ def parse_messages(messages: Any) -> list[Message]:
             raise InvalidInputError(
                 f"messages[{index}]['content'] must be text, got {type(content).__name__} "
                 "(images and other parts are not supported)")
-        parsed.append(Message(role=role.strip().lower(), content=content))
+        name = item.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidInputError(f"messages[{index}]['name'] must be a non-empty string when given")
+        parsed.append(Message(role=role.strip().lower(), content=content, name=name.strip() if name else None))
     if all(not m.content.strip() for m in parsed):
         raise InvalidInputError("messages hold no text: every content is empty or blank")
     return parsed

@@ -11,6 +11,7 @@ import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from localmem.config import MemoryConfig
@@ -26,11 +27,16 @@ from localmem.inputs import (
 from localmem.pipeline import AddPipeline, AddRequest
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
-from localmem.records import Event, MemoryRecord, Scope, now_iso, text_hash
+from localmem.records import EPISODE, FACT, Event, MemoryRecord, Scope, now_iso, text_hash
+from localmem.results import assemble
+from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer
 
 # Memories are removed in pages of this size by delete_all (the store caps one query's result).
 _PAGE = 1000
+# A search draws this many more candidates than it returns: facts stand in for their episodes
+# (results.py), so a few candidates collapse into one result.
+_EXTRA_CANDIDATES = 20
 
 
 class Memory:
@@ -70,11 +76,17 @@ class Memory:
     # -- writes ---------------------------------------------------------------
     def add(self, messages: Any, user_id: str | None = None, *, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-            prompt: str | None = None) -> dict[str, Any]:
-        """Store what the messages say; returns ``{"results": [...], "relations": []}``."""
+            prompt: str | None = None, timestamp: int | float | str | datetime | None = None) -> dict[str, Any]:
+        """Store what the messages say; returns ``{"results": [...], "relations": []}``.
+
+        Each message is kept as an episode (its text dated and attributed: "(8 May 2023) Caroline: ...");
+        with ``infer`` the extracted facts are stored too, linked to it. ``timestamp`` is when the
+        messages were said (Unix seconds, ISO 8601 or datetime; default now). ``results`` lists the
+        facts written, or the episodes where no fact was drawn (always, with infer=False).
+        """
         scope = Scope(user_id, agent_id, run_id).require("add()")
         request = AddRequest(messages=parse_messages(messages), scope=scope, metadata=check_metadata(metadata),
-                             infer=bool(infer), prompt=prompt)
+                             infer=bool(infer), prompt=prompt, moment=parse_timestamp(timestamp))
         with self._write_lock:
             changes = self._pipeline.run(request)
         return {"results": [c.to_dict() for c in changes], "relations": []}
@@ -92,8 +104,12 @@ class Memory:
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, str]:
+        """Delete a memory. Deleting a fact also deletes the episodes it was drawn from that no other
+        fact draws on: what was forgotten is not found again through its message. Deleting an
+        episode leaves the facts drawn from it (they no longer list it as a source)."""
         with self._write_lock:
-            self._delete([self._record(memory_id)])
+            record = self._record(memory_id)
+            self._delete([record, *self._orphaned_by(record)])
         return {"message": "Memory deleted successfully!"}
 
     def delete_all(self, user_id: str | None = None, *, agent_id: str | None = None,
@@ -117,28 +133,40 @@ class Memory:
 
     # -- reads ----------------------------------------------------------------
     def get(self, memory_id: str) -> dict[str, Any]:
-        return self._record(memory_id).to_dict()
+        return self._with_sources([self._record(memory_id)])[0]
 
     def get_all(self, user_id: str | None = None, *, agent_id: str | None = None, run_id: str | None = None,
-                filters: dict[str, Any] | None = None, limit: int = 100) -> dict[str, Any]:
+                filters: dict[str, Any] | None = None, limit: int = 100,
+                include_episodes: bool = False) -> dict[str, Any]:
+        """The facts, and the messages that yielded none (what Mem0 lists), oldest first.
+
+        ``include_episodes=True`` lists every stored message as well. Each item's ``kind`` is
+        ``"fact"`` or ``"episode"``; a fact lists its ``sources``.
+        """
         scope = Scope(user_id, agent_id, run_id)
         _require_scope_or_filters("get_all()", scope, filters)
-        records = self.store.list(scope, filters, check_limit(limit))
-        return {"results": [r.to_dict() for r in records]}
+        records = self.store.list(scope, filters, check_limit(limit), hide_covered=not include_episodes)
+        return {"results": self._with_sources(records)}
 
     def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
                run_id: str | None = None, limit: int = 100, filters: dict[str, Any] | None = None,
                threshold: float | None = None) -> dict[str, Any]:
-        """Memories most similar to ``query``; ``score`` is higher-is-better for every metric."""
+        """Memories for ``query``, best first: dense and BM25 (word) matches fused.
+
+        ``score`` is higher-is-better: the fused rank score in (0, 1] (vector_stores/fusion.py), or the
+        similarity on a store without BM25. A fact comes with its ``sources``; a message shown as a
+        fact's source is not repeated. ``filters`` may name ``speaker`` and a ``timestamp`` range.
+        """
         text = check_text(query, "query")
         scope = Scope(user_id, agent_id, run_id)
         _require_scope_or_filters("search()", scope, filters)
         minimum = check_threshold(threshold)
+        limit = check_limit(limit)
         if self.config.strip_scope_from_query:
             text = strip_scope(text, scope)
         vector = self.embedder.embed([text])
-        hits = self.store.search(vector, scope, filters, check_limit(limit))
-        return {"results": [h.to_dict() for h in hits if minimum is None or h.score >= minimum]}
+        hits = self.store.search(vector, scope, filters, min(limit + _EXTRA_CANDIDATES, 16_384), text=text)
+        return {"results": assemble(hits, limit, minimum, self.store.get, self.store.citing)}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         events = self.history_store.history(check_memory_id(memory_id))
@@ -171,6 +199,24 @@ class Memory:
         if not found:
             raise MemoryNotFoundError(memory_id)
         return found[0]
+
+    def _with_sources(self, records: list[MemoryRecord]) -> list[dict[str, Any]]:
+        wanted = sorted({s for r in records if r.kind == FACT for s in r.sources})
+        episodes = {e.id: e for e in self.store.get(wanted)} if wanted else {}
+        out = []
+        for record in records:
+            item = record.to_dict()
+            if record.kind == FACT:
+                item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
+            out.append(item)
+        return out
+
+    def _orphaned_by(self, record: MemoryRecord) -> list[MemoryRecord]:
+        """The source episodes of a fact that no other fact draws on."""
+        if record.kind != FACT or not record.sources:
+            return []
+        still_cited = {s for f in self.store.citing(list(record.sources)) if f.id != record.id for s in f.sources}
+        return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
 
     def _delete(self, records: list[MemoryRecord]) -> None:
         vectors = self.store.get_vectors([r.id for r in records])

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from localmem.records import Decision, Fact, HistoryEvent, MemoryRecord, Message, Scope, SearchHit
+from localmem.records import Decision, Fact, HistoryEvent, Kind, MemoryRecord, Message, Scope, SearchHit
 
 Vectors = npt.NDArray[np.float32]
 
@@ -61,10 +61,17 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
-    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None,
-               limit: int) -> list[SearchHit]: ...
+    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None, limit: int, *,
+               text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
+        """Best first, higher score better; with ``text`` a store may fuse word matches (BM25) in."""
+        ...
 
-    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int) -> list[MemoryRecord]: ...
+    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int, *,
+             kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]: ...
+
+    def citing(self, episode_ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+        """Facts whose sources include any of these episodes."""
+        ...
 
     # ``list`` above shadows the builtin inside this class body, hence builtins.list below.
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...

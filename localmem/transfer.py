@@ -27,7 +27,8 @@ import numpy as np
 
 from localmem.errors import InvalidInputError, LocalmemError
 from localmem.protocols import EmbedderIdentity
-from localmem.records import SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
+from localmem.records import EPISODE, FACT, SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
+from localmem.temporal import parse_timestamp
 
 if TYPE_CHECKING:
     from localmem.memory import Memory
@@ -262,15 +263,23 @@ def _memory_item(record: MemoryRecord, events: list[HistoryEvent]) -> dict[str, 
     item: dict[str, Any] = {"type": "memory", **record.to_dict()}
     for key in SCOPE_KEYS:
         item[key] = getattr(record.scope, key)
+    # Episode links (schema 2): a fact's source ids, and whether an episode yielded a fact.
+    item["source_ids"] = list(record.sources)
+    item["covered"] = record.covered
     item["history"] = [e.to_dict() for e in events]
     return item
 
 
 def _from_item(item: dict[str, Any]) -> tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]:
     text = item["memory"]
+    stamp = item.get("timestamp")
     record = MemoryRecord(id=item["id"], memory=text, hash=text_hash(text),
                           scope=Scope(**{k: item.get(k) for k in SCOPE_KEYS}), metadata=item.get("metadata") or {},
-                          created_at=item["created_at"], updated_at=item.get("updated_at"))
+                          created_at=item["created_at"], updated_at=item.get("updated_at"),
+                          kind=EPISODE if item.get("kind") == EPISODE else FACT, speaker=item.get("speaker"),
+                          timestamp=int(parse_timestamp(stamp).timestamp()) if stamp else None,
+                          sources=tuple(str(s) for s in item.get("source_ids") or ()),
+                          covered=bool(item.get("covered", False)))
     return record, item.get("vector"), [_event(e, record.id) for e in item.get("history", [])]
 
 

@@ -33,7 +33,7 @@ class Write:
     def change(self) -> Change:
         previous = self.previous.memory if self.previous is not None else None
         return Change(id=self.record.id, memory=self.record.memory, event=self.event,
-                      previous_memory=previous, flags=self.flags)
+                      previous_memory=previous, flags=self.flags, kind=self.record.kind)
 
     def history_event(self) -> HistoryEvent:
         old = self.previous.memory if self.previous is not None else None

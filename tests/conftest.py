@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,12 @@ def make_memory(tmp_path: Path) -> Iterator[MemoryFactory]:
     yield factory
     for memory in opened:
         memory.close()  # idempotent: a test may have closed it already
+
+
+_DATED = re.compile(r"^\(\d{1,2} [A-Z][a-z]+ \d{4}\) ")
+
+
+def plain(memory: str) -> str:
+    """An episode's text without its leading "(8 May 2023) ": what the message said."""
+    assert _DATED.match(memory), f"an episode's text starts with its date in words: {memory!r}"
+    return _DATED.sub("", memory, count=1)

@@ -14,7 +14,7 @@ from localmem import ExtractionError, HistoryError
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, HistoryEvent, Message
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 
 
 class ScriptedModel:
@@ -72,7 +72,7 @@ def test_update_decision_replaces_text_and_logs_history(make_memory: MemoryFacto
     llm.decision = Decision(Event.UPDATE, "Loves cheese and chicken pizza", target_id="0")
     result = memory.add("x", user_id="u", metadata={"j": 2})["results"]
     assert result == [{"id": first["id"], "memory": "Loves cheese and chicken pizza", "event": "UPDATE",
-                       "previous_memory": "Likes cheese pizza"}]
+                       "kind": "fact", "previous_memory": "Likes cheese pizza"}]
     assert llm.reconcile_calls == [("Loves cheese and chicken pizza", ["Likes cheese pizza"])]
     stored = memory.get(first["id"])
     assert stored["memory"] == "Loves cheese and chicken pizza"
@@ -121,7 +121,7 @@ def test_extraction_failure_can_store_the_raw_message_flagged(make_memory: Memor
     result = memory.add("I moved to Lisbon", user_id="u")["results"]
     assert result[0]["event"] == "ADD" and result[0]["flags"] == ["unprocessed_raw_message"]
     stored = memory.get(result[0]["id"])
-    assert stored["memory"] == "I moved to Lisbon"
+    assert plain(stored["memory"]) == "I moved to Lisbon"
     assert stored["metadata"]["localmem_flags"] == ["unprocessed_raw_message"]
 
 
@@ -140,4 +140,4 @@ def test_history_failure_undoes_the_store_writes(make_memory: MemoryFactory, has
         memory.update(kept["id"], "Keeps wasps")
     with pytest.raises(HistoryError):
         memory.delete(kept["id"])
-    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]

@@ -12,6 +12,16 @@ flushes once before the first vector search that follows a write, and before a
 scalar read once enough rows are pending; searches in a steady state never
 touch the memtable. Compaction of the small segments this creates runs in Lite's
 background worker. A server manages its own segments, so none of this applies.
+
+Retrieval is hybrid where the store can: the ``memory`` text field feeds
+Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
+text runs one ``hybrid_search`` over the dense vector and BM25, fused by
+reciprocal rank (RRF, k=60; chosen on the LoCoMo dev data, see
+benchmarks/memory_quality.py). The fused score is scaled so that 1.0 means
+"first in both lists" (an RRF sum divided by its maximum, 2/(k+1)); it is higher
+for better hits and ``threshold`` compares against it. A server without the
+BM25 function (Milvus before 2.5) keeps dense search, whose score is the
+similarity, and says so once with a LocalmemWarning.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,13 +41,15 @@ from typing import Any
 import numpy as np
 
 from localmem.config import VectorStoreConfig
-from localmem.errors import SchemaMismatchError, StoreError, StoreLockedError
+from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import build_expression, literal
 from localmem.protocols import EmbedderIdentity, Vectors
-from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, MemoryRecord, Scope, SearchHit
+from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.vector_stores import upgrade
 from localmem.vector_stores.blas import single_threaded_blas
+from localmem.vector_stores.fusion import RRF, Fusion
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = upgrade.CURRENT
 _PROP_SCHEMA = "localmem.schema_version"
 _PROP_EMBEDDER = "localmem.embedder"
 # Milvus caps one query's result window (offset + limit) at 16384.
@@ -45,7 +58,11 @@ _QUERY_CAP = 16384
 # memtable scan is cheaper than a flush (measured: +100 rows adds ~2 ms).
 _FLUSH_BEFORE_QUERY_ROWS = 256
 _HNSW_EF = 256
-_RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at"]
+_RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
+                  "kind", "speaker", "timestamp", "sources", "covered"]
+# BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
+# BM25 that issue #16 measured; English stemming and stop words scored no better there.
+_ANALYZER: dict[str, Any] = {"type": "standard"}
 
 
 class MilvusStore:
@@ -61,12 +78,17 @@ class MilvusStore:
         self._dirty = False
         self._closed = False
         self._stored_index_type: str | None = None  # set when an existing collection is opened
+        self.fusion: Fusion = RRF
         self._client = self._connect()
         try:
+            upgrade.finish_interrupted(self._client, self._name)
             if self._client.has_collection(self._name):
                 self._check_existing()
+                if upgrade.stored_version(self._client, self._name) != SCHEMA_VERSION:
+                    upgrade.to_current(self._client, self._name, self._create)
             else:
-                self._create()
+                self._create(self._name)
+            self.hybrid = self._has_bm25()
             self._client.load_collection(self._name)
         except StoreError:
             self._client.close()
@@ -118,13 +140,21 @@ class MilvusStore:
         self._call("delete", lambda: self._client.delete(self._name, ids=list(ids)))
         self._mark_written(len(ids))
 
-    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None,
-               limit: int) -> list[SearchHit]:
+    def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None, limit: int, *,
+               text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
+        """Nearest memories; with ``text`` (and a BM25-capable store) dense and BM25 fused."""
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_dims(query.shape[0])
-        expression = build_expression(scope, filters)
+        expression = _and(build_expression(scope, filters), _kinds(kinds))
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
+        if text is not None and text.strip() and self.hybrid:
+            with threads:
+                result = self._call("hybrid search", lambda: self._hybrid(query, text, expression, limit),
+                                    flush=self._dirty)
+            return [SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}),
+                              score=self.fusion.scale(float(hit["distance"])), distance=float(hit["distance"]))
+                    for hit in result[0]]
         with threads:
             result = self._call("search", lambda: self._client.search(
                 self._name, data=[query.tolist()], filter=expression, limit=limit,
@@ -134,11 +164,20 @@ class MilvusStore:
                           score=self._score(float(hit["distance"])), distance=float(hit["distance"]))
                 for hit in result[0]]
 
-    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int) -> list[MemoryRecord]:
-        rows = self._query(build_expression(scope, filters), _RECORD_FIELDS, limit)
-        records = [_to_record(row) for row in rows]
+    def list(self, scope: Scope, filters: dict[str, Any] | None, limit: int, *,
+             kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
+        """Memories oldest first; ``hide_covered`` leaves out episodes whose message yielded a fact."""
+        expression = _and(build_expression(scope, filters), _kinds(kinds), "covered == false" if hide_covered else "")
+        records = [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, limit)]
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
+
+    def citing(self, episode_ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+        """Facts whose sources include any of these episodes."""
+        if not episode_ids:
+            return []
+        expression = f"json_contains_any(sources, [{', '.join(literal(i) for i in episode_ids)}])"
+        return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         if not ids:
@@ -182,7 +221,7 @@ class MilvusStore:
         """Drop the collection and create it empty, with the same schema."""
         def run() -> None:
             self._client.drop_collection(self._name)
-            self._create()
+            self._create(self._name)
             self._client.load_collection(self._name)
         self._call("reset", run)
         self._pending, self._dirty = 0, False
@@ -236,13 +275,15 @@ class MilvusStore:
                                        ) from exc
             raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
 
-    def _create(self) -> None:
-        from pymilvus import DataType
+    def _create(self, name: str) -> None:
+        from pymilvus import DataType, Function, FunctionType
 
+        bm25 = self._bm25_supported()
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.embedder.dims)
-        schema.add_field("memory", DataType.VARCHAR, max_length=65535)
+        text: dict[str, Any] = {"enable_analyzer": True, "analyzer_params": _ANALYZER} if bm25 else {}
+        schema.add_field("memory", DataType.VARCHAR, max_length=65535, **text)
         schema.add_field("hash", DataType.VARCHAR, max_length=64)
         for key in SCOPE_KEYS:
             # "" means unset: Milvus Lite cannot filter on NULL scalars portably.
@@ -250,12 +291,54 @@ class MilvusStore:
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("created_at", DataType.VARCHAR, max_length=64)
         schema.add_field("updated_at", DataType.VARCHAR, max_length=64)
+        # Schema 2: episodes and facts (records.py), who and when, a fact's source episodes.
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)
+        schema.add_field("speaker", DataType.VARCHAR, max_length=MAX_SCOPE_ID_LENGTH * 4)
+        schema.add_field("timestamp", DataType.INT64)  # epoch seconds; 0 means unknown
+        schema.add_field("sources", DataType.JSON)
+        schema.add_field("covered", DataType.BOOL)
         index = self._client.prepare_index_params()
         # Build parameters are left to Milvus's defaults (HNSW M=16/efConstruction=200, IVF nlist=128).
         index.add_index(field_name="vector", index_type=self.index_type, metric_type=self.metric)
+        if bm25:
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="memory_bm25", function_type=FunctionType.BM25,
+                                         input_field_names=["memory"], output_field_names=["sparse"]))
+            index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self._client.create_collection(
-            self._name, schema=schema, index_params=index, consistency_level="Strong",
+            name, schema=schema, index_params=index, consistency_level="Strong",
             properties={_PROP_SCHEMA: SCHEMA_VERSION, _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
+
+    def _bm25_supported(self) -> bool:
+        """Milvus Lite 3 and servers from 2.5 run the BM25 function; older servers do not."""
+        if self._lite:
+            return True
+        try:
+            version = str(self._client.get_server_version())
+        except Exception:
+            return False
+        numbers = [int(p) for p in version.lstrip("v").split("-")[0].split(".")[:2] if p.isdigit()]
+        return tuple(numbers) >= (2, 5)
+
+    def _has_bm25(self) -> bool:
+        info = self._client.describe_collection(self._name)
+        if any(f["name"] == "sparse" for f in info.get("fields", [])):
+            return True
+        warnings.warn(f"collection {self._name!r} at {self._where} has no BM25 index (Milvus before 2.5): "
+                      "searches use dense vectors only, without word matching", LocalmemWarning, stacklevel=4)
+        return False
+
+    def _hybrid(self, query: Vectors, text: str, expression: str, limit: int) -> Any:
+        from pymilvus import AnnSearchRequest
+
+        # Each list is cut at the same depth before fusion; deeper lists change RRF little below rank 60.
+        depth = max(limit, self.fusion.depth)
+        dense = AnnSearchRequest(data=[query.tolist()], anns_field="vector", param=self._search_params(depth),
+                                 limit=depth, expr=expression or None)
+        words = AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"}, limit=depth,
+                                 expr=expression or None)
+        return self._client.hybrid_search(self._name, reqs=[dense, words], ranker=self.fusion.ranker(),
+                                          limit=limit, output_fields=_RECORD_FIELDS)
 
     def _check_existing(self) -> None:
         """Refuse to mix vectors of another size, model or metric into an existing collection."""
@@ -372,6 +455,11 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
         "metadata": record.metadata,
         "created_at": record.created_at,
         "updated_at": record.updated_at or "",
+        "kind": record.kind,
+        "speaker": record.speaker or "",
+        "timestamp": record.timestamp or 0,
+        "sources": list(record.sources),
+        "covered": record.covered,
     }
     for key in SCOPE_KEYS:
         row[key] = getattr(record.scope, key) or ""
@@ -383,8 +471,25 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
     metadata = row.get("metadata") or {}
     if isinstance(metadata, (str, bytes)):
         metadata = json.loads(metadata)
+    sources = row.get("sources") or []
+    if isinstance(sources, (str, bytes)):
+        sources = json.loads(sources)
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
-                        created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None)
+                        created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
+                        kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,
+                        timestamp=int(row["timestamp"]) if row.get("timestamp") else None,
+                        sources=tuple(str(s) for s in sources), covered=bool(row.get("covered")))
+
+
+def _and(*parts: str) -> str:
+    present = [p for p in parts if p]
+    return " and ".join(f"({p})" for p in present) if len(present) > 1 else (present[0] if present else "")
+
+
+def _kinds(kinds: Sequence[Kind] | None) -> str:
+    if kinds is None:
+        return ""
+    return f"kind in [{', '.join(literal(k) for k in kinds)}]"
 
 
 @contextlib.contextmanager
