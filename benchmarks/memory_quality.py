@@ -49,14 +49,15 @@ K = 5
 QUICK_TURNS = 200
 RESULTS = Path(__file__).resolve().parent / "results"
 # A common English stop-word list (the function words of NLTK's list): answer tokens only.
-STOP_WORDS = frozenset("""
+_STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being below between both
 but by can could did do does doing down during each few for from further had has have having he her here hers
 herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
 once only or other our ours ourselves out over own same she should so some such than that the their theirs them
 themselves then there these they this those through to too under until up very was we were what when where which
 while who whom why will with would you your yours yourself yourselves
-""".split())
+"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
 _WORD = re.compile(r"\w+")
 
 
@@ -301,7 +302,8 @@ def render(results: dict[str, Any]) -> str:
 def _table(rows: dict[str, Any]) -> list[str]:
     categories = sorted({c for r in rows.values() for c in r if c != "all"})
     names = {"1": "multi-hop", "2": "temporal", "3": "open-domain", "4": "single-hop"}
-    head = "| row | all | " + " | ".join(f"{c} {names.get(c, '')} ({next(iter(rows.values())).get(c, {}).get('questions', 0)})"
+    first = next(iter(rows.values()))
+    head = "| row | all | " + " | ".join(f"{c} {names.get(c, '')} ({first.get(c, {}).get('questions', 0)})"
                                         for c in categories) + " |"
     out = [head, "|---" * (len(categories) + 2) + "|"]
     for name, row in rows.items():

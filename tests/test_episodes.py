@@ -21,7 +21,7 @@ MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(("message", "expected"), [
-    (Message("user", "Caroline: I went to a support group.", name=None), ("Caroline", True, "I went to a support group.")),
+    (Message("user", "Caroline: I went to a group."), ("Caroline", True, "I went to a group.")),
     (Message("user", "I went there.", name="Mel"), ("Mel", True, "I went there.")),
     (Message("user", "Mel: I went there.", name="Mel"), ("Mel", True, "I went there.")),
     (Message("user", "I went there."), ("alice", False, "I went there.")),

@@ -14,7 +14,7 @@ from typing import Any
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
 
-_LIST_COLUMNS = ["id", "memory", "user_id", "agent_id", "run_id", "created_at"]
+_LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id", "created_at"]
 _BULK_CHUNK = 64
 
 
@@ -51,6 +51,7 @@ def register(commands: Any, epilog: str) -> None:
     p.add_argument("--metadata", type=_json_object, metavar="JSON", help="metadata for every memory created")
     p.add_argument("--infer", action=argparse.BooleanOptionalAction, default=True,
                    help="extract facts with the local LLM (default) or, with --no-infer, store the text as it is")
+    p.add_argument("--timestamp", help="when it was said: Unix seconds or ISO 8601 (default: now)")
     p = command("search", _search, "memories most similar to a query (score: higher is better)",
                 [store, scope, filters])
     p.add_argument("query")
@@ -58,6 +59,7 @@ def register(commands: Any, epilog: str) -> None:
     p.add_argument("--threshold", type=float, help="minimum score")
     p = command("list", _list, "the memories of a scope, oldest first", [store, scope, filters])
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--episodes", action="store_true", help="list every stored message too, not only facts")
     p = command("get", _get, "one memory by id", [store])
     p.add_argument("memory_id")
     p = command("update", _update, "replace a memory's text", [store])
@@ -87,7 +89,8 @@ def _add(args: argparse.Namespace) -> int:
     with _memory(args) as memory:
         scope = _scope(args)
         if args.text:
-            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer, **scope)
+            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer,
+                                timestamp=_timestamp(args.timestamp), **scope)
             results = result["results"]
         else:
             lines = _read_lines(args.file)
@@ -96,13 +99,19 @@ def _add(args: argparse.Namespace) -> int:
                 for start in range(0, len(lines), _BULK_CHUNK):
                     chunk = lines[start:start + _BULK_CHUNK]
                     messages = [{"role": "user", "content": line} for line in chunk]
-                    results += memory.add(messages, metadata=args.metadata, infer=False, **scope)["results"]
+                    results += memory.add(messages, metadata=args.metadata, infer=False,
+                                          timestamp=_timestamp(args.timestamp), **scope)["results"]
                     step(len(chunk))
     if args.json:
         emit_json({"results": results, "relations": []})
     else:
         table(results, ["event", "id", "memory"], wide="memory")
     return 0
+
+
+def _timestamp(value: str | None) -> str | int | None:
+    """Digits are Unix seconds; anything else goes to add() as ISO 8601 (it reports what is wrong)."""
+    return int(value) if value is not None and value.strip().isdigit() else value
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -118,7 +127,8 @@ def _search(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     with _memory(args) as memory:
-        items = memory.get_all(limit=args.limit, filters=args.filters, **_scope(args))["results"]
+        items = memory.get_all(limit=args.limit, filters=args.filters, include_episodes=args.episodes,
+                               **_scope(args))["results"]
     if args.json:
         emit_json({"results": items})
     else:
