@@ -118,11 +118,15 @@ class AddPipeline:
             self.writer.apply(writes)
             return [w.change() for w in writes]
         facts = self._reconcile(texts, self.embedder.embed(texts), request, episodes) if texts else []
-        # An episode whose message yielded a fact is covered by it; one that yielded none is the memory.
-        stored = [replace(w, record=replace(w.record, covered=True)) if texts and w.event is Event.ADD else w
-                  for w in episodes.writes]
+        # An episode that a stored fact draws on is covered by it (get_all shows the fact); one that
+        # no fact cites (no fact extracted, or only repeats of stored ones) is the memory itself.
+        cited = {s for w in facts if w.event in (Event.ADD, Event.UPDATE) for s in w.record.sources}
+        stored = [replace(w, record=replace(w.record, covered=True)) if w.event is Event.ADD and w.record.id in cited
+                  else w for w in episodes.writes]
         self.writer.apply([*stored, *facts])
-        return [w.change() for w in (facts if texts else stored)]
+        shown = [w for w in stored if w.event is Event.ADD and not w.record.covered]
+        # Episodes uncovered by a reconciliation DELETE are bookkeeping, not what this add() did.
+        return [w.change() for w in [*[w for w in facts if w.record.kind == FACT], *shown]]
 
     # -- episodes ------------------------------------------------------------
     def _episodes(self, messages: list[Said], request: AddRequest) -> _Episodes:
@@ -186,7 +190,23 @@ class AddPipeline:
             else:
                 touched.add(write.record.id)
             writes.append(write)
+            if write.event is Event.DELETE:
+                writes += self._uncover(write.record, touched)
         return writes
+
+    def _uncover(self, fact: MemoryRecord, touched: set[str]) -> list[Write]:
+        """A fact deleted by reconciliation leaves its messages standing as memories again.
+
+        Its source episodes that no other fact draws on are no longer covered: get_all lists
+        them, as it lists every message that yields no fact, so search and get_all agree.
+        """
+        cited = {s for f in self.store.citing(list(fact.sources)) if f.id != fact.id for s in f.sources}
+        orphans = [e for e in self.store.get([s for s in fact.sources if s not in cited and s not in touched])
+                   if e.kind == EPISODE and e.covered]
+        vectors = self.store.get_vectors([e.id for e in orphans])
+        touched.update(e.id for e in orphans)
+        return [Write(Event.UPDATE, replace(e, covered=False, updated_at=now_iso()), vectors[e.id][None, :],
+                      previous=e, previous_vector=vectors[e.id]) for e in orphans if e.id in vectors]
 
     def _near_duplicate(self, text: str, vector: Vectors, hits: Sequence[SearchHit],
                         pending: Sequence[tuple[MemoryRecord, Vectors]]) -> MemoryRecord | None:

@@ -14,7 +14,7 @@ from localmem import InvalidFilterError, InvalidInputError
 from localmem.episodes import said, speaker_of
 from localmem.records import Message, Scope
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 from .test_pipeline import ScriptedModel
 
 MAY_8 = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
@@ -128,3 +128,24 @@ def test_infer_false_episodes_filter_by_speaker_and_time(make_memory: MemoryFact
     with pytest.raises(InvalidInputError, match="name"):
         memory.add([{"role": "user", "content": "x", "name": 3}], user_id="c", infer=False)
     assert len(memory.get_all(user_id="c")["results"]) == 2
+
+
+def test_get_all_hides_exactly_the_messages_a_stored_fact_draws_on(make_memory: MemoryFactory,
+                                                                   hashing_embedder) -> None:
+    from localmem.records import Decision, Event
+
+    llm = ScriptedModel(facts=["Likes pizza"])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("I like pizza", user_id="u")
+    repeat = memory.add("Honestly, I like pizza", user_id="u")["results"]  # the same fact again: NONE
+    assert [(r["event"], r["kind"]) for r in repeat] == [("NONE", "fact"), ("ADD", "episode")]
+    llm.facts, llm.decision = ["Likes pizza a lot"], Decision(Event.DELETE, "", target_id="0")
+    memory.add("I like pizza a lot", user_id="u")  # reconciliation deletes the fact it contradicts
+    listed = memory.get_all(user_id="u")["results"]
+    # No fact is left: every message stands as a memory, and search finds nothing get_all hides.
+    assert sorted(plain(r["memory"]) for r in listed) == ["Honestly, I like pizza", "I like pizza",
+                                                          "I like pizza a lot"]
+    hits = memory.search("pizza", user_id="u")["results"]
+    assert {h["id"] for h in hits} <= {r["id"] for r in listed}
+    first = next(r for r in listed if plain(r["memory"]) == "I like pizza")
+    assert [e["event"] for e in memory.history(first["id"])] == ["ADD", "UPDATE"]
