@@ -149,3 +149,23 @@ def test_get_all_hides_exactly_the_messages_a_stored_fact_draws_on(make_memory: 
     assert {h["id"] for h in hits} <= {r["id"] for r in listed}
     first = next(r for r in listed if plain(r["memory"]) == "I like pizza")
     assert [e["event"] for e in memory.history(first["id"])] == ["ADD", "UPDATE"]
+
+
+def test_export_import_keeps_kinds_speakers_times_and_links(make_memory: MemoryFactory, hashing_embedder,
+                                                            tmp_path) -> None:
+    from localmem.transfer import export_store, import_store
+
+    source = make_memory(hashing_embedder, ScriptedModel(facts=["Melanie paints sunsets"]), name="a.db")
+    source.add("Melanie: I painted a sunset.", user_id="c", metadata={"dia_id": "D1:1"}, timestamp=1683554160)
+    source.add("Mel: Hi!", user_id="c", infer=False, timestamp=1683554160)
+    path = tmp_path / "out.jsonl"
+    with path.open("w") as fh:
+        export_store(source, fh, with_vectors=True)
+    target = make_memory(hashing_embedder, name="b.db")
+    import_store(target, path)
+    for include in (False, True):
+        before = source.get_all(user_id="c", include_episodes=include)["results"]
+        after = target.get_all(user_id="c", include_episodes=include)["results"]
+        assert after == before
+    fact = next(r for r in target.get_all(user_id="c")["results"] if r["kind"] == "fact")
+    assert [s["metadata"] for s in fact["sources"]] == [{"dia_id": "D1:1"}]
