@@ -283,9 +283,9 @@ def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Pat
     out: dict[str, Any] = {"turns": {c: len(t) for c, t in turns.items()}, "questions": len(questions), "rows": {}}
     try:
         primed = PrimedEmbedder(emb.default)
-        primed.prime([t.said for kept in turns.values() for t in kept] + stored_texts(turns)
-                     + [q.text for q in questions])
         if not infer_only:
+            primed.prime([t.said for kept in turns.values() for t in kept] + stored_texts(turns)
+                         + [q.text for q in questions])
             rows = raw_rows(primed, turns, questions)
             found, timing = library(primed, turns, questions, workdir, infer=False, progress="infer=False",
                                     fusions={"infer=False": RRF, "infer=False, dense only": None,
@@ -307,6 +307,8 @@ def infer_subset(embedder: Embedder, turns: dict[str, list[Turn]], questions: Se
     from localmem.extractors.llama_cpp import LlamaCppModel
 
     subset = {c: t[:max_turns] for c, t in list(turns.items())[:conversations]}
+    if isinstance(embedder, PrimedEmbedder):
+        embedder.prime(stored_texts(subset) + [q.text for q in questions if q.conversation in subset])
     present = {t.dia_id for kept in subset.values() for t in kept}
     asked = [q for q in questions if q.conversation in subset and q.evidence <= present
              and all(e in {t.dia_id for t in subset[q.conversation]} for e in q.evidence)]
