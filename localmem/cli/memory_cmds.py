@@ -14,7 +14,8 @@ from typing import Any
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
 
-_LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id", "created_at"]
+# The memory text carries its date ("(8 May 2023) ..."); `get` shows every field, created_at included.
+_LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id"]
 _BULK_CHUNK = 64
 
 
