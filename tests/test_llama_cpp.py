@@ -387,3 +387,23 @@ def test_real_model_is_deterministic_across_the_state_cache(real_model: LlamaCpp
     first = real_model.extract_facts(message)
     real_model.reconcile(Fact("Plays chess on Sundays"), _candidates("Is learning Spanish on weekends"))
     assert real_model.extract_facts(message) == first and first
+
+
+@pytest.mark.slow
+def test_real_model_batch_names_speakers_and_stays_grounded(real_model: LlamaCppModel) -> None:
+    conversation = [Message("user", "Deborah: My mother passed away a few years ago. I have a dog named Max."),
+                    Message("user", "Jolene: I'm so sorry. I went to a yoga retreat in Bali yesterday."),
+                    Message("user", "Deborah: That sounds lovely! How was it?")]
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+    before = real_model.gates.proposed
+    facts = real_model.extract_batch(conversation, times=[said] * 3)
+    assert facts and real_model.gates.proposed > before
+    assert real_model.gates.proposed - before >= len(facts)  # every kept fact went through the gates
+    for fact in facts:
+        assert fact.sources and all(0 <= i < 3 for i in fact.sources)
+        (index,) = fact.sources[:1]
+        speaker, text = conversation[index].content.split(": ", 1)
+        assert fact.speaker == speaker and speaker in fact.text, fact
+        assert gates.grounded(fact.text.rsplit(" (", 1)[0], f"{speaker} {text}"), fact
+        assert "(8 May 2023)" in fact.text or "(7 May 2023)" in fact.text, fact
+        assert not fact.text.startswith(("I ", "My ")), fact

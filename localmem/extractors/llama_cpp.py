@@ -220,9 +220,12 @@ class LlamaCppModel:
         return self._backend.n_ctx - self.config.max_tokens - _MARGIN
 
     def _complete(self, prompt: str, grammar: str) -> str:
-        return self._complete_many([prompt], grammar)[0]
+        return self._complete_many([prompt], grammar, together=False)[0]
 
-    def _complete_many(self, prompts: Sequence[str], grammar: str) -> list[str]:
+    def _complete_many(self, prompts: Sequence[str], grammar: str, *, together: bool = True) -> list[str]:
+        """Completions in order. Extraction prompts go ``together`` through the backend's batched
+        decoder even one at a time (it keeps the few-shot prefix and filters the grammar cheaply);
+        reconciliation prompts, with another prefix, use the plain path and its state cache."""
         for prompt in prompts:
             size = self._backend.count_tokens(prompt)
             if size > self._budget():
@@ -233,10 +236,10 @@ class LlamaCppModel:
         if not prompts:
             return []
         with self._lock:
-            if len(prompts) == 1:
-                done = [self._backend.complete(prompts[0], grammar, self.config.max_tokens)]
-            else:
+            if together:
                 done = self._backend.complete_many(prompts, grammar, self.config.max_tokens)
+            else:
+                done = [self._backend.complete(p, grammar, self.config.max_tokens) for p in prompts]
             for one in done:
                 self.stats.calls += 1
                 self.stats.prompt_tokens += one.prompt_tokens
