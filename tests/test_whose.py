@@ -38,6 +38,7 @@ def test_speakers_come_from_the_name_field_or_a_name_prefix() -> None:
     assert split_speaker(Message("user", "Deborah: I have a dog")) == ("Deborah", "I have a dog")
     assert split_speaker(Message("user", "I have a dog", name="Deb")) == ("Deb", "I have a dog")
     assert split_speaker(Message("user", "Update: I moved to Leeds")) == (None, "Update: I moved to Leeds")
+    assert split_speaker(Message("user", "Correction: it is on May 2")) == (None, "Correction: it is on May 2")
     assert split_speaker(Message("user", "I moved: to Leeds")) == (None, "I moved: to Leeds")
 
 

@@ -20,9 +20,15 @@ from localmem.records import Message
 # "Name: text" with one or two capitalised words before the colon. Words that open
 # notes rather than name people ("Update: I moved") are not speakers.
 _PREFIX = re.compile(r"^\s*([A-Z][\w'.-]{0,30}(?: [A-Z][\w'.-]{0,30})?):\s+(\S.*)$", re.DOTALL)
-_NOT_NAMES = frozenset({"note", "notes", "update", "edit", "re", "ps", "question", "answer", "todo", "reminder",
-                        "fyi", "btw", "user", "assistant", "system", "summary", "warning", "important", "tip",
-                        "q", "a", "me", "i"})
+_LABELS = """
+note notes update updates edit correction corrections re fwd fw ps pps question questions answer answers todo
+reminder fyi btw user assistant system summary warning important tip tips hint info context source fact facts
+status title subject topic quote example goal goals plan plans problem solution result results step task tasks
+idea ideas thought thoughts feedback response reply request issue bug fix lesson rule reason conclusion news
+breaking agenda today tomorrow yesterday morning evening tonight weekend update dear hello hi hey p s q a me i
+also and but so ok okay yes no well anyway otherwise
+"""
+_NOT_NAMES = frozenset(_LABELS.split())
 
 
 @dataclass(frozen=True)
