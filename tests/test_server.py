@@ -138,8 +138,9 @@ def test_sigterm_closes_the_store_for_the_next_process(tmp_path: Path, real_embe
     db = tmp_path / "m.db"
     with serving(db) as served, MemoryClient(served.url) as client:
         memory_id = client.add("persisted across restarts", user_id="eve", infer=False)["results"][0]["id"]
-    assert served.process.returncode == 0, served.output()
-    assert "Traceback" not in served.output()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so a supervisor sees why the process ended.
+    assert served.process.returncode in (0, -signal.SIGTERM), served.output()
+    assert "store released" in served.output() and "Traceback" not in served.output()
     config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(db)))
     with Memory(config, embedder=real_embedder) as memory:  # would raise StoreLockedError if still held
         assert memory.get(memory_id)["memory"] == "persisted across restarts"
@@ -181,7 +182,7 @@ def test_kill_9_during_writes_keeps_every_acknowledged_write(tmp_path: Path) -> 
             assert stored.get(memory_id) == text
             assert [e["event"] for e in client.history(memory_id)] == ["ADD"]
         assert len(set(stored.values())) == len(stored)  # nothing doubled by the restart
-    assert stop(restarted) == 0
+    assert stop(restarted) in (0, -signal.SIGTERM)
 
 
 def test_cli_uses_the_server_without_loading_models(server: Served, client: MemoryClient) -> None:
@@ -235,10 +236,10 @@ async def _use_mcp_tools(session) -> None:
 def test_mcp_over_streamable_http_on_serve(server: Served) -> None:
     import anyio
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamable_http_client
 
     async def scenario() -> None:
-        async with streamablehttp_client(server.url + "/mcp") as (read, write, _), ClientSession(read, write) as s:
+        async with streamable_http_client(server.url + "/mcp") as (read, write, _), ClientSession(read, write) as s:
             await _use_mcp_tools(s)
 
     anyio.run(scenario)

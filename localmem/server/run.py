@@ -39,6 +39,16 @@ def check_binding(host: str, api_key: str | None) -> None:
                           f"or serve on {DEFAULT_HOST} (the default)")
 
 
+def _log_to_stderr(level: str) -> None:
+    """localmem's own server messages beside uvicorn's (third-party loggers stay as they are)."""
+    logger = logging.getLogger("localmem")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
 def build_asgi(memory: AsyncMemory, *, api_key: str | None, loopback: bool,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ASGIApp:
     """The whole served app: REST + MCP, behind the size guard and (when a key is set) the key guard."""
@@ -54,7 +64,7 @@ def serve(open_memory: Callable[[], SyncMemory], *, host: str = DEFAULT_HOST, po
     check_binding(host, api_key)
     memory = AsyncMemory(memory=open_memory())
     app = build_asgi(memory, api_key=api_key, loopback=is_loopback(host), max_body_bytes=max_body_bytes)
-    logging.getLogger("localmem.server").setLevel(log_level.upper())
+    _log_to_stderr(log_level)
     # access_log off: request lines would show query strings (scope ids) to anyone reading the log.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False,
                             timeout_graceful_shutdown=30)

@@ -1,0 +1,72 @@
+"""Two processes write through one real Milvus server: nothing lost, every history complete.
+
+History for a server uri lives on the server (localmem/history/milvus.py); a third process
+reads what both writers did, which a history file beside one writer could not show.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from localmem import Memory, MemoryConfig
+from localmem.config import VectorStoreConfig
+from tests.milvus_server import milvus_server
+from tests.serving import cli_env
+
+pytestmark = pytest.mark.slow
+
+WRITER = """
+import json, sys
+from localmem import Memory, MemoryConfig
+from localmem.config import VectorStoreConfig
+uri, collection, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+config = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, collection_name=collection))
+done = {}
+with Memory(config) as memory:
+    for i in range(n):
+        for user in (name, "shared"):
+            result = memory.add(f"{name} fact {i} for {user}", user_id=user, infer=False)["results"][0]
+            done[result["id"]] = [result["memory"], ["ADD"]]
+            if i % 5 == 0:
+                memory.update(result["id"], f"{name} fact {i} for {user}, revised")
+                done[result["id"]] = [f"{name} fact {i} for {user}, revised", ["ADD", "UPDATE"]]
+            if i % 7 == 0:
+                memory.delete(result["id"])
+                done[result["id"]] = [None, done[result["id"]][1] + ["DELETE"]]
+print(json.dumps(done))
+"""
+
+
+@pytest.fixture(scope="session")
+def milvus_uri() -> Iterator[str]:
+    yield from milvus_server()
+
+
+def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_embedder) -> None:
+    collection, n = "two_writers", 30
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, milvus_uri, collection, name, str(n)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+               for name in ("p0", "p1")]
+    expected: dict[str, list] = {}
+    for writer in writers:
+        out, err = writer.communicate(timeout=600)
+        assert writer.returncode == 0, err[-3000:]
+        expected.update(json.loads(out.strip().splitlines()[-1]))
+    assert len(expected) == 2 * 2 * n  # distinct ids from both processes
+
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=milvus_uri, collection_name=collection))
+    with Memory(config, embedder=real_embedder) as reader:  # a third process's view
+        stored = {}
+        for user in ("p0", "p1", "shared"):
+            stored |= {m["id"]: m["memory"] for m in reader.get_all(user_id=user, limit=1000)["results"]}
+        alive = {i: text for i, (text, _) in expected.items() if text is not None}
+        assert stored == alive
+        for memory_id, (_, events) in expected.items():
+            assert [e["event"] for e in reader.history(memory_id)] == events
+        shared = reader.get_all(user_id="shared", limit=1000)["results"]
+        assert {m["memory"].split()[0] for m in shared} == {"p0", "p1"}
