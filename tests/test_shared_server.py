@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,11 +48,16 @@ def milvus_uri() -> Iterator[str]:
     yield from milvus_server()
 
 
-def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_embedder) -> None:
+def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_embedder, tmp_path: Path) -> None:
     collection, n = "two_writers", 30
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, milvus_uri, collection, name, str(n)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
-               for name in ("p0", "p1")]
+    # Each writer runs in a folder of its own, as two separate applications would.
+    folders = [tmp_path / name for name in ("p0", "p1")]
+    writers = []
+    for folder in folders:
+        folder.mkdir()
+        writers.append(subprocess.Popen([sys.executable, "-c", WRITER, milvus_uri, collection, folder.name, str(n)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                                        cwd=folder))
     expected: dict[str, list] = {}
     for writer in writers:
         out, err = writer.communicate(timeout=600)
