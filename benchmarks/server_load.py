@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -140,18 +141,24 @@ def cli_latency(url: str, db: Path, repeats: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     env.pop("LOCALMEM_SERVER", None)
 
-    def timed(args: list[str]) -> float:
+    def timed(args: list[str]) -> tuple[float, float]:
+        """(wall, CPU) seconds of one command; CPU time is less distorted by a busy machine than wall time."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "localmem", *args], check=True, capture_output=True, env=env,
                        timeout=300)
-        return time.perf_counter() - started
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
     out: dict[str, Any] = {}
     for name, args in (("search", ["search", "what do I like?", "--user", "cli"]),
                        ("add", ["add", "--no-infer", "--user", "cli", "I like maps"])):
         via = [timed([*args, "--server", url]) for _ in range(repeats)]
         direct = [timed([*args, "--db", str(db)]) for _ in range(max(2, repeats // 2))]
-        out[name] = {"with_server_s": _spread(via), "without_server_s": _spread(direct)}
+        out[name] = {"with_server_s": _spread([w for w, _ in via]), "without_server_s": _spread([w for w, _ in direct]),
+                     "with_server_cpu_s": _spread([c for _, c in via]),
+                     "without_server_cpu_s": _spread([c for _, c in direct])}
     return out
 
 
@@ -195,13 +202,16 @@ def render(results: dict[str, Any]) -> str:
              "| operation | n | p50 ms | p95 ms | mean ms |", "|---|---|---|---|---|"]
     for name, s in load_["per_op"].items():
         lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['mean_ms']:.1f} |")
-    lines += ["", "CLI command as a new process (wall time, seconds, median of n):", "",
-              "| command | with --server | without (opens the store, loads the embedder) |", "|---|---|---|"]
+    lines += ["", "CLI command as a new process (seconds, median of n; CPU = user + system time of the command):", "",
+              "| command | with --server: wall | CPU | without (opens the store, loads the embedder): wall | CPU |",
+              "|---|---|---|---|---|"]
     for name, c in results["cli"].items():
-        w, d = c["with_server_s"], c["without_server_s"]
-        lines.append(f"| {name} | {w['median']:.2f} (n={w['n']}) | {d['median']:.2f} (n={d['n']}) |")
+        w, d, wc, dc = c["with_server_s"], c["without_server_s"], c["with_server_cpu_s"], c["without_server_cpu_s"]
+        lines.append(f"| {name} | {w['median']:.2f} (n={w['n']}) | {wc['median']:.2f} | {d['median']:.2f} "
+                     f"(n={d['n']}) | {dc['median']:.2f} |")
     lines += ["", "Latencies are per request as a client sees them (HTTP on loopback included). The machine is "
-              "shared with other work; see results.json for the environment."]
+              f"shared with other work (load average at the end: {results['load_average']}), which inflates wall "
+              "times; see results.json for the environment."]
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             results: dict[str, Any] = {"load": load(url, args.clients, args.ops, args.seed)}
             results["cli"] = cli_latency(url, Path(tmp) / "direct.db", args.cli_repeats)
     results["env"] = describe("cpu")
+    results["load_average"] = [round(x, 1) for x in os.getloadavg()]
     results["options"] = vars(args) | {"out": str(args.out)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

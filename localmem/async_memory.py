@@ -12,7 +12,10 @@ import asyncio
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from localmem.config import MemoryConfig
 
 _T = TypeVar("_T")
 # Enough threads that a few searches run while writers wait for the write lock.
@@ -41,7 +44,7 @@ class AsyncMemory:
     one you already have (a ``Memory`` or a ``MemoryClient``), which it then owns and closes.
     """
 
-    def __init__(self, config: Any = None, *, memory: SyncMemory | None = None,
+    def __init__(self, config: MemoryConfig | None = None, *, memory: SyncMemory | None = None,
                  max_workers: int = DEFAULT_WORKERS) -> None:
         if memory is None:
             from localmem.memory import Memory

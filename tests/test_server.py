@@ -55,6 +55,17 @@ def test_client_has_memory_methods_and_shapes(client: MemoryClient) -> None:
     assert caught.value.memory_id == memory_id
 
 
+def test_add_with_inference_through_the_server(client: MemoryClient) -> None:
+    # The one test that runs the real LLM in the server: the contract, not the model's exact words.
+    added = client.add([{"role": "user", "content": "My name is Hana. I love hiking in the Alps."}], user_id="hana")
+    assert added["results"] and {r["event"] for r in added["results"]} <= {"ADD", "UPDATE", "DELETE", "NONE"}
+    stored = {m["id"]: m["memory"] for m in client.get_all(user_id="hana")["results"]}
+    for change in added["results"]:
+        if change["event"] in ("ADD", "UPDATE"):
+            assert stored[change["id"]] == change["memory"] and change["memory"].strip()
+            assert client.history(change["id"])[-1]["new_memory"] == change["memory"]
+
+
 def test_delete_all_and_reset(client: MemoryClient) -> None:
     for text in ("likes tea", "likes jazz"):
         client.add(text, user_id="bob", infer=False)
