@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 120.0
+# Loading torch and the embedder takes ~10 s on an idle 2-core machine, minutes on a crowded one.
+START_TIMEOUT_S = 300.0
 
 
 def free_port() -> int:
@@ -69,6 +70,7 @@ def wait_ready(served: Served) -> None:
                 return
         time.sleep(0.2)
     served.process.kill()
+    served.process.wait()
     raise RuntimeError(f"localmem serve did not start in {START_TIMEOUT_S}s:\n{served.output()}")
 
 
