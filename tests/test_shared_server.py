@@ -76,3 +76,29 @@ def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_emb
             assert [e["event"] for e in reader.history(memory_id)] == events
         shared = reader.get_all(user_id="shared", limit=1000)["results"]
         assert {m["memory"].split()[0] for m in shared} == {"p0", "p1"}
+
+
+def test_server_history_keeps_order_export_ids_and_reset(milvus_uri: str) -> None:
+    from localmem.history.milvus import MilvusHistory
+    from localmem.records import Event, HistoryEvent
+
+    def event(n: int, memory_id: str, kind: Event) -> HistoryEvent:
+        return HistoryEvent(id=f"e{n}", memory_id=memory_id, old_memory=None if kind is Event.ADD else f"v{n - 1}",
+                            new_memory=None if kind is Event.DELETE else f"v{n}", event=kind,
+                            created_at="2026-01-01T00:00:00+00:00", updated_at=None if n == 0 else f"t{n}",
+                            is_deleted=kind is Event.DELETE)
+
+    config = VectorStoreConfig(uri=milvus_uri, collection_name="history_contract")
+    first, second = MilvusHistory(config), MilvusHistory(config)  # two connections, as two processes have
+    try:
+        first.record([event(0, 'm"1', Event.ADD), event(1, 'm"1', Event.UPDATE)])
+        second.record([event(2, 'm"1', Event.DELETE), event(3, "m2", Event.ADD)])
+        assert [e.id for e in first.history('m"1')] == ["e0", "e1", "e2"]  # a quote in an id stays data
+        assert first.history('m"1')[2] == event(2, 'm"1', Event.DELETE)
+        assert [e.id for e in second.all_events()] == ["e0", "e1", "e2", "e3"]
+        assert second.event_ids(["e1", "e3", "nope"]) == {"e1", "e3"}
+        first.reset()
+        assert second.all_events() == [] and second.history("m2") == []
+    finally:
+        first.close()
+        second.close()
