@@ -86,9 +86,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message. ``name`` is who said it when known (OpenAI/Mem0's ``name`` field)."""
+
     role: str
     content: str
-    name: str | None = None  # the OpenAI/Mem0 message ``name`` field: who said it
+    name: str | None = None
 
 
 def iso_from_epoch(seconds: int) -> str:
@@ -178,9 +180,19 @@ class HistoryEvent:
 
 @dataclass(frozen=True)
 class Fact:
-    """A short, standalone statement extracted from messages."""
+    """A short, standalone statement extracted from messages.
+
+    ``sources`` are the indices, in the message list the extractor was given,
+    of the message(s) the fact was read from (so the pipeline can link it to
+    their episodes); ``speaker`` is whose fact it is when the speaker is known;
+    ``when`` is the time of the event it describes, resolved from the message's
+    time (a relative date like "yesterday" moves it), None without one.
+    """
 
     text: str
+    sources: tuple[int, ...] = ()
+    speaker: str | None = None
+    when: datetime | None = None
 
 
 @dataclass(frozen=True)
