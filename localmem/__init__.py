@@ -3,7 +3,15 @@
 The public API mirrors Mem0's (``Memory.from_config``, add / get / get_all /
 search / update / delete / delete_all / history / reset) on a local embedder,
 an in-process llama.cpp model and a Milvus Lite file. Nothing is downloaded.
+
+Importing the package is cheap (config and errors only): ``Memory`` and what it
+pulls in (numpy, pymilvus, the embedder) load on first use, so ``import localmem``
+and CLI commands that never touch a store stay fast.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from localmem.config import EmbedderConfig, LlmConfig, MemoryConfig, VectorStoreConfig
 from localmem.errors import (
@@ -23,7 +31,14 @@ from localmem.errors import (
     StoreError,
     StoreLockedError,
 )
-from localmem.memory import Memory
+from localmem.threads import set_process_defaults
+
+if TYPE_CHECKING:
+    from localmem.memory import Memory
+
+# Before anything can load an OpenMP runtime (torch, onnxruntime, Milvus Lite's engine):
+# the modules above load none. Waiting threads then sleep instead of spinning (threads.py).
+set_process_defaults()
 
 __version__ = "0.1.0"
 
@@ -50,3 +65,11 @@ __all__ = [
     "VectorStoreConfig",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Memory":
+        from localmem.memory import Memory
+
+        return Memory
+    raise AttributeError(f"module 'localmem' has no attribute {name!r}")
