@@ -11,7 +11,7 @@ and CLI commands that never touch a store stay fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from localmem.config import EmbedderConfig, LlmConfig, MemoryConfig, VectorStoreConfig
 from localmem.errors import (
@@ -33,7 +33,7 @@ from localmem.errors import (
 )
 from localmem.threads import set_process_defaults
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from localmem.memory import Memory
 
 # Before anything can load an OpenMP runtime (torch, onnxruntime, Milvus Lite's engine):
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name == "Memory":
         from localmem.memory import Memory
 
