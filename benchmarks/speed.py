@@ -214,8 +214,8 @@ import json, sys, time, numpy as np
 from localmem import Memory, MemoryConfig
 from localmem.config import EmbedderConfig, VectorStoreConfig
 from benchmarks import data
-texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))[:600]
-qs = [q.text for q in data.locomo_questions()][:60]
+texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))[:int(sys.argv[3])]
+qs = [q.text for q in data.locomo_questions()][:int(sys.argv[4])]
 cfg = MemoryConfig(vector_store=VectorStoreConfig(uri=sys.argv[1]), embedder=EmbedderConfig(backend=sys.argv[2]))
 m = Memory(cfg)
 for lo in range(0, len(texts), 100):
@@ -228,7 +228,7 @@ def p50(fn, items):
     return 1000 * float(np.median(ts))
 print(json.dumps({"search_p50_ms": p50(lambda q: m.search(q, user_id="u", limit=10), qs),
                   "add_p50_ms": p50(lambda i: m.add(f"note {i} for the load probe", user_id="u", infer=False),
-                                    range(40))}))
+                                    range(len(qs)))}))
 m.close()
 """
 
@@ -246,9 +246,10 @@ def busy_loop() -> Iterator[None]:
         proc.wait()
 
 
-def _probe(backend: str, env: dict[str, str], workdir: Path, tag: str) -> dict[str, float]:
+def _probe(backend: str, env: dict[str, str], workdir: Path, tag: str, size: tuple[int, int]) -> dict[str, float]:
     db = workdir / f"load_{tag}.db"
-    done = subprocess.run([sys.executable, "-c", _LOAD_PROBE, str(db), backend], cwd=_ROOT, env=env,
+    args = [str(db), backend, str(size[0]), str(size[1])]
+    done = subprocess.run([sys.executable, "-c", _LOAD_PROBE, *args], cwd=_ROOT, env=env,
                           capture_output=True, text=True, check=False, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"load probe {tag} failed: {done.stderr[-1500:]}")
@@ -256,7 +257,7 @@ def _probe(backend: str, env: dict[str, str], workdir: Path, tag: str) -> dict[s
     return result
 
 
-def run_load(workdir: Path) -> dict[str, Any]:
+def run_load(workdir: Path, memories: int, queries: int) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
     base["PYTHONPATH"] = str(_ROOT)
     # libgomp's default without OMP_WAIT_POLICY: spin 300k iterations before sleeping. GOMP_SPINCOUNT wins
@@ -264,11 +265,11 @@ def run_load(workdir: Path) -> dict[str, Any]:
     spinning = base | {"GOMP_SPINCOUNT": "300000"}
     cases = {"onnx (default)": ("auto", base), "torch, passive": ("torch", base),
              "torch, spinning (before)": ("torch", spinning)}
-    out: dict[str, Any] = {"load_at_start": loadavg()}
+    out: dict[str, Any] = {"load_at_start": loadavg(), "memories": memories, "queries": queries}
     for i, (name, (backend, env)) in enumerate(cases.items()):
-        idle = _probe(backend, env, workdir, f"{i}_idle")
+        idle = _probe(backend, env, workdir, f"{i}_idle", (memories, queries))
         with busy_loop():
-            loaded = _probe(backend, env, workdir, f"{i}_busy")
+            loaded = _probe(backend, env, workdir, f"{i}_busy", (memories, queries))
         out[name] = {"idle": idle, "busy_loop": loaded,
                      "search_ratio": loaded["search_p50_ms"] / idle["search_p50_ms"],
                      "add_ratio": loaded["add_p50_ms"] / idle["add_p50_ms"]}
@@ -362,11 +363,12 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "ingest":
                 results["ingest"] = run_ingest(50 if args.quick else 200, 300 if args.quick else 1000, work)
             else:
-                results["load"] = run_load(work)
+                results["load"] = run_load(work, *((200, 20) if args.quick else (600, 60)))
             results[section]["elapsed_s"] = time.perf_counter() - start
-    args.out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=str))
-    (args.out / "report.md").write_text(report(results))
+            # After every section: a long run cut short keeps what it measured.
+            args.out.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(results, indent=2, default=str))
+            (args.out / "report.md").write_text(report(results))
     print(report(results))
     return 0
 
