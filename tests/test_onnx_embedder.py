@@ -169,8 +169,9 @@ def test_a_store_filled_on_torch_opens_and_searches_on_onnx(use_models: Path, tm
 
     config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "shared.db")))
     with Memory(config, embedder=real_embedder) as memory:
-        memory.add(["Alice adopted a grey cat named Miso", "Alice works night shifts at the hospital"],
-                   user_id="alice", infer=False)
+        memory.add([{"role": "user", "content": "Alice adopted a grey cat named Miso"},
+                    {"role": "user", "content": "Alice works night shifts at the hospital"}], user_id="alice",
+                   infer=False)
     onnx = build_embedder(EmbedderConfig(backend="onnx"))
     with Memory(config, embedder=onnx) as memory:
         hits = memory.search("what pet does Alice have?", user_id="alice")["results"]
