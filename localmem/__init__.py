@@ -28,12 +28,15 @@ from localmem.errors import (
     ModelError,
     PromptTooLongError,
     SchemaMismatchError,
+    ServerUnavailableError,
     StoreError,
     StoreLockedError,
 )
 from localmem.threads import set_process_defaults
 
 if _typing.TYPE_CHECKING:
+    from localmem.async_memory import AsyncMemory
+    from localmem.client import MemoryClient
     from localmem.memory import Memory
 
 # Before anything can load an OpenMP runtime (torch, onnxruntime, Milvus Lite's engine):
@@ -43,6 +46,7 @@ set_process_defaults()
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncMemory",
     "ChecksumError",
     "ConfigError",
     "DependencyError",
@@ -55,11 +59,13 @@ __all__ = [
     "LocalmemError",
     "LocalmemWarning",
     "Memory",
+    "MemoryClient",
     "MemoryConfig",
     "MemoryNotFoundError",
     "ModelError",
     "PromptTooLongError",
     "SchemaMismatchError",
+    "ServerUnavailableError",
     "StoreError",
     "StoreLockedError",
     "VectorStoreConfig",
@@ -67,9 +73,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _typing.Any:
-    if name == "Memory":
-        from localmem.memory import Memory
+# Loaded on first use: Memory pulls in numpy and pymilvus, MemoryClient httpx.
+_LAZY = {"Memory": "localmem.memory", "AsyncMemory": "localmem.async_memory", "MemoryClient": "localmem.client"}
 
-        return Memory
-    raise AttributeError(f"module 'localmem' has no attribute {name!r}")
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'localmem' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -10,7 +10,8 @@
     │   └── ChecksumError           a model file's sha256 differs from the manifest
     ├── StoreError                  the vector store refused or failed
     │   ├── StoreLockedError        a Milvus Lite file is open in another process
-    │   └── SchemaMismatchError     a collection does not fit the embedder
+    │   ├── SchemaMismatchError     a collection does not fit the embedder
+    │   └── ServerUnavailableError  a localmem server cannot be reached or answered oddly
     ├── HistoryError                the history database refused or failed
     └── ExtractionError             the LLM step could not produce facts/decisions
         └── PromptTooLongError      a prompt does not fit the model's context
@@ -70,6 +71,10 @@ class StoreLockedError(StoreError):
 
 class SchemaMismatchError(StoreError):
     """An existing collection does not fit the configured embedder."""
+
+
+class ServerUnavailableError(StoreError):
+    """A ``localmem serve`` process cannot be reached, refused the API key, or answered outside its contract."""
 
 
 class HistoryError(LocalmemError):
