@@ -80,8 +80,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message. ``name`` is who said it when known (OpenAI/Mem0's ``name`` field)."""
+
     role: str
     content: str
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,19 @@ class HistoryEvent:
 
 @dataclass(frozen=True)
 class Fact:
-    """A short, standalone statement extracted from messages."""
+    """A short, standalone statement extracted from messages.
+
+    ``sources`` are the indices, in the message list the extractor was given,
+    of the message(s) the fact was read from (so the pipeline can link it to
+    their episodes); ``speaker`` is whose fact it is when the speaker is known;
+    ``when`` is the time of the event it describes, resolved from the message's
+    time (a relative date like "yesterday" moves it), None without one.
+    """
 
     text: str
+    sources: tuple[int, ...] = ()
+    speaker: str | None = None
+    when: datetime | None = None
 
 
 @dataclass(frozen=True)
