@@ -55,6 +55,8 @@ class EmbedderConfig:
 
     model: str | None = None
     device: str = "auto"
+    # auto: torch on CUDA/MPS, else the prepared ONNX export, else torch (embedders/select.py).
+    backend: str = "auto"
     batch_size: int = 64
     normalize: bool = True
     embedding_dims: int | None = None

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from localmem.config import MemoryConfig
-from localmem.errors import InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
+from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.inputs import (
     check_limit,
     check_memory_id,
@@ -53,6 +53,7 @@ class Memory:
         self.config.validate()
         self.embedder = embedder or _default_embedder(self.config)
         self._warn_on_dims(self.config, self.embedder)
+        _require_meaningful_scores(self.config, self.embedder)
         self.store = store or _default_store(self.config, self.embedder)
         try:
             self.history_store = history or _default_history(self.config)
@@ -243,15 +244,25 @@ class Memory:
                 LocalmemWarning, stacklevel=3)
 
 
+def _require_meaningful_scores(config: MemoryConfig, embedder: Embedder) -> None:
+    """The near-duplicate and related-memory thresholds are cosines: refuse settings that make them not."""
+    metric = config.vector_store.metric_type
+    if not embedder.identity.normalized and metric != "COSINE":
+        raise ConfigError(
+            f"embedder.config.normalize is false with vector_store.config.metric_type={metric!r}: scores would not "
+            f"be cosines, so near_duplicate_threshold ({config.near_duplicate_threshold}) and the related-memory "
+            "threshold would mean nothing; use metric_type 'COSINE' or normalize: true")
+
+
 def _require_scope_or_filters(operation: str, scope: Scope, filters: dict[str, Any] | None) -> None:
     if scope.is_empty and not filters:
         raise InvalidInputError(f"{operation} needs user_id, agent_id, run_id or filters")
 
 
 def _default_embedder(config: MemoryConfig) -> Embedder:
-    from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
+    from localmem.embedders.select import build_embedder
 
-    return SentenceTransformerEmbedder(config.embedder)
+    return build_embedder(config.embedder)
 
 
 def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:

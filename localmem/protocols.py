@@ -26,12 +26,16 @@ Vectors = npt.NDArray[np.float32]
 class EmbedderIdentity:
     """What filled a collection: stored with it so a mismatch is caught, not mixed."""
 
-    name: str
+    name: str  # a label for people; comparisons use the fingerprint
     dims: int
     normalized: bool
+    # sha256 over the files that decide the vectors (see embedders/identity.py); "" for an
+    # embedder that cannot tell, which is then compared by name.
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dims": self.dims, "normalized": self.normalized}
+        return {"name": self.name, "dims": self.dims, "normalized": self.normalized,
+                "fingerprint": self.fingerprint}
 
 
 @runtime_checkable

@@ -359,12 +359,17 @@ class MilvusStore:
                 "to re-embed")
         stored = info.get("properties", {}).get(_PROP_EMBEDDER)
         if stored:
-            name = json.loads(stored).get("name")
-            if name != self.embedder.name:
+            # By content (a fingerprint of the weights), and the normalisation; see embedders/identity.py.
+            from localmem.embedders.identity import bundled_fingerprint, compare
+
+            verdict = compare(json.loads(stored), self.embedder, bundled_fingerprint())
+            if not verdict.ok:
                 raise SchemaMismatchError(
-                    f"{where} was filled by embedder {name!r}, not {self.embedder.name!r}: their vectors are not "
-                    "comparable; use that embedder, another collection_name, or `localmem export`/`import` "
-                    "to re-embed")
+                    f"{where} {verdict.problem}: their vectors are not comparable; use that embedder, another "
+                    "collection_name, or `localmem export`/`import` to re-embed")
+            if verdict.upgrade:  # a record from before content identities: write the fingerprint
+                self._client.alter_collection_properties(
+                    self._name, properties={_PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
         metric, self._stored_index_type = self._stored_index()
         if metric is not None and metric != self.metric:
             raise SchemaMismatchError(f"{where} is indexed with metric {metric}, but metric_type={self.metric} was "
