@@ -20,11 +20,11 @@ quickstart: install models
 	cd "$$(mktemp -d)" && HF_HUB_OFFLINE=1 $(PYTHON) "$(CURDIR)/examples/quickstart.py"
 
 lint:
-	$(PYTHON) -m ruff check localmem tests benchmarks examples
+	$(PYTHON) -m ruff check localmem tests examples
 	$(PYTHON) -m mypy
 
 test: install-dev models lint
 	$(PYTHON) -m pytest
 
 bench: install-dev models
-	$(PYTHON) -m benchmarks.run
+	$(PYTHON) -m localmem bench --out benchmarks/results/latest

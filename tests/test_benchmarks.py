@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from benchmarks import data, metrics
-from benchmarks.run import Options, parse, run_suite
+from localmem.bench import data, metrics
+from localmem.bench.run import Options, parse, run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,8 @@ def test_ndcg_and_recall():
 
 def test_cli_defaults():
     quick = parse(["--quick", "--sizes", "200", "--seed", "7"])
-    assert quick.quick and quick.sizes == (200,) and quick.seed == 7 and quick.out.name == "quick"
+    assert quick.quick and quick.sizes == (200,) and quick.seed == 7
+    assert quick.out.name.startswith("localmem-bench-quick-") and not quick.out.is_absolute()
     full = parse(["--threads", "1"])
     assert full.sizes == (1_000, 10_000, 100_000) and full.threads == 1 and not full.quick
 

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -197,31 +196,18 @@ def test_a_store_open_in_another_process_exits_5(make_memory: MemoryFactory) -> 
 
 def test_bench_passes_every_argument_through(monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from localmem.cli import admin_cmds
+    import localmem.bench.run
 
     calls: list[list[str]] = []
 
-    def call(command: list[str], cwd: Path) -> int:
-        calls.append(command)
+    def bench_main(argv: list[str]) -> int:
+        calls.append(argv)
         return 0
 
-    monkeypatch.setattr(admin_cmds, "subprocess", SimpleNamespace(call=call))
+    monkeypatch.setattr(localmem.bench.run, "main", bench_main)
     assert main(["bench", "--quick", "--sizes", "100", "1000"]) == 0
     assert main(["bench", "--", "--help"]) == 0
-    assert [c[1:] for c in calls] == [["-m", "benchmarks.run", "--quick", "--sizes", "100", "1000"],
-                                      ["-m", "benchmarks.run", "--help"]]
-
-
-def test_bench_without_a_source_checkout_says_so(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    import localmem.bundle
-
-    def no_checkout() -> Path:
-        raise DependencyError("no pyproject.toml")
-
-    monkeypatch.setattr(localmem.bundle, "source_checkout", no_checkout)
-    code, _, err = run(capsys, "bench", "--quick")
-    assert code == EXIT_MODEL and "source checkout, not the wheel" in err and err.count("\n") == 1
+    assert calls == [["--quick", "--sizes", "100", "1000"], ["--help"]]
 
 
 def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make_memory: MemoryFactory) -> None:

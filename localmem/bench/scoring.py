@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import data, floor, metrics, milvus_direct
-from benchmarks.embedding import Embedders, normalise
-from benchmarks.timing import median_of_passes, time_each
+from localmem.bench import data, floor, metrics, milvus_direct
+from localmem.bench.embedding import Embedders, normalise
+from localmem.bench.timing import median_of_passes, time_each
 from localmem.protocols import Vectors
 
 VARIANTS = ("normalised", "raw")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import milvus_direct
+from localmem.bench import milvus_direct
 
 METRIC_NOTE = """\
 **Why the rankings coincide for unit vectors.** For vectors with |a| = |b| = 1,
@@ -164,7 +164,7 @@ def _ingestion(ing: dict[str, Any]) -> list[str]:
         lines += [f"add(infer=True): skipped — {infer['skipped']}", ""]
     else:
         shown = {k: v for k, v in infer.items() if k != "examples"}  # examples stay in results.json
-        lines += ["add(infer=True), from benchmarks/extraction.py:", "", "```", _flat(shown), "```", ""]
+        lines += ["add(infer=True), from localmem/bench/extraction.py:", "", "```", _flat(shown), "```", ""]
     return lines
 
 

@@ -12,8 +12,8 @@ The references name their subject ("Caroline attended ..."), while localmem's
 facts have none ("Attended ...", the scope says whose they are). The headline
 figures compare ``"<speaker> <fact>"``; the raw comparison is reported too.
 
-Run: ``python -m benchmarks.extraction [--quick]``. Data stay in the shared
-folder (benchmarks.data.data_dir); nothing is copied.
+Run: ``python -m localmem.bench.extraction [--quick]``. Data stay in the shared
+folder (localmem.bench.data.data_dir); nothing is copied.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.data import data_dir
 from localmem import Memory, MemoryConfig
+from localmem.bench.data import data_dir
 from localmem.config import VectorStoreConfig
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
 from localmem.extractors.llama_cpp import LlamaCppModel, Stats

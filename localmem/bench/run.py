@@ -1,7 +1,8 @@
-"""The one command: ``python -m benchmarks.run [--quick] [--out DIR] [--sizes ...] [--seed N]``.
+"""The one command: ``localmem bench [--quick] [--out DIR] [--sizes ...] [--seed N]``.
 
 Runs the sections in order (latency, scoring, ingestion, retrieval), then writes
-results.json, report.md and the PNG figures into the output folder. Milvus Lite
+results.json, report.md and the PNG figures into the output folder (``--out``, default a
+dated folder in the current directory). Milvus Lite
 data folders live in a temporary directory and are deleted afterwards; only the
 embedding cache (~/.cache/localmem/bench) outlives a run.
 """
@@ -23,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
-RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def default_out(quick: bool) -> Path:
+    """A new dated folder in the current directory: a run never overwrites an earlier one."""
+    return Path(f"localmem-bench-{'quick' if quick else 'full'}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Options:
     """Everything a run depends on; ``for_mode`` fills the full / quick defaults."""
 
     quick: bool = False
-    out: Path = RESULTS / "latest"
+    out: Path = Path("localmem-bench")
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
     seed: int = 0
     # 100 queries x 3 passes: FLAT without a filter costs ~0.5 s per search at 100k rows on 2
@@ -58,9 +63,9 @@ class Options:
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides: Any) -> Options:
-        base: dict[str, Any] = {"quick": quick}
+        base: dict[str, Any] = {"quick": quick, "out": default_out(quick)}
         if quick:
-            base.update(out=RESULTS / "quick", sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5,
+            base.update(sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5,
                         scifact_queries=100, scifact_docs=1_500, scoring_questions=150, ingest_single=100,
                         ingest_batched=500, retrieval_conversations=2, retrieval_questions=100,
                         extraction_conversations=1, extraction_turns=30, infer_questions=3)
@@ -70,8 +75,8 @@ class Options:
 
 def run_suite(options: Options) -> dict[str, Any]:
     """Run the chosen sections and write the outputs; returns what results.json holds."""
-    from benchmarks import env, ingestion, latency, plots, report, retrieval, scoring
-    from benchmarks.embedding import Embedders
+    from localmem.bench import env, ingestion, latency, plots, report, retrieval, scoring
+    from localmem.bench.embedding import Embedders
 
     started = time.perf_counter()
     out = options.out
@@ -162,9 +167,9 @@ def _finite(value: Any) -> Any:
 
 
 def parse(argv: list[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="localmem bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and subsets: a few minutes on 2 cores")
-    parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/latest or quick)")
+    parser.add_argument("--out", type=Path, help="results folder (default: ./localmem-bench-<mode>-<date>)")
     parser.add_argument("--sizes", type=int, nargs="+", help="latency corpus sizes (default 1000 10000 100000)")
     parser.add_argument("--seed", type=int, help="seed of every sample and the corpus expansion (default 0)")
     parser.add_argument("--queries", type=int, help="latency queries per configuration")
@@ -178,7 +183,7 @@ def parse(argv: list[str] | None = None) -> Options:
         args.quick, out=args.out, sizes=tuple(args.sizes) if args.sizes else None, seed=args.seed,
         queries=args.queries, repeats=args.repeats, device=args.device, threads=args.threads,
         sections=tuple(args.sections) if args.sections else None,
-        command=" ".join(["python -m benchmarks.run", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]))
+        command=" ".join(["localmem bench", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]))
 
 
 def main(argv: list[str] | None = None) -> int:

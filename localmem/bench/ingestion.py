@@ -4,7 +4,7 @@ Three ways to write the same LoCoMo turns, each into a fresh Milvus Lite folder:
 one ``Memory.add(infer=False)`` per message; one add() per batch of messages (a list
 in one call); and ``store.insert`` of prepared records with precomputed vectors (no
 embedding, no duplicate check, no history), which bounds what add() could reach.
-add(infer=True) needs the language model and is measured by benchmarks/extraction.py.
+add(infer=True) needs the language model and is measured by localmem/bench/extraction.py.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data
-from benchmarks.embedding import Embedders, normalise
-from benchmarks.timing import summarize
 from localmem import LocalmemError, Memory, MemoryConfig
+from localmem.bench import data
+from localmem.bench.embedding import Embedders, normalise
+from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
 from localmem.records import MemoryRecord, Scope, now_iso, text_hash
 from localmem.vector_stores.milvus import MilvusStore
@@ -76,8 +76,8 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
 
 
 def extraction(*, conversations: int | None, turns: int | None, seed: int) -> dict[str, Any]:
-    """add(infer=True) latency and extraction quality, from benchmarks/extraction.py."""
-    from benchmarks.extraction import measure_extraction
+    """add(infer=True) latency and extraction quality, from localmem/bench/extraction.py."""
+    from localmem.bench.extraction import measure_extraction
 
     start = time.perf_counter()
     try:

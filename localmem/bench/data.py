@@ -35,9 +35,9 @@ def data_dir() -> Path:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env)
-    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")):
-        if candidate.is_dir():
-            return candidate
+    candidate = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside a source checkout
+    if candidate.is_dir():
+        return candidate
     raise FileNotFoundError(f"benchmark data not found; set {DATA_ENV} to the shared data folder")
 
 

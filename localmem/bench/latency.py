@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import floor, milvus_direct
-from benchmarks.data import latency_corpus, latency_queries
-from benchmarks.embedding import Embedders, normalise
-from benchmarks.timing import Stats, elementwise_sum, median_of_passes, time_each
+from localmem.bench import floor, milvus_direct
+from localmem.bench.data import latency_corpus, latency_queries
+from localmem.bench.embedding import Embedders, normalise
+from localmem.bench.timing import Stats, elementwise_sum, median_of_passes, time_each
 from localmem.protocols import Vectors
 
 
