@@ -26,5 +26,7 @@ lint:
 test: install-dev models lint
 	$(PYTHON) -m pytest
 
+# The published run reads the shared data beside the checkout (never copied into the repository).
+BENCH_DATA ?= $(CURDIR)/../shared/data
 bench: install-dev models
-	$(PYTHON) -m localmem bench --out benchmarks/results/latest
+	$(PYTHON) -m localmem bench --data "$(BENCH_DATA)" --out benchmarks/results/latest

@@ -13,7 +13,7 @@ facts have none ("Attended ...", the scope says whose they are). The headline
 figures compare ``"<speaker> <fact>"``; the raw comparison is reported too.
 
 Run: ``python -m localmem.bench.extraction [--quick]``. Data stay in the shared
-folder (localmem.bench.data.data_dir); nothing is copied.
+folder (localmem.bench.datasets.data_root); nothing is copied.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from localmem import Memory, MemoryConfig
-from localmem.bench.data import data_dir
+from localmem.bench.data import locomo_path
 from localmem.config import VectorStoreConfig
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
 from localmem.extractors.llama_cpp import LlamaCppModel, Stats
@@ -73,7 +73,7 @@ class Recording:
 
 def load_turns(conversations: int | None, turns: int | None, seed: int) -> list[Turn]:
     """Turns of the first ``conversations`` LoCoMo samples; a seeded sample of ``turns`` of them."""
-    samples = json.loads((data_dir() / "locomo" / "locomo_dev.json").read_text())
+    samples = json.loads(locomo_path().read_text())
     out: list[Turn] = []
     for sample in samples[:conversations]:
         refs: dict[str, list[str]] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from localmem import LocalmemError, Memory, MemoryConfig
 from localmem.bench import data
+from localmem.bench.datasets import FETCH_HINT
 from localmem.bench.embedding import Embedders, normalise
 from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
@@ -32,10 +33,11 @@ def _memory(emb: Embedders, path: Path) -> Memory:
 
 def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conversations: int | None,
         extraction_turns: int | None, seed: int, workdir: Path) -> dict[str, Any]:
-    texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))
+    texts = data.ingest_texts()
     n_single = min(n_single, len(texts))
     n_batched = len(texts) if n_batched is None else min(n_batched, len(texts))
-    out: dict[str, Any] = {"device": emb.device, "batch_messages": BATCH, "bulk_records": BULK}
+    out: dict[str, Any] = {"device": emb.device, "batch_messages": BATCH, "bulk_records": BULK,
+                           "texts": "locomo" if data.has("locomo") else "generated"}
 
     with _memory(emb, workdir / "ingest_single.db") as memory:
         memory.add("warm-up", user_id="warmup", infer=False)
@@ -71,7 +73,8 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
         done = time.perf_counter()
         out["store_bulk"] = {"records": n_batched, "memories_per_s": n_batched / (done - start),
                              "insert_s": inserted - start, "flush_s": done - inserted}
-    out["infer"] = extraction(conversations=extraction_conversations, turns=extraction_turns, seed=seed)
+    out["infer"] = (extraction(conversations=extraction_conversations, turns=extraction_turns, seed=seed)
+                    if data.has("locomo") else {"skipped": f"needs LoCoMo ({FETCH_HINT} locomo)"})
     return out
 
 

@@ -58,6 +58,9 @@ def register(commands: Any, epilog: str) -> None:
                             parents=[common], epilog=epilog, formatter_class=fmt)
     p.add_argument("out", help="a new folder")
     p.add_argument("--with-model-files", action="store_true", help="also copy the prepared model files")
+    p.add_argument("--with-bench-data", action="store_true",
+                   help="also copy the benchmark data sets (fetched with 'localmem bench data fetch')")
+    p.add_argument("--bench-data", type=Path, help="the data folder to copy (default: the one localmem bench reads)")
     p.add_argument("--dry-run", action="store_true", help="print what would run, build nothing")
     p.set_defaults(handler=_bundle)
 
@@ -150,10 +153,12 @@ def _bench(args: argparse.Namespace) -> int:
 def _bundle(args: argparse.Namespace) -> int:
     from localmem.bundle import build, plan
 
-    bundle = plan(Path(args.out), with_model_files=args.with_model_files)
+    bundle = plan(Path(args.out), with_model_files=args.with_model_files, with_bench_data=args.with_bench_data,
+                  bench_data=args.bench_data)
     if args.dry_run:
         report = {"out": str(bundle.out), "source": str(bundle.source), "commands": bundle.commands,
-                  "model_files": bundle.model_files}
+                  "model_files": bundle.model_files,
+                  "bench_data": None if bundle.bench_data is None else str(bundle.bench_data)}
         if args.json:
             emit_json(report)
         else:
