@@ -52,7 +52,8 @@ def render(results: dict[str, Any], pngs: list[str]) -> str:
              f"- Command: `{results['command']}`; seed {results['seed']}; took {results['elapsed_s']:.0f} s",
              f"- CPU: {env['cpu']} ({env['cores_usable']} usable cores, torch threads {env['torch_threads']}); "
              f"GPU: {gpu}; embedder device: **{env['embedder_device']}**",
-             f"- Commit {env['git']['commit']}{' (dirty tree)' if env['git']['dirty'] else ''}; "
+             f"- Commit {env['git']['commit'] or 'n/a (installed package)'}"
+             f"{' (dirty tree)' if env['git']['dirty'] else ''}; "
              f"pymilvus {env['packages']['pymilvus']}, milvus-lite {env['packages']['milvus-lite']}, "
              f"torch {env['packages']['torch']}, sentence-transformers {env['packages']['sentence-transformers']}",
              f"- Thread cap (`--threads`, torch + OpenMP + BLAS): {results['options'].get('threads') or 'none'}; "

@@ -33,7 +33,7 @@ from localmem.errors import DependencyError
 SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
 # What each part needs; anything not listed runs on generated data when its data set is absent.
 NEEDS: dict[str, tuple[str, ...]] = {
-    "latency: real-text corpus (generated text used instead)": ("locomo", "memorybank"),
+    "latency on real text (ran on generated text instead)": ("locomo", "memorybank"),
     "scoring: SciFact": ("scifact",), "scoring: LoCoMo": ("locomo",),
     "ingestion: add(infer=True) extraction quality": ("locomo",), "retrieval": ("locomo",)}
 
