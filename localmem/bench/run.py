@@ -31,11 +31,12 @@ from localmem.bench.datasets import DATA_ENV, FETCH_HINT
 from localmem.errors import DependencyError
 
 SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
-# What each part needs; anything not listed runs on generated data when its data set is absent.
-NEEDS: dict[str, tuple[str, ...]] = {
-    "latency on real text (ran on generated text instead)": ("locomo", "memorybank"),
-    "scoring: SciFact": ("scifact",), "scoring: LoCoMo": ("locomo",),
-    "ingestion: add(infer=True) extraction quality": ("locomo",), "retrieval": ("locomo",)}
+# (section, part, data sets it needs); a part not listed runs on generated data when its data set is absent.
+NEEDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("latency", "latency on real text (ran on generated text instead)", ("locomo", "memorybank")),
+    ("scoring", "scoring: SciFact", ("scifact",)), ("scoring", "scoring: LoCoMo", ("locomo",)),
+    ("ingestion", "ingestion: add(infer=True) extraction quality", ("locomo",)),
+    ("retrieval", "retrieval", ("locomo",)))
 
 
 def default_out(quick: bool) -> Path:
@@ -157,9 +158,8 @@ def run_suite(options: Options) -> dict[str, Any]:
 def _skipped(sections: tuple[str, ...]) -> list[dict[str, Any]]:
     from localmem.bench import data
 
-    return [{"what": what, "needs": [n for n in needs if not data.has(n)],
-             "hint": f"{FETCH_HINT} {' '.join(n for n in needs if not data.has(n))}"}
-            for what, needs in NEEDS.items() if what.split(":")[0] in sections and not data.has(*needs)]
+    return [{"what": what, "needs": [n for n in needs if not data.has(n)]}
+            for section, what, needs in NEEDS if section in sections and not data.has(*needs)]
 
 
 @contextlib.contextmanager
