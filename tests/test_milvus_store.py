@@ -121,8 +121,7 @@ def test_a_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
         from localmem.config import VectorStoreConfig
         from localmem.embedders.fake import HashingEmbedder
         from localmem.errors import StoreLockedError
-        from localmem.vector_stores import lite
-from localmem.vector_stores.milvus import MilvusStore, is_locked_by_another_process
+        from localmem.vector_stores.milvus import MilvusStore
         try:
             MilvusStore(VectorStoreConfig(uri={str(path)!r}), HashingEmbedder(dims=64).identity)
         except StoreLockedError as exc:

@@ -210,7 +210,8 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--data", type=Path, help=f"benchmark data folder (default ${DATA_ENV}, else the cache that "
                         f"'{FETCH_HINT}' fills)")
-    parser.epilog = f"'localmem bench data list|fetch' shows and downloads the data sets ({FETCH_HINT} --help)."
+    parser.epilog = (f"'localmem bench data list|fetch' shows and downloads the data sets ({FETCH_HINT} --help). "
+                     "exit codes: as for every localmem command (localmem --help lists them).")
     args = parser.parse_args(argv)
     return Options.for_mode(
         args.quick, out=args.out, sizes=tuple(args.sizes) if args.sizes else None, seed=args.seed,
