@@ -13,8 +13,9 @@
     │   ├── SchemaMismatchError     a collection does not fit the embedder
     │   └── ServerUnavailableError  a localmem server cannot be reached or answered oddly
     ├── HistoryError                the history database refused or failed
-    └── ExtractionError             the LLM step could not produce facts/decisions
-        └── PromptTooLongError      a prompt does not fit the model's context
+    ├── ExtractionError             the LLM step could not produce facts/decisions
+    │   └── PromptTooLongError      a prompt does not fit the model's context
+    └── BenchDataError              benchmark data: unpinned, failing its checksum, or unfetchable
 
     LocalmemWarning (a UserWarning)  something was substituted, e.g. the embedding size
 
@@ -87,6 +88,10 @@ class ExtractionError(LocalmemError):
 
 class PromptTooLongError(ExtractionError):
     """A prompt does not fit in the model's context window."""
+
+
+class BenchDataError(LocalmemError):
+    """A benchmark data file has no pinned hash, fails its checksum, or cannot be fetched or unpacked."""
 
 
 class LocalmemWarning(UserWarning):

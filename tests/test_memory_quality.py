@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.memory_quality import BM25, Found, Question, found_in, rrf, score
+from localmem.bench.memory_quality import BM25, Found, Question, found_in, rrf, score
 
 
 def test_evidence_counts_a_source_and_answer_recall_ignores_stop_words() -> None:

@@ -45,7 +45,7 @@ from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, St
 from localmem.filters import build_expression, literal
 from localmem.protocols import EmbedderIdentity, Vectors
 from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
-from localmem.vector_stores import upgrade
+from localmem.vector_stores import lite, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
 from localmem.vector_stores.fusion import RRF, Fusion
 
@@ -238,7 +238,12 @@ class MilvusStore:
                 # Reopening is faster when nothing waits in the memtable to be replayed.
                 self._flush_locked()
             finally:
-                self._client.close()
+                if self._lite:
+                    # Also stops Lite's engine (and its compaction) when no other store here uses the folder.
+                    assert self.lite_path is not None
+                    lite.close_client(self._client, self.lite_path)
+                else:
+                    self._client.close()
 
     # -- internals --------------------------------------------------------------
     @property
@@ -265,7 +270,7 @@ class MilvusStore:
                              "not readable by 3.x); choose another path or move that file away")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return MilvusClient(uri=str(path), **kwargs)
+            return lite.open_client(path, **kwargs)
         except Exception as exc:
             if is_locked_by_another_process(path):
                 raise StoreLockedError(f"{path} is open in another process (Milvus Lite allows one process per "

@@ -1,6 +1,6 @@
 """Many clients, one ``localmem serve``: correctness and latency under a mixed concurrent load.
 
-``python -m benchmarks.server_load`` starts a real server on 127.0.0.1 (a fresh Milvus Lite
+``python -m localmem.bench.server_load`` starts a real server on 127.0.0.1 (a fresh Milvus Lite
 folder), runs ``--clients`` threads of ``--ops`` seeded operations each (add infer=False,
 search, update, delete), then checks that nothing was lost, doubled or left without its
 history, and times CLI commands with and without the server. Bounded in count and time;
@@ -29,12 +29,15 @@ from typing import Any
 
 import httpx
 
-from benchmarks.env import describe
-from benchmarks.timing import summarize
 from localmem import MemoryClient
+from localmem.bench.env import describe
+from localmem.bench.timing import summarize
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "server"
+# The folder that holds the localmem package: subprocesses import the same localmem.
+ROOT = Path(__file__).resolve().parents[2]
+# The committed results folder when run from the checkout root, else a folder in the current directory.
+_COMMITTED = Path("benchmarks/results")
+DEFAULT_OUT = _COMMITTED / "server" if _COMMITTED.is_dir() else Path("localmem-bench-server")
 # Share of each operation in a client's stream; update/delete fall back to add when the client owns nothing.
 MIX = (("add", 0.4), ("search", 0.3), ("update", 0.15), ("delete", 0.15))
 TIME_LIMIT_S = 600.0

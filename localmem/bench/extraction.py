@@ -17,8 +17,8 @@ their speaker, as the references do; the date in words the extractor appends
 ("(8 May 2023)") is left out of the comparison, since the references carry
 none. A fact with no subject is compared as "<speaker> <fact>".
 
-Run: ``python -m benchmarks.extraction [--quick] [--turns-per-conversation N]
-[--facts-out FILE]``. Data stay in the shared folder (benchmarks.data.data_dir).
+Run: ``python -m localmem.bench.extraction [--quick] [--turns-per-conversation N]
+[--facts-out FILE]``. Data stay in the shared folder (localmem.bench.datasets.data_root).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from benchmarks.data import data_dir
+from localmem.bench.data import locomo_path
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
 from localmem.extractors.gates import GATES
 from localmem.extractors.llama_cpp import LlamaCppModel, Stats
@@ -60,7 +60,7 @@ class Turn:
 
 def load_turns(turns_per_conversation: int, conversations: int | None = None) -> list[Turn]:
     """The first ``turns_per_conversation`` turns of each dev conversation, in order, with their references."""
-    samples = json.loads((data_dir() / "locomo" / "locomo_dev.json").read_text())
+    samples = json.loads(locomo_path().read_text())
     out: list[Turn] = []
     for sample in samples[:conversations]:
         refs: dict[str, list[str]] = {}

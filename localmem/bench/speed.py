@@ -1,4 +1,4 @@
-"""Embedder paths, cold start, ingest and latency under load: ``python -m benchmarks.speed``.
+"""Embedder paths, cold start, ingest and latency under load: ``python -m localmem.bench.speed``.
 
 Sections (``--sections``): ``embed`` (query p50/p95 and batch throughput, torch vs
 ONNX fp32 vs ONNX int8, timed interleaved), ``quality`` (SciFact nDCG@10 and LoCoMo
@@ -28,16 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import data, metrics
-from benchmarks.timing import median_of_passes, summarize, time_interleaved
 from localmem import Memory, MemoryConfig
+from localmem.bench import data, metrics
+from localmem.bench.timing import median_of_passes, summarize, time_interleaved
 from localmem.config import EmbedderConfig, VectorStoreConfig
 from localmem.embedders.select import build_embedder
 from localmem.protocols import Embedder
 
 SECTIONS = ("embed", "quality", "search", "cold", "ingest", "load")
 BACKENDS = ("torch", "onnx", "onnx-int8")
-OUT = Path(__file__).resolve().parent / "results" / "speed"
+# The committed results folder when run from the checkout root, else a folder in the current directory.
+OUT = Path("benchmarks/results/speed") if Path("benchmarks/results").is_dir() else Path("localmem-bench-speed")
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -213,7 +214,7 @@ _LOAD_PROBE = """
 import json, sys, time, numpy as np
 from localmem import Memory, MemoryConfig
 from localmem.config import EmbedderConfig, VectorStoreConfig
-from benchmarks import data
+from localmem.bench import data
 texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))[:int(sys.argv[3])]
 qs = [q.text for q in data.locomo_questions()][:int(sys.argv[4])]
 cfg = MemoryConfig(vector_store=VectorStoreConfig(uri=sys.argv[1]), embedder=EmbedderConfig(backend=sys.argv[2]))
@@ -333,16 +334,18 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m localmem.bench.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer queries and repeats")
     parser.add_argument("--scifact-docs", type=int, default=None, help="SciFact docs (every relevant one kept)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--data", type=Path, help="benchmark data folder (default $LOCALMEM_BENCH_DATA)")
     args = parser.parse_args(argv)
+    data.use_root(args.data)
     n, repeats = (40, 2) if args.quick else (150, 3)
-    from benchmarks.env import describe
+    from localmem.bench.env import describe
 
-    results: dict[str, Any] = {"command": " ".join(["python -m benchmarks.speed", *(argv or sys.argv[1:])]),
+    results: dict[str, Any] = {"command": " ".join(["python -m localmem.bench.speed", *(argv or sys.argv[1:])]),
                                "machine": {k: v for k, v in describe("cpu").items() if k in ("cpu", "cores_usable")}}
     path = args.out / "results.json"
     if path.is_file():  # sections not rerun keep their last figures

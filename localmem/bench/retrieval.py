@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import data, floor, metrics
-from benchmarks.embedding import Embedders
-from benchmarks.timing import median_of_passes, summarize, time_interleaved
 from localmem import Memory, MemoryConfig
+from localmem.bench import data, floor, metrics
+from localmem.bench.embedding import Embedders
+from localmem.bench.timing import median_of_passes, summarize, time_interleaved
 from localmem.config import VectorStoreConfig
 from localmem.protocols import Vectors
 

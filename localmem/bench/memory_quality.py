@@ -1,6 +1,6 @@
 """Memory quality on the LoCoMo dev conversations: is what was said findable, with who and when?
 
-``python -m benchmarks.memory_quality [--quick] [--infer-conversations N] [--infer-turns N]``
+``python -m localmem.bench.memory_quality [--quick] [--infer-conversations N] [--infer-turns N]``
 
 Every turn is added as a chatbot would: one ``add()`` per turn, ``"Speaker: text"`` as a user
 message, ``metadata={"dia_id": ...}``, the session's time as ``timestamp``, user_id = the
@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import data
-from benchmarks.timing import summarize
 from localmem import Memory, MemoryConfig
+from localmem.bench import data
+from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
 from localmem.protocols import Embedder, LanguageModel
 from localmem.temporal import parse_locomo_datetime
@@ -47,7 +47,8 @@ from localmem.vector_stores.fusion import RRF, WEIGHTED, Fusion
 
 K = 5
 QUICK_TURNS = 200
-RESULTS = Path(__file__).resolve().parent / "results"
+# Default results folder: the committed one when run from the checkout root, else ./localmem-bench-...
+RESULTS = Path("benchmarks/results") if Path("benchmarks/results").is_dir() else Path(".")
 # A common English stop-word list (the function words of NLTK's list): answer tokens only.
 _STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being below between both
@@ -92,7 +93,7 @@ class Found:
 
 
 def load(max_turns: int | None) -> tuple[dict[str, list[Turn]], list[Question]]:
-    raw = json.loads((data.data_dir() / "locomo" / "locomo_dev.json").read_text())
+    raw = json.loads(data.locomo_path().read_text())
     turns: dict[str, list[Turn]] = {}
     questions = []
     for sample in raw:
@@ -274,7 +275,7 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
 
 def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Path, infer_only: bool = False,
         progress: Callable[[str], None] = print) -> dict[str, Any]:
-    from benchmarks.embedding import Embedders
+    from localmem.bench.embedding import Embedders
 
     max_turns = QUICK_TURNS if quick else None
     turns, questions = load(max_turns)
@@ -365,20 +366,23 @@ def _table(rows: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory_quality", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m localmem.bench.memory_quality",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"the first {QUICK_TURNS} turns of each conversation")
     parser.add_argument("--infer-conversations", type=int, default=0,
                         help="conversations for the infer=True comparison (0: skip it)")
     parser.add_argument("--infer-turns", type=int, default=QUICK_TURNS, help="turns of each for infer=True")
     parser.add_argument("--infer-only", action="store_true", help="only the infer=True comparison")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/memory_quality)")
+    parser.add_argument("--data", type=Path, help="benchmark data folder (default $LOCALMEM_BENCH_DATA)")
     args = parser.parse_args(argv)
-    command = " ".join(["python -m benchmarks.memory_quality", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m localmem.bench.memory_quality", *(argv if argv is not None else sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="localmem-quality-", ignore_cleanup_errors=True) as tmp:
         results = run(quick=args.quick, infer_conversations=args.infer_conversations, infer_turns=args.infer_turns,
                       workdir=Path(tmp), infer_only=args.infer_only)
     results = {"mode": "quick" if args.quick else "full", "command": command, **results}
-    out = args.out or RESULTS / "memory_quality"
+    data.use_root(args.data)
+    out = args.out or RESULTS / ("memory_quality" if RESULTS.name == "results" else "localmem-bench-memory_quality")
     out.mkdir(parents=True, exist_ok=True)
     stem = ("infer_" if args.infer_only else "") + ("quick" if args.quick else "full")
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
