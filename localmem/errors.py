@@ -10,7 +10,8 @@
     │   └── ChecksumError           a model file's sha256 differs from the manifest
     ├── StoreError                  the vector store refused or failed
     │   ├── StoreLockedError        a Milvus Lite file is open in another process
-    │   └── SchemaMismatchError     a collection does not fit the embedder
+    │   ├── SchemaMismatchError     a collection does not fit the embedder
+    │   └── RollbackError           a failed write could not be undone (``.ids`` names the memories)
     ├── HistoryError                the history database refused or failed
     └── ExtractionError             the LLM step could not produce facts/decisions
         └── PromptTooLongError      a prompt does not fit the model's context
@@ -70,6 +71,21 @@ class StoreLockedError(StoreError):
 
 class SchemaMismatchError(StoreError):
     """An existing collection does not fit the configured embedder."""
+
+
+class RollbackError(StoreError):
+    """A write failed and putting the store back failed too.
+
+    ``ids`` are the memories that may differ from their history until the
+    store is opened again (or the next write runs), when the write journal
+    finishes the undo. ``original`` is the failure that started the undo;
+    ``__cause__`` is the one that stopped it.
+    """
+
+    def __init__(self, message: str, ids: list[str], original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.ids = ids
+        self.original = original
 
 
 class HistoryError(LocalmemError):
