@@ -34,6 +34,7 @@ from localmem.errors import SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import build_expression, literal
 from localmem.protocols import EmbedderIdentity, Vectors
 from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, MemoryRecord, Scope, SearchHit
+from localmem.vector_stores import lite
 from localmem.vector_stores.blas import single_threaded_blas
 
 SCHEMA_VERSION = "1"
@@ -48,9 +49,6 @@ _HNSW_EF = 256
 _IDS_PER_CALL = 1000
 # Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
 _WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
-# Lite folder -> MilvusStore handles open on it in this process: the engine is stopped with the last.
-_LITE_USERS: dict[str, int] = {}
-_LITE_LOCK = threading.Lock()
 _RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at"]
 
 
@@ -231,8 +229,7 @@ class MilvusStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             client = MilvusClient(uri=str(path), **kwargs)
-            with _LITE_LOCK:
-                _LITE_USERS[str(path)] = _LITE_USERS.get(str(path), 0) + 1
+            lite.opened(path)
             return client
         except Exception as exc:
             if is_locked_by_another_process(path):
@@ -242,40 +239,27 @@ class MilvusStore:
             raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
 
     def _disconnect(self) -> None:
-        """Close the client; on Lite, stop the in-process engine too once no store of this process uses it.
-
-        pymilvus's close() leaves Milvus Lite's engine (and its folder lock) running until the process
-        exits; releasing it here is what lets `localmem export` open the folder beside a closed Memory.
-        """
+        """Close the client; on Lite, the last store of this process on the folder also stops its engine."""
         try:
             self._client.close()
         finally:
-            path = self.lite_path
-            if path is not None:
-                with _LITE_LOCK:
-                    left = _LITE_USERS.get(str(path), 1) - 1
-                    if left > 0:
-                        _LITE_USERS[str(path)] = left
-                    else:
-                        _LITE_USERS.pop(str(path), None)
-                if left <= 0:
-                    from milvus_lite.server_manager import server_manager_instance
-
-                    server_manager_instance.release_server(str(path))
+            if self.lite_path is not None:
+                lite.closed(self.lite_path)
 
     def _reload(self, cause: BaseException) -> None:
         """After a failed write, reopen the Lite folder so nothing is served from a damaged in-memory view.
 
-        A write that fails half-way (ENOSPC while sealing a segment) can leave Lite's engine holding
-        fewer rows than its files do: acknowledged memories went missing from get_all and search
-        until a restart. Reloading is that restart. If it fails too, this handle refuses all work.
+        Measured on a full disk (tests/test_store_lifecycle.py): a failed flush drops its rows from
+        the engine's memory though they are in the WAL on disk (hidden until a restart), and a failed
+        insert leaves a torn batch in the WAL, after which rows appended to that file are lost when it
+        is replayed. A reload replays the WAL into memory and sends later writes to a fresh WAL file.
+        If it fails too, this handle refuses all work until the store is opened again.
         """
-        if not self._lite:
+        path = self.lite_path
+        if path is None:
             return  # a server owns its segments and recovers them itself
-        with _LITE_LOCK:
-            shared = _LITE_USERS.get(str(self.lite_path), 0) > 1
         try:
-            if shared:
+            if lite.shared(path):
                 raise StoreError("another store of this process uses the same folder")
             self._disconnect()
             self._client = self._connect()
