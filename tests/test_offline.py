@@ -101,7 +101,8 @@ def test_full_cycle_never_leaves_loopback(tmp_path: Path) -> None:
     result = json.loads(line.removeprefix("RESULT "))
     assert result["cycle_attempts"] == [], result["cycle_attempts"]
     assert result["self_test"] == "blocked" and result["all_attempts"] == ["resolve '203.0.113.1'"]
-    assert [r["event"] for r in result["added"]["results"]] == ["ADD"]
+    # How many facts the real model extracts differs between CPUs; that it extracted one or more does not.
+    assert result["added"]["results"] and {r["event"] for r in result["added"]["results"]} == {"ADD"}
     assert result["hits"] >= 1
     assert result["events"] == ["ADD", "UPDATE"]
     assert result["left"] == 0
