@@ -147,6 +147,7 @@ class Writer:
                 self._finish(intent_id, intent)
                 self._unfinished.pop(intent_id, None)
                 touched += intent.ids()
+            self._unfinished.clear()  # what is not in the journal any more needs nothing
         return touched
 
     # -- internals --------------------------------------------------------------
