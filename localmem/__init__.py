@@ -5,6 +5,8 @@ search / update / delete / delete_all / history / reset) on a local embedder,
 an in-process llama.cpp model and a Milvus Lite file. Nothing is downloaded.
 """
 
+from localmem.async_memory import AsyncMemory
+from localmem.client import MemoryClient
 from localmem.config import EmbedderConfig, LlmConfig, MemoryConfig, VectorStoreConfig
 from localmem.errors import (
     ChecksumError,
@@ -20,6 +22,7 @@ from localmem.errors import (
     ModelError,
     PromptTooLongError,
     SchemaMismatchError,
+    ServerUnavailableError,
     StoreError,
     StoreLockedError,
 )
@@ -28,6 +31,7 @@ from localmem.memory import Memory
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncMemory",
     "ChecksumError",
     "ConfigError",
     "DependencyError",
@@ -40,11 +44,13 @@ __all__ = [
     "LocalmemError",
     "LocalmemWarning",
     "Memory",
+    "MemoryClient",
     "MemoryConfig",
     "MemoryNotFoundError",
     "ModelError",
     "PromptTooLongError",
     "SchemaMismatchError",
+    "ServerUnavailableError",
     "StoreError",
     "StoreLockedError",
     "VectorStoreConfig",

@@ -11,7 +11,8 @@
     ├── StoreError                  the vector store refused or failed
     │   ├── StoreLockedError        a Milvus Lite file is open in another process
     │   ├── SchemaMismatchError     a collection does not fit the embedder
-    │   └── RollbackError           a failed write could not be undone (``.ids`` names the memories)
+    │   ├── RollbackError           a failed write could not be undone (``.ids`` names the memories)
+    │   └── ServerUnavailableError  a localmem server cannot be reached or answered oddly
     ├── HistoryError                the history database refused or failed
     └── ExtractionError             the LLM step could not produce facts/decisions
         └── PromptTooLongError      a prompt does not fit the model's context
@@ -86,6 +87,10 @@ class RollbackError(StoreError):
         super().__init__(message)
         self.ids = ids
         self.original = original
+
+
+class ServerUnavailableError(StoreError):
+    """A ``localmem serve`` process cannot be reached, refused the API key, or answered outside its contract."""
 
 
 class HistoryError(LocalmemError):

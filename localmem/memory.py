@@ -215,6 +215,11 @@ def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
 
 
 def _default_history(config: MemoryConfig) -> HistoryStore:
+    if config.history_db_path is None and not config.vector_store.is_local_file:
+        # A server is shared by many processes: history lives beside the memories, on the server.
+        from localmem.history.milvus import MilvusHistory
+
+        return MilvusHistory(config.vector_store)
     from localmem.history.sqlite import SQLiteHistory
 
     return SQLiteHistory(config.resolved_history_path())

@@ -144,7 +144,7 @@ def test_models_and_doctor(capsys: pytest.CaptureFixture[str], tmp_path: Path,
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     [commands] = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert isinstance(commands, dict) and len(commands) == 15
+    assert isinstance(commands, dict) and len(commands) == 17  # with serve and mcp
     for name in commands:
         with pytest.raises(SystemExit) as exited:
             main([name, "--help"])

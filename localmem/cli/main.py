@@ -40,7 +40,8 @@ exit codes:
   1 other error    4 invalid input      7 bad configuration
   2 usage error    5 store problem (locked by another process, unreachable, schema mismatch, history db)
   8 a check failed (doctor, models verify)                130 interrupted
-environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_MODELS_DIR
+environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_MODELS_DIR,
+  LOCALMEM_SERVER (default --server), LOCALMEM_API_KEY (serve and clients)
 """
 
 
@@ -56,7 +57,7 @@ def exit_code(error: BaseException) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from localmem import __version__
-    from localmem.cli import admin_cmds, memory_cmds
+    from localmem.cli import admin_cmds, memory_cmds, server_cmds
 
     parser = argparse.ArgumentParser(
         prog="localmem", description="Operate a localmem store offline: memories, models, checks, benchmarks.",
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     memory_cmds.register(commands, EPILOG)
     admin_cmds.register(commands, EPILOG)
+    server_cmds.register(commands, EPILOG)
     return parser
 
 

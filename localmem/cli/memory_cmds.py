@@ -18,7 +18,8 @@ _LIST_COLUMNS = ["id", "memory", "user_id", "agent_id", "run_id", "created_at"]
 _BULK_CHUNK = 64
 
 
-def register(commands: Any, epilog: str) -> None:
+def store_options() -> argparse.ArgumentParser:
+    """The options that say which store to open (shared with ``serve`` and ``mcp``)."""
     store = argparse.ArgumentParser(add_help=False)
     where = store.add_argument_group("store")
     where.add_argument("--db", default=os.environ.get("LOCALMEM_DB", "./localmem.db"),
@@ -30,6 +31,14 @@ def register(commands: Any, epilog: str) -> None:
     where.add_argument("--history-db", help="history SQLite file (default: beside the Lite folder)")
     store.add_argument("--json", action="store_true", help="print JSON for scripts")
     store.add_argument("--debug", action="store_true", help="show tracebacks")
+    return store
+
+
+def register(commands: Any, epilog: str) -> None:
+    store = store_options()
+    store.add_argument("--server", default=os.environ.get("LOCALMEM_SERVER") or None, metavar="URL",
+                       help="use a running `localmem serve` (default: $LOCALMEM_SERVER); no models load here. "
+                            "API key: $LOCALMEM_API_KEY")
     scope = argparse.ArgumentParser(add_help=False)
     who = scope.add_argument_group("scope")
     who.add_argument("--user", help="user_id")
@@ -176,6 +185,7 @@ def _reset(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from localmem.transfer import export_store
 
+    _local_only(args, "export")
     with _memory(args) as memory:
         total = memory.store.count()
         with _output(args.path) as out, _progress(total, "exporting", args) as step:
@@ -190,6 +200,7 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from localmem.transfer import import_store, validate
 
+    _local_only(args, "import")
     path = Path(args.path)
     if not path.is_file():
         raise InvalidInputError(f"no such file: {path}")
@@ -204,14 +215,31 @@ def _import(args: argparse.Namespace) -> int:
 # -- helpers --------------------------------------------------------------------
 @contextlib.contextmanager
 def _memory(args: argparse.Namespace) -> Iterator[Any]:
+    """A MemoryClient when a server is named (this process loads no model), else a Memory."""
+    if getattr(args, "server", None):
+        from localmem.client import MemoryClient
+
+        with MemoryClient(args.server) as client:
+            yield client
+        return
+    with open_memory(args) as memory:
+        yield memory
+
+
+def open_memory(args: argparse.Namespace) -> Any:
     from localmem import Memory
     from localmem.config import MemoryConfig, VectorStoreConfig
 
     uri = args.uri or args.db
     config = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, token=args.token, collection_name=args.collection),
                           history_db_path=args.history_db)
-    with Memory(config) as memory:
-        yield memory
+    return Memory(config)
+
+
+def _local_only(args: argparse.Namespace, command: str) -> None:
+    if getattr(args, "server", None):
+        raise InvalidInputError(f"{command} reads the store directly and cannot go through --server/LOCALMEM_SERVER; "
+                                "stop the server (it holds the store) and run it without --server")
 
 
 def _scope(args: argparse.Namespace) -> dict[str, str]:
