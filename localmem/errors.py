@@ -11,6 +11,7 @@
     ├── StoreError                  the vector store refused or failed
     │   ├── StoreLockedError        a Milvus Lite file is open in another process
     │   ├── SchemaMismatchError     a collection does not fit the embedder
+    │   ├── RollbackError           a failed write could not be undone (``.ids`` names the memories)
     │   └── ServerUnavailableError  a localmem server cannot be reached or answered oddly
     ├── HistoryError                the history database refused or failed
     ├── ExtractionError             the LLM step could not produce facts/decisions
@@ -72,6 +73,21 @@ class StoreLockedError(StoreError):
 
 class SchemaMismatchError(StoreError):
     """An existing collection does not fit the configured embedder."""
+
+
+class RollbackError(StoreError):
+    """A write failed and putting the store back failed too.
+
+    ``ids`` are the memories that may differ from their history until the
+    store is opened again (or the next write runs), when the write journal
+    finishes the undo. ``original`` is the failure that started the undo;
+    ``__cause__`` is the one that stopped it.
+    """
+
+    def __init__(self, message: str, ids: list[str], original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.ids = ids
+        self.original = original
 
 
 class ServerUnavailableError(StoreError):

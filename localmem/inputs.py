@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ from localmem.errors import InvalidInputError
 from localmem.records import Message
 
 MAX_MEMORY_CHARS = 16_000  # the store's text field holds 65,535 bytes; 4 bytes a char at worst
+MAX_MEMORY_ID_CHARS = 64  # the store's primary key field holds 64 characters
+MEMORY_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:\-]{{0,{MAX_MEMORY_ID_CHARS - 1}}}", re.ASCII)
 
 
 def parse_messages(messages: Any) -> list[Message]:
@@ -91,7 +94,18 @@ def check_threshold(threshold: Any) -> float | None:
     return float(threshold)
 
 
-def check_memory_id(memory_id: Any) -> str:
+def check_memory_id(memory_id: Any, what: str = "memory_id") -> str:
+    """An id localmem could have made: letters, digits and ``- _ . :``, 1 to 64 characters.
+
+    localmem makes uuid4 strings; the alphabet leaves room for ids carried over
+    from other tools while keeping quotes, brackets, spaces and control
+    characters (anything an expression could be bent with) out for good.
+    """
     if not isinstance(memory_id, str) or not memory_id.strip():
-        raise InvalidInputError(f"memory_id must be a non-empty string, got {memory_id!r}")
+        raise InvalidInputError(f"{what} must be a non-empty string, got {memory_id!r}")
+    if not MEMORY_ID.fullmatch(memory_id):
+        shown = memory_id if len(memory_id) <= 80 else memory_id[:77] + "..."
+        raise InvalidInputError(
+            f"{what} {shown!r} is not a memory id: ids are 1 to {MAX_MEMORY_ID_CHARS} characters of letters, digits "
+            "and - _ . : starting with a letter or digit (localmem makes uuid4 strings)")
     return memory_id

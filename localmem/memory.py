@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ from localmem.inputs import (
 from localmem.pipeline import AddPipeline, AddRequest
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
-from localmem.records import EPISODE, FACT, Event, MemoryRecord, Scope, now_iso, text_hash
+from localmem.records import EPISODE, FACT, MemoryRecord, Scope, text_hash
 from localmem.results import assemble
 from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer
@@ -64,10 +63,16 @@ class Memory:
         self._llm = llm
         self._closed = False
         self._llm_lock = threading.Lock()
-        # One writer at a time keeps store and history in step across threads.
-        self._write_lock = threading.RLock()
-        self._writer = Writer(self.store, self.history_store)
-        self._pipeline = AddPipeline(self.config, self.embedder, self.store, self._writer, self._language_model)
+        self.writer = Writer(self.store, self.history_store)
+        # One writer at a time keeps store and history in step across threads (import takes it too).
+        self._write_lock = self.writer.lock
+        try:
+            self.writer.recover()  # finish any batch a crash left half-written
+        except BaseException:
+            self.history_store.close()
+            self.store.close()
+            raise
+        self._pipeline = AddPipeline(self.config, self.embedder, self.store, self.writer, self._language_model)
 
     @classmethod
     def from_config(cls, config_dict: Mapping[str, Any]) -> Memory:
@@ -98,10 +103,7 @@ class Memory:
             old = self._record(memory_id)
             if text_hash(text) == old.hash:
                 return {"message": "Memory updated successfully!"}
-            new = replace(old, memory=text, hash=text_hash(text), updated_at=now_iso())
-            vector = self.embedder.embed([text])
-            previous_vector = self.store.get_vectors([old.id]).get(old.id)
-            self._writer.apply([Write(Event.UPDATE, new, vector, previous=old, previous_vector=previous_vector)])
+            self.writer.apply([Write.update(old, text, self.embedder.embed([text]))])
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, str]:
@@ -128,9 +130,7 @@ class Memory:
 
     def reset(self) -> None:
         """Remove every memory and all history of this collection."""
-        with self._write_lock:
-            self.store.reset()
-            self.history_store.reset()
+        self.writer.reset()
 
     # -- reads ----------------------------------------------------------------
     def get(self, memory_id: str) -> dict[str, Any]:
@@ -184,8 +184,10 @@ class Memory:
         with self._llm_lock:
             if self._llm is not None:
                 self._llm.close()
-        self.store.close()
-        self.history_store.close()
+        with self._write_lock:  # a write in another thread finishes first
+            self.writer.close()
+            self.store.close()
+            self.history_store.close()
         self.embedder.close()
 
     def __enter__(self) -> Memory:
@@ -220,10 +222,7 @@ class Memory:
         return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
 
     def _delete(self, records: list[MemoryRecord]) -> None:
-        vectors = self.store.get_vectors([r.id for r in records])
-        stamp = now_iso()
-        self._writer.apply([Write(Event.DELETE, replace(r, updated_at=stamp), previous=r,
-                                  previous_vector=vectors.get(r.id)) for r in records])
+        self.writer.apply([Write.delete(r) for r in records])
 
     def _language_model(self) -> LanguageModel:
         with self._llm_lock:

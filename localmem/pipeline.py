@@ -240,20 +240,15 @@ class AddPipeline:
         if decision.event is Event.NONE:
             return Write(Event.NONE, target)
         if decision.event is Event.DELETE:
-            return Write(Event.DELETE, target, previous=target,
-                         previous_vector=self.store.get_vectors([target.id]).get(target.id))
+            return Write.delete(target)
         new_text = decision.text.strip() or text
         if text_hash(new_text) == target.hash:
             return Write(Event.NONE, target)
-        metadata = {**target.metadata, **request.metadata}
         # The updated fact now also draws on this call's messages; its time is its latest source's.
         sources = tuple(dict.fromkeys((*target.sources, *episodes.ids)))
-        updated = replace(target, memory=new_text, hash=text_hash(new_text), metadata=metadata,
-                          updated_at=now_iso(), sources=sources,
-                          timestamp=max(target.timestamp or 0, request.epoch))
         new_vector = vector[None, :] if new_text == text else self.embedder.embed([new_text])
-        return Write(Event.UPDATE, updated, new_vector, previous=target,
-                     previous_vector=self.store.get_vectors([target.id]).get(target.id))
+        return Write.update(target, new_text, new_vector, metadata={**target.metadata, **request.metadata},
+                            sources=sources, timestamp=max(target.timestamp or 0, request.epoch))
 
     def _existing_by_hash(self, texts: Sequence[str], scope: Scope, kind: Kind) -> dict[str, MemoryRecord]:
         found = self.store.find_by_hash(sorted({text_hash(t) for t in texts}), scope)

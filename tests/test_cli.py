@@ -269,3 +269,25 @@ def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make
     make_memory(HashingEmbedder(), name="busy.db").add("held", user_id="u", infer=False)
     _, check = store_check("--db", "busy.db")
     assert check["status"] == "warn" and "another process" in check["detail"]
+
+
+def test_import_reads_its_file_twice_not_four_times(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from localmem import transfer
+
+    header = {"type": "header", "format": transfer.FORMAT, "version": transfer.VERSION}
+    items = [{"type": "memory", "id": f"m-{i}", "memory": f"fact {i}", "user_id": "u",
+              "created_at": "2026-01-01T00:00:00+00:00"} for i in range(3)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in [header, *items]) + "\n")
+    parsed: list[int] = []
+    real = transfer._parse
+
+    def counting(line: str, number: int, where: Path) -> dict[str, object]:
+        parsed.append(number)
+        return real(line, number, where)
+
+    monkeypatch.setattr(transfer, "_parse", counting)
+    imported = as_json(capsys, "import", str(path), "--db", "fresh.db", "--on-conflict", "error")
+    assert isinstance(imported, dict) and imported["memories"] == 3
+    assert len([n for n in parsed if n > 1]) == 2 * len(items)  # a validation pass and a write pass

@@ -136,10 +136,10 @@ def test_history_failure_undoes_the_store_writes(make_memory: MemoryFactory, has
     memory = make_memory(hashing_embedder)
     kept = memory.add("Keeps bees", user_id="u", infer=False)["results"][0]
 
-    def broken(events: Sequence[HistoryEvent]) -> None:
+    def broken(intent_id: int, events: Sequence[HistoryEvent], **kwargs: object) -> None:
         raise HistoryError("disk full")
 
-    monkeypatch.setattr(memory.history_store, "record", broken)
+    monkeypatch.setattr(memory.history_store, "commit", broken)
     with pytest.raises(HistoryError):
         memory.add("Plays the oboe", user_id="u", infer=False)
     with pytest.raises(HistoryError):

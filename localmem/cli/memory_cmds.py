@@ -215,9 +215,9 @@ def _import(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_file():
         raise InvalidInputError(f"no such file: {path}")
-    total = validate(path)
-    with _memory(args) as memory, _progress(total, "importing", args) as step:
-        summary = import_store(memory, path, on_conflict=args.on_conflict, progress=step)
+    plan = validate(path)  # refuses a bad file before the store is opened; the write is the only other read
+    with _memory(args) as memory, _progress(plan.items, "importing", args) as step:
+        summary = import_store(memory, plan, on_conflict=args.on_conflict, progress=step)
     _summary(args, {"memories": summary.memories, "skipped": summary.skipped, "reembedded": summary.reembedded,
                     "history_events": summary.history_events})
     return 0

@@ -41,6 +41,8 @@ class MilvusHistory:
         self.name = f"{config.collection_name}_history"
         self._where = f"{config.uri} collection {self.name!r}"
         self._lock = threading.Lock()
+        self._intents: dict[int, str] = {}
+        self._next_intent = 0
         kwargs: dict[str, Any] = {k: v for k, v in (("token", config.token), ("db_name", config.db_name)) if v}
         try:
             self._client = MilvusClient(uri=config.uri, **kwargs)
@@ -88,6 +90,36 @@ class MilvusHistory:
                                                                           output_fields=["id"]))
             found.update(r["id"] for r in rows)
         return found
+
+    # -- journal (protocols.HistoryStore) ---------------------------------------
+    # A server has no transaction spanning two collections, so intents live in this
+    # process only: the Writer still undoes a failed batch exactly, but a batch cut by
+    # a crash is not finished by the next open as it is with SQLite (see README).
+    def begin(self, intent: str) -> int:
+        with self._lock:
+            self._next_intent += 1
+            self._intents[self._next_intent] = intent
+            return self._next_intent
+
+    def commit(self, intent_id: int, events: Sequence[HistoryEvent], *, reset: bool = False) -> None:
+        if reset:
+            self.reset()
+        self.record(events)
+        with self._lock:
+            self._intents.pop(intent_id, None)
+
+    def mark(self, intent_id: int, intent: str) -> None:
+        with self._lock:
+            if intent_id in self._intents:
+                self._intents[intent_id] = intent
+
+    def discard(self, intent_id: int) -> None:
+        with self._lock:
+            self._intents.pop(intent_id, None)
+
+    def intents(self) -> list[tuple[int, str]]:
+        with self._lock:
+            return sorted(self._intents.items())
 
     def reset(self) -> None:
         def run() -> None:

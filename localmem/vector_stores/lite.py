@@ -12,7 +12,8 @@ pymilvus opens a Lite folder by starting a gRPC server for it in this process
   compaction, running until the process exits; deleting the folder then makes that worker fail
   with a FileNotFoundError traceback, and the folder's LOCK stays held. ``release`` stops the
   engine once the last client of a folder in this process is closed (closing the engine waits
-  for its background work).
+  for its background work). A closed Memory so frees the folder's LOCK for
+  `localmem export` and every other process.
 """
 
 from __future__ import annotations
@@ -66,3 +67,9 @@ def release(path: Path) -> None:
 
 def _key(path: Path) -> str:
     return os.path.abspath(path)
+
+
+def shared(path: Path) -> bool:
+    """Whether more than one store of this process uses ``path`` (a reload would pull the engine from under it)."""
+    with _lock:
+        return _clients[_key(path)] > 1

@@ -58,6 +58,9 @@ _QUERY_CAP = 16384
 # memtable scan is cheaper than a flush (measured: +100 rows adds ~2 ms).
 _FLUSH_BEFORE_QUERY_ROWS = 256
 _HNSW_EF = 256
+_IDS_PER_CALL = 1000
+# Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
+_WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
 _RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
                   "kind", "speaker", "timestamp", "sources", "covered"]
 # BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
@@ -79,6 +82,7 @@ class MilvusStore:
         self._closed = False
         self._stored_index_type: str | None = None  # set when an existing collection is opened
         self.fusion: Fusion = RRF
+        self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         try:
             upgrade.finish_interrupted(self._client, self._name)
@@ -91,10 +95,10 @@ class MilvusStore:
             self.hybrid = self._has_bm25()
             self._client.load_collection(self._name)
         except StoreError:
-            self._client.close()
+            self._disconnect()
             raise
         except Exception as exc:
-            self._client.close()
+            self._disconnect()
             raise StoreError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
 
     # -- protocol ---------------------------------------------------------------
@@ -127,18 +131,14 @@ class MilvusStore:
         self._write("upsert", records, vectors)
 
     def get(self, ids: Sequence[str]) -> list[MemoryRecord]:
-        if not ids:
-            return []
-        rows = self._call("get", lambda: self._client.get(self._name, ids=list(ids), output_fields=_RECORD_FIELDS),
-                          flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
-        by_id = {row["id"]: _to_record(row) for row in rows}
+        by_id = {row["id"]: _to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)}
         return [by_id[i] for i in ids if i in by_id]
 
     def delete(self, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        self._call("delete", lambda: self._client.delete(self._name, ids=list(ids)))
-        self._mark_written(len(ids))
+        for chunk in _chunks(ids):
+            # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
+            self._call("delete", lambda chunk=chunk: self._client.delete(self._name, filter=_ids_expression(chunk)))
+            self._mark_written(len(chunk))
 
     def search(self, vector: Vectors, scope: Scope, filters: dict[str, Any] | None, limit: int, *,
                text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
@@ -178,11 +178,8 @@ class MilvusStore:
         return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
-        if not ids:
-            return {}
-        rows = self._call("get", lambda: self._client.get(self._name, ids=list(ids), output_fields=["id", "vector"]),
-                          flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
-        return {row["id"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
+        return {row["id"]: np.asarray(row["vector"], dtype=np.float32)
+                for row in self._rows_by_id(ids, ["id", "vector"])}
 
     def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> builtins.list[MemoryRecord]:
         if not hashes:
@@ -226,8 +223,7 @@ class MilvusStore:
 
     def flush(self) -> None:
         """Persist pending rows into indexed segments (Lite); a no-op when nothing is pending."""
-        with self._lock:
-            self._flush_locked()
+        self._call("flush", self._flush_locked)
 
     def close(self) -> None:
         with self._lock:
@@ -235,15 +231,13 @@ class MilvusStore:
                 return
             self._closed = True
             try:
-                # Reopening is faster when nothing waits in the memtable to be replayed.
-                self._flush_locked()
+                # Reopening is faster when nothing waits in the memtable to be replayed; a failure here
+                # loses nothing (Lite's WAL holds the rows), so it must not keep the folder locked.
+                if self._broken is None:
+                    with contextlib.suppress(Exception):
+                        self._flush_locked()
             finally:
-                if self._lite:
-                    # Also stops Lite's engine (and its compaction) when no other store here uses the folder.
-                    assert self.lite_path is not None
-                    lite.close_client(self._client, self.lite_path)
-                else:
-                    self._client.close()
+                self._disconnect()
 
     # -- internals --------------------------------------------------------------
     @property
@@ -277,6 +271,37 @@ class MilvusStore:
                                        "data folder); close it there, or use a Milvus server uri to share a store"
                                        ) from exc
             raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
+
+    def _disconnect(self) -> None:
+        """Close the client; on Lite, the last store of this process on the folder also stops its engine
+        (and its compaction), which frees the folder for other processes."""
+        if self.lite_path is None:
+            self._client.close()
+        else:
+            lite.close_client(self._client, self.lite_path)
+
+    def _reload(self, cause: BaseException) -> None:
+        """After a failed write, reopen the Lite folder so nothing is served from a damaged in-memory view.
+
+        Measured on a full disk (tests/test_store_lifecycle.py): a failed flush drops its rows from
+        the engine's memory though they are in the WAL on disk (hidden until a restart), and a failed
+        insert leaves a torn batch in the WAL, after which rows appended to that file are lost when it
+        is replayed. A reload replays the WAL into memory and sends later writes to a fresh WAL file.
+        If it fails too, this handle refuses all work until the store is opened again.
+        """
+        path = self.lite_path
+        if path is None:
+            return  # a server owns its segments and recovers them itself
+        try:
+            if lite.shared(path):
+                raise StoreError("another store of this process uses the same folder")
+            self._disconnect()
+            self._client = self._connect()
+            self._client.load_collection(self._name)
+            self._pending, self._dirty = 0, True  # what the memtable holds after the reload is unknown
+        except Exception as exc:
+            self._broken = (f"the store at {self._where} failed a write ({_reason(cause)}) and could not be "
+                            f"reloaded ({_reason(exc)}); free the disk or fix the cause, then reopen Memory")
 
     def _create(self, name: str) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -414,6 +439,14 @@ class MilvusStore:
             flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
         return rows
 
+    def _rows_by_id(self, ids: Sequence[str], fields: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        rows: builtins.list[dict[str, Any]] = []
+        for chunk in _chunks(ids):
+            rows += self._call("get", lambda chunk=chunk: self._client.query(
+                self._name, filter=_ids_expression(chunk), output_fields=fields, limit=len(chunk)),
+                flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
+        return rows
+
     def _mark_written(self, rows: int) -> None:
         if self._lite:
             self._pending += rows
@@ -429,13 +462,20 @@ class MilvusStore:
         with self._lock:
             if self._closed:
                 raise StoreError(f"the store at {self._where} is closed")
+            if self._broken is not None:
+                raise StoreError(self._broken)
+            writing = what in _WRITES
             try:
                 if flush:
+                    writing = True  # a flush writes segments: its failure is a write failure
                     self._flush_locked()
+                    writing = what in _WRITES
                 return fn()
             except StoreError:
                 raise
             except Exception as exc:
+                if writing:
+                    self._reload(exc)
                 raise StoreError(f"Milvus {what} on collection {self._name!r} failed: {_reason(exc)}") from exc
 
     def _search_params(self, limit: int) -> dict[str, Any]:
@@ -455,6 +495,17 @@ class MilvusStore:
         if self.metric == "L2":
             return 1.0 - distance / 2.0
         return distance
+
+
+def _ids_expression(ids: Sequence[str]) -> str:
+    """``id in [...]`` with every id rendered by literal(): quoted and escaped, whatever it holds."""
+    return f"id in [{', '.join(literal(i) for i in ids)}]"
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    # Keeps each expression short and each result under the query window.
+    for start in range(0, len(ids), _IDS_PER_CALL):
+        yield list(ids[start:start + _IDS_PER_CALL])
 
 
 def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
