@@ -20,11 +20,13 @@ quickstart: install models
 	cd "$$(mktemp -d)" && HF_HUB_OFFLINE=1 $(PYTHON) "$(CURDIR)/examples/quickstart.py"
 
 lint:
-	$(PYTHON) -m ruff check localmem tests benchmarks examples
+	$(PYTHON) -m ruff check localmem tests examples
 	$(PYTHON) -m mypy
 
 test: install-dev models lint
 	$(PYTHON) -m pytest
 
+# The published run reads the shared data beside the checkout (never copied into the repository).
+BENCH_DATA ?= $(CURDIR)/../shared/data
 bench: install-dev models
-	$(PYTHON) -m benchmarks.run
+	$(PYTHON) -m localmem bench --data "$(BENCH_DATA)" --out benchmarks/results/latest

@@ -59,6 +59,8 @@ class EmbedderConfig:
 
     model: str | None = None
     device: str = "auto"
+    # auto: torch on CUDA/MPS, else the prepared ONNX export, else torch (embedders/select.py).
+    backend: str = "auto"
     batch_size: int = 64
     normalize: bool = True
     # Like vector_store.embedding_model_dims: a mismatch with the model's real size warns (see Memory).
@@ -85,7 +87,9 @@ class MemoryConfig:
     vector_store: VectorStoreConfig = field(default_factory=VectorStoreConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
-    history_db_path: str | None = None  # None: beside the Milvus file (or ./ for a server), one per collection
+    # None: an SQLite file beside the Milvus Lite folder, one per collection; for a server uri, a
+    # "<collection>_history" collection on the server (localmem/history/milvus.py). A path: SQLite there.
+    history_db_path: str | None = None
     custom_fact_extraction_prompt: str | None = None
     custom_update_memory_prompt: str | None = None
     on_extraction_failure: OnExtractionFailure = "raise"

@@ -46,20 +46,44 @@ def _models() -> list[Finding]:
                                "there (or run 'localmem models prepare')"))
         else:
             out.append(Finding(f"model {entry.name}", "fail", result.problem))
+        if entry.name == models.ONNX_EXPORTED:
+            out += [_onnx_finding(v) for v in models.verify_onnx(entry)]
     return out
 
 
+def _onnx_finding(result: object) -> Finding:
+    from localmem.models import Verification
+
+    assert isinstance(result, Verification)
+    if result.ok:
+        return Finding(f"model {result.name}", "ok", f"{result.path} matches its prepare record (sha256)")
+    # A missing export only costs speed (torch runs instead); a damaged one is a failure.
+    missing = "no ONNX export" in result.problem
+    return Finding(f"model {result.name}", "warn" if missing else "fail", result.problem)
+
+
 def _device() -> Finding:
+    from importlib import metadata
+
+    from localmem.embedders.select import wants_torch
+    from localmem.threads import intra_op_threads
+
     try:
-        import torch
-    except ImportError:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
         return Finding("device", "fail", "torch is not installed: pip install torch==2.13.0")
+    threads = f"{intra_op_threads()} intra-op thread(s), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+    if not wants_torch("auto"):
+        # A CPU-only torch build is known from its version file: no 2 s torch import for this check.
+        return Finding("device", "ok", f"cpu: embedder on ONNX Runtime when exported, else torch {version}; {threads}")
+    import torch
+
     from localmem.devices import resolve_device
 
     device = resolve_device("auto")
     if device == "cuda":
-        return Finding("device", "ok", f"cuda ({torch.cuda.get_device_name(0)}), torch {torch.__version__}")
-    return Finding("device", "ok", f"{device} (no CUDA device visible), torch {torch.__version__}")
+        return Finding("device", "ok", f"cuda ({torch.cuda.get_device_name(0)}), torch {version}; embedder on torch")
+    return Finding("device", "ok", f"{device}, torch {version}; embedder on torch; {threads}")
 
 
 def _llama() -> Finding:

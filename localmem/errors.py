@@ -10,10 +10,13 @@
     │   └── ChecksumError           a model file's sha256 differs from the manifest
     ├── StoreError                  the vector store refused or failed
     │   ├── StoreLockedError        a Milvus Lite file is open in another process
-    │   └── SchemaMismatchError     a collection does not fit the embedder
+    │   ├── SchemaMismatchError     a collection does not fit the embedder
+    │   ├── RollbackError           a failed write could not be undone (``.ids`` names the memories)
+    │   └── ServerUnavailableError  a localmem server cannot be reached or answered oddly
     ├── HistoryError                the history database refused or failed
-    └── ExtractionError             the LLM step could not produce facts/decisions
-        └── PromptTooLongError      a prompt does not fit the model's context
+    ├── ExtractionError             the LLM step could not produce facts/decisions
+    │   └── PromptTooLongError      a prompt does not fit the model's context
+    └── BenchDataError              benchmark data: unpinned, failing its checksum, or unfetchable
 
     LocalmemWarning (a UserWarning)  something was substituted, e.g. the embedding size
 
@@ -72,6 +75,25 @@ class SchemaMismatchError(StoreError):
     """An existing collection does not fit the configured embedder."""
 
 
+class RollbackError(StoreError):
+    """A write failed and putting the store back failed too.
+
+    ``ids`` are the memories that may differ from their history until the
+    store is opened again (or the next write runs), when the write journal
+    finishes the undo. ``original`` is the failure that started the undo;
+    ``__cause__`` is the one that stopped it.
+    """
+
+    def __init__(self, message: str, ids: list[str], original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.ids = ids
+        self.original = original
+
+
+class ServerUnavailableError(StoreError):
+    """A ``localmem serve`` process cannot be reached, refused the API key, or answered outside its contract."""
+
+
 class HistoryError(LocalmemError):
     """The history database refused an operation or failed."""
 
@@ -82,6 +104,10 @@ class ExtractionError(LocalmemError):
 
 class PromptTooLongError(ExtractionError):
     """A prompt does not fit in the model's context window."""
+
+
+class BenchDataError(LocalmemError):
+    """A benchmark data file has no pinned hash, fails its checksum, or cannot be fetched or unpacked."""
 
 
 class LocalmemWarning(UserWarning):

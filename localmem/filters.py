@@ -14,9 +14,12 @@ Supported shapes (the Mem0 ones)::
     {"category": "*"}                               the key is set
     {"AND": [...]}, {"OR": [...]}, {"NOT": [...]}   combinators (also lower case)
 
-``user_id``/``agent_id``/``run_id`` address the scope fields; every other key
-addresses ``metadata[key]``. Several keys in one dict are ANDed; ``NOT`` of a
-list negates the AND of its items.
+``user_id``/``agent_id``/``run_id`` address the scope fields, ``speaker`` and
+``kind`` ("episode"/"fact") the record's own fields, and ``timestamp`` the time
+a memory was said, compared as a time: ``{"timestamp": {"gte": "2023-05-01",
+"lt": 1683500000}}`` (each value Unix seconds, ISO 8601 or a datetime, parsed
+here into Unix seconds). Every other key addresses ``metadata[key]``. Several
+keys in one dict are ANDed; ``NOT`` of a list negates the AND of its items.
 
 What a filter means on a row that lacks the key (or holds null there): a
 positive test (``eq``, ``in``, ``gt``..., ``contains``, ``"*"``) is false there;
@@ -24,7 +27,7 @@ positive test (``eq``, ``in``, ``gt``..., ``contains``, ``"*"``) is false there;
 there, exactly as ``{"NOT": [{"key": value}]}`` is. ``NOT`` is the complement
 within the scope: every row of the scope is in exactly one of ``F`` and
 ``NOT F`` (a store documents any gap; Milvus's is in milvus_filters.py). An
-unset scope key counts as missing.
+unset scope or record field (no speaker, an unknown time) counts as missing.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-from localmem.errors import InvalidFilterError
+from localmem.errors import InvalidFilterError, InvalidInputError
 from localmem.records import SCOPE_KEYS
+from localmem.temporal import parse_timestamp
 
 Scalar: TypeAlias = str | int | float | bool
 CompareOp = Literal["eq", "gt", "gte", "lt", "lte"]
@@ -45,6 +50,8 @@ CompareOp = Literal["eq", "gt", "gte", "lt", "lte"]
 MAX_FILTER_DEPTH = 32
 # An in/nin list longer than this is a join in disguise: query by a metadata tag instead.
 MAX_IN_VALUES = 1024
+# Record fields a filter may name besides the scope (the rest live in metadata).
+RECORD_KEYS = ("speaker", "kind", "timestamp")
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]{0,127}$")
 _COMPARE_OPS = ("eq", "gt", "gte", "lt", "lte")
@@ -60,6 +67,11 @@ class Key:
     @property
     def is_scope(self) -> bool:
         return self.name in SCOPE_KEYS
+
+    @property
+    def is_field(self) -> bool:
+        """A column of the record (scope, speaker, kind, timestamp), not a metadata key."""
+        return self.name in SCOPE_KEYS or self.name in RECORD_KEYS
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,7 @@ def _operator(field: Key, op: Any, arg: Any) -> Filter:
         test = In(field, tuple(_scalar(v, field) for v in arg))
         return test if op == "in" else Not(test)
     if op == "contains":
-        if field.is_scope:
+        if field.is_field:
             raise InvalidFilterError(f"'contains' applies to list-valued metadata, not to {field.name!r}")
         return Contains(field, _scalar(arg, field))
     raise InvalidFilterError(f"unknown filter operator {where}; use one of {list(_OPERATORS)}")
@@ -187,7 +199,9 @@ def _operator(field: Key, op: Any, arg: Any) -> Filter:
 
 def _scalar(value: Any, field: Key) -> Scalar:
     key = field.name
-    if field.is_scope and (not isinstance(value, str) or not value):
+    if key == "timestamp":
+        return _epoch(value)
+    if field.is_field and (not isinstance(value, str) or not value):
         raise InvalidFilterError(f"{key} holds non-empty text: compare it with a non-empty string, not {value!r}")
     if isinstance(value, bool | int):
         return value
@@ -202,3 +216,14 @@ def _scalar(value: Any, field: Key) -> Scalar:
             raise InvalidFilterError(f"filter value for {key!r} is not valid text (a lone surrogate)") from None
         return value
     raise InvalidFilterError(f"filter value {value!r} for {key!r} must be a string, number or boolean")
+
+
+def _epoch(value: Any) -> int:
+    """A ``timestamp`` filter value as the stored Unix seconds (the store keeps whole seconds)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str | datetime):
+        raise InvalidFilterError(
+            f"filter on 'timestamp' needs Unix seconds, an ISO-8601 string or a datetime, not {value!r}")
+    try:
+        return int(parse_timestamp(value).timestamp())
+    except InvalidInputError as exc:
+        raise InvalidFilterError(f"filter on 'timestamp': {exc}") from None

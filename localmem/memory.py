@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping
-from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from localmem.config import MemoryConfig
-from localmem.errors import InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
+from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.filters import Filter, parse_filters
 from localmem.inputs import (
     check_limit,
@@ -27,11 +27,16 @@ from localmem.inputs import (
 from localmem.pipeline import AddPipeline, AddRequest
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
-from localmem.records import Event, MemoryRecord, Scope, now_iso, text_hash
+from localmem.records import EPISODE, FACT, MemoryRecord, Scope, text_hash
+from localmem.results import assemble
+from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer
 
 # Memories are removed in pages of this size by delete_all (the store caps one query's result).
 _PAGE = 1000
+# A search draws this many more candidates than it returns: facts stand in for their episodes
+# (results.py), so a few candidates collapse into one result.
+_EXTRA_CANDIDATES = 20
 
 
 class Memory:
@@ -48,6 +53,7 @@ class Memory:
         self.config.validate()
         self.embedder = embedder or _default_embedder(self.config)
         self._warn_on_dims(self.config, self.embedder)
+        _require_meaningful_scores(self.config, self.embedder)
         self.store = store or _default_store(self.config, self.embedder)
         try:
             self.history_store = history or _default_history(self.config)
@@ -58,10 +64,16 @@ class Memory:
         self._llm = llm
         self._closed = False
         self._llm_lock = threading.Lock()
-        # One writer at a time keeps store and history in step across threads.
-        self._write_lock = threading.RLock()
-        self._writer = Writer(self.store, self.history_store)
-        self._pipeline = AddPipeline(self.config, self.embedder, self.store, self._writer, self._language_model)
+        self.writer = Writer(self.store, self.history_store)
+        # One writer at a time keeps store and history in step across threads (import takes it too).
+        self._write_lock = self.writer.lock
+        try:
+            self.writer.recover()  # finish any batch a crash left half-written
+        except BaseException:
+            self.history_store.close()
+            self.store.close()
+            raise
+        self._pipeline = AddPipeline(self.config, self.embedder, self.store, self.writer, self._language_model)
 
     @classmethod
     def from_config(cls, config_dict: Mapping[str, Any]) -> Memory:
@@ -71,13 +83,19 @@ class Memory:
     # -- writes ---------------------------------------------------------------
     def add(self, messages: Any, user_id: str | None = None, *, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-            prompt: str | None = None) -> dict[str, Any]:
-        """Store what the messages say; returns ``{"results": [...], "relations": []}``."""
+            prompt: str | None = None, timestamp: int | float | str | datetime | None = None) -> dict[str, Any]:
+        """Store what the messages say; returns ``{"results": [...], "relations": []}``.
+
+        Each message is kept as an episode (its text dated and attributed: "(8 May 2023) Caroline: ...");
+        with ``infer`` the extracted facts are stored too, linked to it. ``timestamp`` is when the
+        messages were said (Unix seconds, ISO 8601 or datetime; default now). ``results`` lists the
+        facts written, or the episodes where no fact was drawn (always, with infer=False).
+        """
         scope = Scope(user_id, agent_id, run_id).require("add()")
         # Checked before anything is embedded: a refused 20 MB message must cost nothing.
         parsed = parse_messages(messages, self.store.limits.max_text_bytes)
         request = AddRequest(messages=parsed, scope=scope, metadata=check_metadata(metadata), infer=bool(infer),
-                             prompt=prompt)
+                             prompt=prompt, moment=parse_timestamp(timestamp))
         with self._write_lock:
             changes = self._pipeline.run(request)
         return {"results": [c.to_dict() for c in changes], "relations": []}
@@ -88,15 +106,16 @@ class Memory:
             old = self._record(memory_id)
             if text_hash(text) == old.hash:
                 return {"message": "Memory updated successfully!"}
-            new = replace(old, memory=text, hash=text_hash(text), updated_at=now_iso())
-            vector = self.embedder.embed([text])
-            previous_vector = self.store.get_vectors([old.id]).get(old.id)
-            self._writer.apply([Write(Event.UPDATE, new, vector, previous=old, previous_vector=previous_vector)])
+            self.writer.apply([Write.update(old, text, self.embedder.embed([text]))])
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, str]:
+        """Delete a memory. Deleting a fact also deletes the episodes it was drawn from that no other
+        fact draws on: what was forgotten is not found again through its message. Deleting an
+        episode leaves the facts drawn from it (they no longer list it as a source)."""
         with self._write_lock:
-            self._delete([self._record(memory_id)])
+            record = self._record(memory_id)
+            self._delete([record, *self._orphaned_by(record)])
         return {"message": "Memory deleted successfully!"}
 
     def delete_all(self, user_id: str | None = None, *, agent_id: str | None = None,
@@ -114,37 +133,48 @@ class Memory:
 
     def reset(self) -> None:
         """Remove every memory and all history of this collection."""
-        with self._write_lock:
-            self.store.reset()
-            self.history_store.reset()
+        self.writer.reset()
 
     # -- reads ----------------------------------------------------------------
     def get(self, memory_id: str) -> dict[str, Any]:
-        return self._record(memory_id).to_dict()
+        return self._with_sources([self._record(memory_id)])[0]
 
     def get_all(self, user_id: str | None = None, *, agent_id: str | None = None, run_id: str | None = None,
-                filters: dict[str, Any] | None = None, limit: int = 100) -> dict[str, Any]:
+                filters: dict[str, Any] | None = None, limit: int = 100,
+                include_episodes: bool = False) -> dict[str, Any]:
+        """The facts, and the messages that yielded none (what Mem0 lists), oldest first.
+
+        ``include_episodes=True`` lists every stored message as well. Each item's ``kind`` is
+        ``"fact"`` or ``"episode"``; a fact lists its ``sources``.
+        """
         scope = Scope(user_id, agent_id, run_id)
         parsed = parse_filters(filters)
         _require_scope_or_filters("get_all()", scope, parsed)
-        records = self.store.list(scope, parsed, check_limit(limit, self.store.limits.max_results))
-        return {"results": [r.to_dict() for r in records]}
+        records = self.store.list(scope, parsed, check_limit(limit, self.store.limits.max_results),
+                                  hide_covered=not include_episodes)
+        return {"results": self._with_sources(records)}
 
     def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
                run_id: str | None = None, limit: int = 100, filters: dict[str, Any] | None = None,
                threshold: float | None = None) -> dict[str, Any]:
-        """Memories most similar to ``query``; ``score`` is higher-is-better for every metric."""
+        """Memories for ``query``, best first: dense and BM25 (word) matches fused.
+
+        ``score`` is higher-is-better: the fused rank score in (0, 1] (vector_stores/fusion.py), or the
+        similarity on a store without BM25. A fact comes with its ``sources``; a message shown as a
+        fact's source is not repeated. ``filters`` may name ``speaker`` and a ``timestamp`` range.
+        """
         text = check_text(query, "query", self.store.limits.max_text_bytes)
         scope = Scope(user_id, agent_id, run_id)
         parsed = parse_filters(filters)
         _require_scope_or_filters("search()", scope, parsed)
-        size = check_limit(limit, self.store.limits.max_results)
+        limit = check_limit(limit, self.store.limits.max_results)
         minimum = check_threshold(threshold)
         if self.config.strip_scope_from_query:
             text = strip_scope(text, scope)
         vector = self.embedder.embed([text])
-        hits = self.store.search(vector, scope, parsed, size)
-        return {"results": [h.to_dict() for h in hits if minimum is None or h.score >= minimum]}
+        candidates = min(limit + _EXTRA_CANDIDATES, self.store.limits.max_results)
+        hits = self.store.search(vector, scope, parsed, candidates, text=text)
+        return {"results": assemble(hits, limit, minimum, self.store.get, self.store.citing)}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         events = self.history_store.history(check_memory_id(memory_id))
@@ -161,8 +191,10 @@ class Memory:
         with self._llm_lock:
             if self._llm is not None:
                 self._llm.close()
-        self.store.close()
-        self.history_store.close()
+        with self._write_lock:  # a write in another thread finishes first
+            self.writer.close()
+            self.store.close()
+            self.history_store.close()
         self.embedder.close()
 
     def __enter__(self) -> Memory:
@@ -178,11 +210,26 @@ class Memory:
             raise MemoryNotFoundError(memory_id)
         return found[0]
 
+    def _with_sources(self, records: list[MemoryRecord]) -> list[dict[str, Any]]:
+        wanted = sorted({s for r in records if r.kind == FACT for s in r.sources})
+        episodes = {e.id: e for e in self.store.get(wanted)} if wanted else {}
+        out = []
+        for record in records:
+            item = record.to_dict()
+            if record.kind == FACT:
+                item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
+            out.append(item)
+        return out
+
+    def _orphaned_by(self, record: MemoryRecord) -> list[MemoryRecord]:
+        """The source episodes of a fact that no other fact draws on."""
+        if record.kind != FACT or not record.sources:
+            return []
+        still_cited = {s for f in self.store.citing(list(record.sources)) if f.id != record.id for s in f.sources}
+        return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
+
     def _delete(self, records: list[MemoryRecord]) -> None:
-        vectors = self.store.get_vectors([r.id for r in records])
-        stamp = now_iso()
-        self._writer.apply([Write(Event.DELETE, replace(r, updated_at=stamp), previous=r,
-                                  previous_vector=vectors.get(r.id)) for r in records])
+        self.writer.apply([Write.delete(r) for r in records])
 
     def _language_model(self) -> LanguageModel:
         with self._llm_lock:
@@ -204,15 +251,25 @@ class Memory:
                     "silence this warning.", LocalmemWarning, stacklevel=3)
 
 
+def _require_meaningful_scores(config: MemoryConfig, embedder: Embedder) -> None:
+    """The near-duplicate and related-memory thresholds are cosines: refuse settings that make them not."""
+    metric = config.vector_store.metric_type
+    if not embedder.identity.normalized and metric != "COSINE":
+        raise ConfigError(
+            f"embedder.config.normalize is false with vector_store.config.metric_type={metric!r}: scores would not "
+            f"be cosines, so near_duplicate_threshold ({config.near_duplicate_threshold}) and the related-memory "
+            "threshold would mean nothing; use metric_type 'COSINE' or normalize: true")
+
+
 def _require_scope_or_filters(operation: str, scope: Scope, filters: Filter | None) -> None:
     if scope.is_empty and filters is None:
         raise InvalidInputError(f"{operation} needs user_id, agent_id, run_id or filters")
 
 
 def _default_embedder(config: MemoryConfig) -> Embedder:
-    from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
+    from localmem.embedders.select import build_embedder
 
-    return SentenceTransformerEmbedder(config.embedder)
+    return build_embedder(config.embedder)
 
 
 def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
@@ -223,6 +280,11 @@ def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
 
 
 def _default_history(config: MemoryConfig) -> HistoryStore:
+    if config.history_db_path is None and not config.vector_store.is_local_file:
+        # A server is shared by many processes: history lives beside the memories, on the server.
+        from localmem.history.milvus import MilvusHistory
+
+        return MilvusHistory(config.vector_store)
     from localmem.history.sqlite import SQLiteHistory
 
     return SQLiteHistory(config.resolved_history_path())

@@ -1,14 +1,23 @@
-"""The steps of add(): extract -> embed -> match -> decide -> write -> log.
+"""The steps of add(): keep episodes -> extract -> embed -> match -> decide -> write -> log.
+
+Every message is first kept as an episode (episodes.py: its words, speaker and
+time), whether or not the model is used, so nothing said becomes unfindable.
+With infer=True the extracted facts are written beside the episodes and link
+to them by id (``sources``); an episode whose message yielded a fact is marked
+``covered`` (get_all then shows the fact), one that yielded none stands as the
+memory itself.
 
 Deterministic rules go first because they are more reliable than a small
 model: an exact duplicate (same hash in the scope) or a near-duplicate
 (cosine >= ``near_duplicate_threshold``) is never stored twice, and a fact
 with no related memory is added without asking the model. Only a fact that
-has related memories goes to the LLM, which sees them under small integer
+has related facts goes to the LLM, which sees them under small integer
 ids and answers ADD / UPDATE / DELETE / NONE; an answer that names no shown
-memory falls back to ADD. A stored memory that sets the same single-valued
-attribute as the fact ("Lives in Paris" / "Moved to Berlin") counts as
-related whatever its cosine: embeddings put such pairs far apart.
+memory falls back to ADD. A stored fact that sets the same single-valued
+attribute as the new one ("Lives in Paris" / "Moved to Berlin") counts as
+related whatever its cosine: embeddings put such pairs far apart. Facts are
+matched against facts only: an episode is a record of what was said and is
+never rewritten by reconciliation.
 """
 
 from __future__ import annotations
@@ -16,15 +25,31 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from localmem.config import MemoryConfig
+from localmem.episodes import Said, said
 from localmem.errors import ExtractionError
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
+from localmem.inputs import check_text
 from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
-from localmem.records import Change, Event, Fact, MemoryRecord, Message, Scope, SearchHit, now_iso, text_hash
+from localmem.records import (
+    EPISODE,
+    FACT,
+    Change,
+    Event,
+    Fact,
+    Kind,
+    MemoryRecord,
+    Message,
+    Scope,
+    SearchHit,
+    now_iso,
+    text_hash,
+)
 from localmem.writer import Write, Writer
 
 # Below this cosine a stored memory is unrelated to the new fact: no LLM call.
@@ -41,7 +66,35 @@ class AddRequest:
     scope: Scope
     metadata: dict[str, Any]
     infer: bool
+    moment: datetime  # when the messages were said (aware UTC)
     prompt: str | None = None
+
+    @property
+    def epoch(self) -> int:
+        return int(self.moment.timestamp())
+
+
+@dataclass(frozen=True)
+class _Episodes:
+    """This call's episodes: the writes (ADD, or NONE for a repeat) and every episode's id."""
+
+    writes: list[Write]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w.record.id for w in self.writes))
+
+    def source_of(self, vector: Vectors) -> MemoryRecord | None:
+        """The message a fact was most likely drawn from: the most similar new episode of this call.
+
+        The model reads all messages at once and does not say which one a fact came from; the
+        closest one is right for single-message adds and, by construction, a good guess otherwise.
+        """
+        fresh = [w for w in self.writes if w.vector is not None]
+        if len(self.writes) == 1 or not fresh:
+            return self.writes[0].record if len(self.writes) == 1 else None
+        return max(fresh, key=lambda w: _cosine(vector, w.vector.reshape(-1) if w.vector is not None else vector)
+                   ).record
 
 
 class AddPipeline:
@@ -54,51 +107,65 @@ class AddPipeline:
         self._llm = llm  # a factory: the model loads only when infer=True is first used
 
     def run(self, request: AddRequest) -> list[Change]:
-        texts, flags = self._texts(request)
-        if not texts:
+        episodes = self._episodes(said(request.messages, request.scope, request.moment), request)
+        if not episodes.writes:
             return []
-        vectors = self.embedder.embed(texts)
-        if request.infer and not flags:
-            writes = self._reconcile(texts, vectors, request)
-        else:
-            writes = self._plain(texts, vectors, request, flags)
-        self.writer.apply(writes)
-        return [w.change() for w in writes]
+        if not request.infer:
+            self.writer.apply(episodes.writes)
+            return [w.change() for w in episodes.writes]
+        texts, flags = self._facts(request)
+        if flags:
+            writes = [_flagged(w, flags) for w in episodes.writes]
+            self.writer.apply(writes)
+            return [w.change() for w in writes]
+        facts = self._reconcile(texts, self.embedder.embed(texts), request, episodes) if texts else []
+        # An episode that a stored fact draws on is covered by it (get_all shows the fact); one that
+        # no fact cites (no fact extracted, or only repeats of stored ones) is the memory itself.
+        cited = {s for w in facts if w.event in (Event.ADD, Event.UPDATE) for s in w.record.sources}
+        stored = [replace(w, record=replace(w.record, covered=True)) if w.event is Event.ADD and w.record.id in cited
+                  else w for w in episodes.writes]
+        self.writer.apply([*stored, *facts])
+        shown = [w for w in stored if w.event is Event.ADD and not w.record.covered]
+        # Episodes uncovered by a reconciliation DELETE are bookkeeping, not what this add() did.
+        return [w.change() for w in [*[w for w in facts if w.record.kind == FACT], *shown]]
+
+    # -- episodes ------------------------------------------------------------
+    def _episodes(self, messages: list[Said], request: AddRequest) -> _Episodes:
+        texts = [m.text for m in messages]
+        # memory.add checked each message against the store's limit; its date and speaker can push it over.
+        for index, text in enumerate(texts):
+            check_text(text, f"message {index} as stored (with its date and speaker)", self.store.limits.max_text_bytes)
+        existing = self._existing_by_hash(texts, request.scope, EPISODE) if texts else {}
+        fresh = [m for m in messages if text_hash(m.text) not in existing]
+        vectors = self.embedder.embed([m.text for m in fresh]) if fresh else None
+        rows = {m.text: i for i, m in enumerate(fresh)}
+        writes = []
+        for m in messages:
+            if (same := existing.get(text_hash(m.text))) is not None:
+                writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
+                continue
+            assert vectors is not None
+            record = _new_record(m.text, request.scope, request.metadata, kind=EPISODE, speaker=m.speaker,
+                                 timestamp=request.epoch)
+            writes.append(Write(Event.ADD, record, vectors[rows[m.text]][None, :]))
+        return _Episodes(writes)
 
     # -- extract -----------------------------------------------------------
-    def _texts(self, request: AddRequest) -> tuple[list[str], tuple[str, ...]]:
-        """The texts to store: extracted facts, or the raw messages (infer=False or fallback)."""
-        raw = [m.content.strip() for m in request.messages if m.role != "system" and m.content.strip()]
-        if not request.infer:
-            return _unique(raw), ()
+    def _facts(self, request: AddRequest) -> tuple[list[str], tuple[str, ...]]:
+        """The extracted facts' texts, or the fallback flags when extraction failed under store_raw."""
         prompt = request.prompt or self.config.custom_fact_extraction_prompt
         try:
             facts = self._llm().extract_facts(request.messages, prompt)
         except ExtractionError:
             if self.config.on_extraction_failure == "store_raw":
-                return _unique(raw), (RAW_FALLBACK_FLAG,)
+                return [], (RAW_FALLBACK_FLAG,)
             raise
         return _unique([f.text.strip() for f in facts if f.text.strip()]), ()
 
-    # -- infer=False -------------------------------------------------------
-    def _plain(self, texts: list[str], vectors: Vectors, request: AddRequest,
-               flags: tuple[str, ...]) -> list[Write]:
-        metadata = dict(request.metadata)
-        if flags:
-            metadata["localmem_flags"] = list(flags)
-        existing = self._existing_by_hash(texts, request.scope)
-        writes = []
-        for text, vector in zip(texts, vectors, strict=True):
-            if (same := existing.get(text_hash(text))) is not None:
-                writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
-            else:
-                writes.append(Write(Event.ADD, _new_record(text, request.scope, metadata), vector[None, :],
-                                    flags=flags))
-        return writes
-
     # -- infer=True --------------------------------------------------------
-    def _reconcile(self, texts: list[str], vectors: Vectors, request: AddRequest) -> list[Write]:
-        existing = self._existing_by_hash(texts, request.scope)
+    def _reconcile(self, texts: list[str], vectors: Vectors, request: AddRequest,
+                   episodes: _Episodes) -> list[Write]:
+        existing = self._existing_by_hash(texts, request.scope, FACT)
         writes: list[Write] = []
         pending: list[tuple[MemoryRecord, Vectors]] = []  # ADDs of this call, matched like stored ones
         touched: set[str] = set()  # a stored memory is changed at most once per add()
@@ -108,22 +175,42 @@ class AddPipeline:
                 continue
             slot = slot_of(text)
             limit = max(self.config.similarity_candidates, SLOT_SEARCH_LIMIT if slot else 0)
-            hits = [h for h in self.store.search(vector[None, :], request.scope, None, limit)
+            hits = [h for h in self.store.search(vector[None, :], request.scope, None, limit, kinds=(FACT,))
                     if h.record.id not in touched]
             duplicate = self._near_duplicate(text, vector, hits, pending)
             if duplicate is not None:
                 writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
                 continue
             related = _related(hits[:self.config.similarity_candidates], hits, slot)
-            write = self._decide(text, vector, related, request) if related else None
+            write = self._decide(text, vector, related, request, episodes) if related else None
             if write is None:
-                write = Write(Event.ADD, _new_record(text, request.scope, request.metadata), vector[None, :])
+                source = episodes.source_of(vector)
+                record = _new_record(text, request.scope, request.metadata, kind=FACT,
+                                     speaker=source.speaker if source else None, timestamp=request.epoch,
+                                     sources=(source.id,) if source else episodes.ids)
+                write = Write(Event.ADD, record, vector[None, :])
             if write.event is Event.ADD:
                 pending.append((write.record, vector))
             else:
                 touched.add(write.record.id)
             writes.append(write)
+            if write.event is Event.DELETE:
+                writes += self._uncover(write.record, touched)
         return writes
+
+    def _uncover(self, fact: MemoryRecord, touched: set[str]) -> list[Write]:
+        """A fact deleted by reconciliation leaves its messages standing as memories again.
+
+        Its source episodes that no other fact draws on are no longer covered: get_all lists
+        them, as it lists every message that yields no fact, so search and get_all agree.
+        """
+        cited = {s for f in self.store.citing(list(fact.sources)) if f.id != fact.id for s in f.sources}
+        orphans = [e for e in self.store.get([s for s in fact.sources if s not in cited and s not in touched])
+                   if e.kind == EPISODE and e.covered]
+        vectors = self.store.get_vectors([e.id for e in orphans])
+        touched.update(e.id for e in orphans)
+        return [Write(Event.UPDATE, replace(e, covered=False, updated_at=now_iso()), vectors[e.id][None, :],
+                      previous=e, previous_vector=vectors[e.id]) for e in orphans if e.id in vectors]
 
     def _near_duplicate(self, text: str, vector: Vectors, hits: Sequence[SearchHit],
                         pending: Sequence[tuple[MemoryRecord, Vectors]]) -> MemoryRecord | None:
@@ -138,8 +225,8 @@ class AddPipeline:
                 return record
         return None
 
-    def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit],
-                request: AddRequest) -> Write | None:
+    def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit], request: AddRequest,
+                episodes: _Episodes) -> Write | None:
         candidates = [Candidate(key=i, text=h.record.memory) for i, h in enumerate(related)]
         try:
             decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
@@ -148,34 +235,43 @@ class AddPipeline:
                 raise
             # The fact itself is sound; only its relation to stored ones is unknown: keep it, flagged.
             metadata = {**request.metadata, "localmem_flags": [UNRECONCILED_FLAG]}
-            return Write(Event.ADD, _new_record(text, request.scope, metadata), vector[None, :],
-                         flags=(UNRECONCILED_FLAG,))
+            record = _new_record(text, request.scope, metadata, kind=FACT, timestamp=request.epoch,
+                                 sources=episodes.ids)
+            return Write(Event.ADD, record, vector[None, :], flags=(UNRECONCILED_FLAG,))
         target = _target(decision.target_id, related)
         if decision.event is Event.ADD or target is None:
             return None  # ADD, or an answer naming no memory shown: add the fact as it is
         if decision.event is Event.NONE:
             return Write(Event.NONE, target)
         if decision.event is Event.DELETE:
-            return Write(Event.DELETE, target, previous=target,
-                         previous_vector=self.store.get_vectors([target.id]).get(target.id))
+            return Write.delete(target)
         new_text = decision.text.strip() or text
         if text_hash(new_text) == target.hash:
             return Write(Event.NONE, target)
-        metadata = {**target.metadata, **request.metadata}
-        updated = replace(target, memory=new_text, hash=text_hash(new_text), metadata=metadata,
-                          updated_at=now_iso())
+        # The updated fact now also draws on this call's messages; its time is its latest source's.
+        sources = tuple(dict.fromkeys((*target.sources, *episodes.ids)))
         new_vector = vector[None, :] if new_text == text else self.embedder.embed([new_text])
-        return Write(Event.UPDATE, updated, new_vector, previous=target,
-                     previous_vector=self.store.get_vectors([target.id]).get(target.id))
+        return Write.update(target, new_text, new_vector, metadata={**target.metadata, **request.metadata},
+                            sources=sources, timestamp=max(target.timestamp or 0, request.epoch))
 
-    def _existing_by_hash(self, texts: Sequence[str], scope: Scope) -> dict[str, MemoryRecord]:
+    def _existing_by_hash(self, texts: Sequence[str], scope: Scope, kind: Kind) -> dict[str, MemoryRecord]:
         found = self.store.find_by_hash(sorted({text_hash(t) for t in texts}), scope)
-        return {r.hash: r for r in found}
+        return {r.hash: r for r in found if r.kind == kind}
 
 
-def _new_record(text: str, scope: Scope, metadata: dict[str, Any]) -> MemoryRecord:
+def _new_record(text: str, scope: Scope, metadata: dict[str, Any], *, kind: Kind, timestamp: int,
+                speaker: str | None = None, sources: tuple[str, ...] = ()) -> MemoryRecord:
     return MemoryRecord(id=str(uuid.uuid4()), memory=text, hash=text_hash(text), scope=scope,
-                        metadata=dict(metadata), created_at=now_iso(), updated_at=None)
+                        metadata=dict(metadata), created_at=now_iso(), updated_at=None, kind=kind,
+                        speaker=speaker, timestamp=timestamp, sources=sources)
+
+
+def _flagged(write: Write, flags: tuple[str, ...]) -> Write:
+    """An episode stored without extraction (it failed under store_raw): said so in its metadata."""
+    if write.event is not Event.ADD:
+        return write
+    metadata = {**write.record.metadata, "localmem_flags": list(flags)}
+    return replace(write, record=replace(write.record, metadata=metadata), flags=flags)
 
 
 def _related(nearest: Sequence[SearchHit], hits: Sequence[SearchHit], slot: Slot | None) -> list[SearchHit]:

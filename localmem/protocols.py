@@ -11,13 +11,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from localmem.filters import Filter
-from localmem.records import Decision, Fact, HistoryEvent, MemoryRecord, Message, Scope, SearchHit
+from localmem.records import Decision, Fact, HistoryEvent, Kind, MemoryRecord, Message, Scope, SearchHit
 
 Vectors = npt.NDArray[np.float32]
 
@@ -26,12 +27,16 @@ Vectors = npt.NDArray[np.float32]
 class EmbedderIdentity:
     """What filled a collection: stored with it so a mismatch is caught, not mixed."""
 
-    name: str
+    name: str  # a label for people; comparisons use the fingerprint
     dims: int
     normalized: bool
+    # sha256 over the files that decide the vectors (see embedders/identity.py); "" for an
+    # embedder that cannot tell, which is then compared by name.
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dims": self.dims, "normalized": self.normalized}
+        return {"name": self.name, "dims": self.dims, "normalized": self.normalized,
+                "fingerprint": self.fingerprint}
 
 
 @runtime_checkable
@@ -87,9 +92,17 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
-    def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int) -> list[SearchHit]: ...
+    def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
+               text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
+        """Best first, higher score better; with ``text`` a store may fuse word matches (BM25) in."""
+        ...
 
-    def list(self, scope: Scope, filters: Filters, limit: int) -> list[MemoryRecord]: ...
+    def list(self, scope: Scope, filters: Filters, limit: int, *,
+             kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]: ...
+
+    def citing(self, episode_ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+        """Facts whose sources include any of these episodes."""
+        ...
 
     # ``list`` above shadows the builtin inside this class body, hence builtins.list below.
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...
@@ -126,6 +139,24 @@ class HistoryStore(Protocol):
         """Which of these event ids are already recorded (import skips them)."""
         ...
 
+    # The write journal (journal.py), kept in the same database so that clearing an
+    # intent and appending its history are one transaction.
+    def begin(self, intent: str) -> int:
+        """Record an intent durably; return its id."""
+        ...
+
+    def commit(self, intent_id: int, events: Sequence[HistoryEvent], *, reset: bool = False) -> None:
+        """Append ``events`` (after emptying the history when ``reset``) and clear the intent, atomically."""
+        ...
+
+    def mark(self, intent_id: int, intent: str) -> None: ...
+
+    def discard(self, intent_id: int) -> None: ...
+
+    def intents(self) -> builtins.list[tuple[int, str]]:
+        """Intents left behind, oldest first."""
+        ...
+
     def reset(self) -> None: ...
 
     def close(self) -> None: ...
@@ -144,6 +175,12 @@ class LanguageModel(Protocol):
     """The two LLM steps of add(infer=True)."""
 
     def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]: ...
+
+    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
+                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
+        """The facts of every turn of a conversation in few model calls; each Fact's ``sources`` are the
+        indices of its message(s) in ``messages``, ``times[i]`` the time of ``messages[i]``."""
+        ...
 
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate],
                   custom_prompt: str | None = None) -> Decision: ...

@@ -11,11 +11,17 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from localmem.errors import InvalidInputError
 
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
+# What a stored record is: a message as it was said ("episode"), or a statement
+# drawn from messages ("fact"), which links to its source episodes.
+Kind = Literal["episode", "fact"]
+EPISODE: Kind = "episode"
+FACT: Kind = "fact"
+KINDS: tuple[Kind, ...] = (EPISODE, FACT)
 # localmem's own bound on a scope id (longer ones are almost surely a bug); a store
 # sizes its fields to hold it (Milvus: VARCHAR of 4 bytes a character).
 MAX_SCOPE_ID_LENGTH = 512
@@ -85,8 +91,15 @@ class Scope:
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message. ``name`` is who said it when known (OpenAI/Mem0's ``name`` field)."""
+
     role: str
     content: str
+    name: str | None = None
+
+
+def iso_from_epoch(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,11 @@ class MemoryRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str | None = None
+    kind: Kind = FACT
+    speaker: str | None = None
+    timestamp: int | None = None  # when it was said (episode) or the latest of its sources (fact), epoch s
+    sources: tuple[str, ...] = ()  # a fact's source episode ids
+    covered: bool = False  # an episode that yielded a fact: get_all shows the fact instead
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -109,12 +127,21 @@ class MemoryRecord:
             "metadata": dict(self.metadata),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "kind": self.kind,
+            "speaker": self.speaker,
+            "timestamp": iso_from_epoch(self.timestamp) if self.timestamp is not None else None,
         }
         out["user_id"] = self.scope.user_id
         for key in ("agent_id", "run_id"):
             if (value := getattr(self.scope, key)) is not None:
                 out[key] = value
         return out
+
+    def source_dict(self) -> dict[str, Any]:
+        """How an episode appears in a fact's ``sources``: what was said, by whom, when."""
+        return {"id": self.id, "memory": self.memory, "speaker": self.speaker,
+                "timestamp": iso_from_epoch(self.timestamp) if self.timestamp is not None else None,
+                "metadata": dict(self.metadata)}
 
 
 @dataclass(frozen=True)
@@ -158,9 +185,19 @@ class HistoryEvent:
 
 @dataclass(frozen=True)
 class Fact:
-    """A short, standalone statement extracted from messages."""
+    """A short, standalone statement extracted from messages.
+
+    ``sources`` are the indices, in the message list the extractor was given,
+    of the message(s) the fact was read from (so the pipeline can link it to
+    their episodes); ``speaker`` is whose fact it is when the speaker is known;
+    ``when`` is the time of the event it describes, resolved from the message's
+    time (a relative date like "yesterday" moves it), None without one.
+    """
 
     text: str
+    sources: tuple[int, ...] = ()
+    speaker: str | None = None
+    when: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -181,9 +218,10 @@ class Change:
     event: Event
     previous_memory: str | None = None
     flags: tuple[str, ...] = ()
+    kind: Kind = FACT
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "memory": self.memory, "event": self.event.value}
+        out: dict[str, Any] = {"id": self.id, "memory": self.memory, "event": self.event.value, "kind": self.kind}
         if self.previous_memory is not None:
             out["previous_memory"] = self.previous_memory
         if self.flags:

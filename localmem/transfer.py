@@ -7,10 +7,11 @@ metric). Each further line is one object:
 - ``{"type": "history", "memory_id": ..., "events": [...]}``: the history of a
   memory that no longer exists (deleted), so nothing is lost in a round trip.
 
-Import reads the file twice: a first pass validates every line, so a bad file
-is refused before anything is written; the second pass writes in batches,
-store first and history second, undoing a batch's store rows if its history
-write fails. Vectors are reused only when the file's embedder identity equals
+Import reads the file twice: a first pass validates every line (memory ids
+included: see inputs.check_memory_id), so a bad file is refused before
+anything is written; the second pass writes in batches of 256 through the same
+Writer as add() (its lock, its journal, its undo), so each batch is atomic
+across store and history, even under Ctrl-C or a crash. Vectors are reused only when the file's embedder identity equals
 the target's; otherwise (or when the file has none) texts are re-embedded.
 """
 
@@ -18,16 +19,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
-from localmem.errors import InvalidInputError, LocalmemError
+from localmem.errors import InvalidInputError
+from localmem.inputs import check_memory_id
 from localmem.protocols import EmbedderIdentity
-from localmem.records import SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
+from localmem.records import EPISODE, FACT, SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
+from localmem.temporal import parse_timestamp
+from localmem.writer import Write
 
 if TYPE_CHECKING:
     from localmem.memory import Memory
@@ -38,6 +42,7 @@ _BATCH = 256
 
 OnConflict = Literal["skip", "replace", "error"]
 Progress = Callable[[int], None]
+Item = tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]
 
 
 @dataclass(frozen=True)
@@ -85,29 +90,45 @@ def export_store(memory: Memory, out: TextIO, *, with_vectors: bool = False,
                          vectors=with_vectors)
 
 
+@dataclass(frozen=True)
+class ImportPlan:
+    """What the validation pass learnt about a file: enough to import it without reading it a third time."""
+
+    path: Path
+    header: dict[str, Any]
+    items: int  # memories and orphan histories
+    memory_ids: tuple[str, ...]
+
+
 def read_header(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as fh:
         first = fh.readline()
     return _check_header(_parse(first, 1, path))
 
 
-def validate(path: Path) -> int:
-    """Check the header and every line; return how many items (memories and orphan histories) follow."""
-    read_header(path)
-    return sum(1 for _ in _items(path))
+def validate(path: Path) -> ImportPlan:
+    """Check the header and every line (one pass); nothing is written."""
+    header = read_header(path)
+    ids: list[str] = []
+    items = 0
+    for item in _items(path):
+        items += 1
+        if item["type"] == "memory":
+            ids.append(item["id"])
+    return ImportPlan(path=path, header=header, items=items, memory_ids=tuple(ids))
 
 
-def import_store(memory: Memory, path: Path, *, on_conflict: OnConflict = "skip",
+def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnConflict = "skip",
                  progress: Progress | None = None) -> ImportSummary:
     """Load an export into ``memory``'s collection; see the module docstring for the guarantees."""
-    header = read_header(path)
-    validate(path)  # pass 1: nothing is written unless every line is well-formed
+    # Pass 1 (skipped when the caller validated already): nothing is written unless every line is well-formed.
+    plan = source if isinstance(source, ImportPlan) else validate(source)
     if on_conflict == "error":
-        _refuse_existing(memory, path)  # and, when refusing, unless no id already exists
-    identity = _identity(header, path)
+        _refuse_existing(memory, plan.memory_ids)  # and, when refusing, unless no id already exists
+    identity = _identity(plan.header, plan.path)
     reuse_vectors = identity == memory.embedder.identity
     imported = skipped = reembedded = events = 0
-    batch: list[tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]] = []
+    batch: list[Item] = []
     orphans: list[HistoryEvent] = []
 
     def flush() -> None:
@@ -119,8 +140,8 @@ def import_store(memory: Memory, path: Path, *, on_conflict: OnConflict = "skip"
             progress(len(batch))
         batch.clear()
 
-    for item in _items(path):
-        if item["type"] == "memory":
+    for item in _items(plan.path):  # pass 2: each line is checked again as it is read, so a file that
+        if item["type"] == "memory":  # changed since pass 1 still cannot slip a bad line in
             batch.append(_from_item(item))
             if len(batch) >= _BATCH:
                 flush()
@@ -128,9 +149,10 @@ def import_store(memory: Memory, path: Path, *, on_conflict: OnConflict = "skip"
             orphans.extend(_event(e, item["memory_id"]) for e in item["events"])
     if batch:
         flush()
-    known = memory.history_store.event_ids([e.id for e in orphans])
-    fresh = [e for e in orphans if e.id not in known]
-    memory.history_store.record(fresh)
+    with memory.writer.lock:
+        known = memory.history_store.event_ids([e.id for e in orphans])
+        fresh = [e for e in orphans if e.id not in known]
+        memory.writer.apply([], events=fresh)
     return ImportSummary(memories=imported, skipped=skipped, reembedded=reembedded,
                          history_events=events + len(fresh))
 
@@ -145,9 +167,8 @@ def _identity(header: dict[str, Any], path: Path) -> EmbedderIdentity | None:
         raise InvalidInputError(f"{path}: the header's embedder identity is malformed ({exc})") from exc
 
 
-def _refuse_existing(memory: Memory, path: Path) -> None:
+def _refuse_existing(memory: Memory, ids: Sequence[str]) -> None:
     """Raise before any write if a memory id of the file is already in the store."""
-    ids = [item["id"] for item in _items(path) if item["type"] == "memory"]
     for lo in range(0, len(ids), _BATCH):
         existing = memory.store.get(ids[lo:lo + _BATCH])
         if existing:
@@ -155,8 +176,9 @@ def _refuse_existing(memory: Memory, path: Path) -> None:
                                     "imported; use on_conflict 'skip' or 'replace'")
 
 
-def _write_batch(memory: Memory, batch: list[tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]],
-                 reuse_vectors: bool, on_conflict: OnConflict) -> tuple[int, int, int, int]:
+def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool,
+                 on_conflict: OnConflict) -> tuple[int, int, int, int]:
+    """One batch through the Writer: journaled, atomic across store and history, undone on error or Ctrl-C."""
     store, history = memory.store, memory.history_store
     existing = {r.id for r in store.get([record.id for record, _, _ in batch])}
     if existing and on_conflict == "error":
@@ -165,6 +187,7 @@ def _write_batch(memory: Memory, batch: list[tuple[MemoryRecord, list[float] | N
     rows = [(r, v, h) for r, v, h in batch if on_conflict == "replace" or r.id not in existing]
     if not rows:
         return 0, len(batch), 0, 0
+    # Embedding is the slow part: done before taking the write lock, so add() calls are not held up by it.
     dims = memory.embedder.identity.dims
     need = [i for i, (_, v, _) in enumerate(rows) if not reuse_vectors or v is None or len(v) != dims]
     vectors = np.zeros((len(rows), dims), dtype=np.float32)
@@ -173,23 +196,17 @@ def _write_batch(memory: Memory, batch: list[tuple[MemoryRecord, list[float] | N
             vectors[i] = v
     if need:
         vectors[need] = memory.embedder.embed([rows[i][0].memory for i in need])
-    records = [r for r, _, _ in rows]
-    previous = store.get([r.id for r in records]) if on_conflict == "replace" else []
-    previous_vectors = store.get_vectors([r.id for r in previous]) if previous else {}
-    store.upsert(records, vectors)
-    all_events = [e for _, _, h in rows for e in h]
-    try:
+    with memory.writer.lock:
+        # Look again under the lock: what exists now decides between ADD and UPDATE (and skip).
+        current = {r.id: r for r in store.get([r.id for r, _, _ in rows])}
+        keep = [i for i, (r, _, _) in enumerate(rows) if on_conflict == "replace" or r.id not in current]
+        writes = [Write(Event.UPDATE, rows[i][0], vectors[i][None, :], previous=current[rows[i][0].id])
+                  if rows[i][0].id in current else Write(Event.ADD, rows[i][0], vectors[i][None, :]) for i in keep]
+        all_events = [e for i in keep for e in rows[i][2]]
         known = history.event_ids([e.id for e in all_events])
         fresh = [e for e in all_events if e.id not in known]
-        history.record(fresh)
-    except LocalmemError:
-        # Keep store and history in step: put back what this batch replaced, drop what it added.
-        restored = {r.id for r in previous}
-        store.delete([r.id for r in records if r.id not in restored])
-        if previous:
-            store.upsert(previous, np.stack([previous_vectors[r.id] for r in previous]))
-        raise
-    return len(rows), len(batch) - len(rows), len(need), len(fresh)
+        memory.writer.apply(writes, events=fresh)
+    return len(keep), len(batch) - len(keep), len(need), len(fresh)
 
 
 def _items(path: Path) -> Iterator[dict[str, Any]]:
@@ -206,8 +223,9 @@ def _items(path: Path) -> Iterator[dict[str, Any]]:
             elif kind == "history":
                 if not isinstance(item.get("memory_id"), str) or not isinstance(item.get("events"), list):
                     raise InvalidInputError(f"{path}:{number}: a history line needs memory_id and events")
+                _check_id(item["memory_id"], number, path)
                 for event in item["events"]:
-                    _check_event(event, number, path)
+                    _check_event(event, number, path, item["memory_id"])
             else:
                 raise InvalidInputError(f"{path}:{number}: unknown line type {kind!r}")
             yield item
@@ -238,6 +256,7 @@ def _check_memory(item: dict[str, Any], number: int, path: Path) -> None:
     for key in ("id", "memory", "created_at"):
         if not isinstance(item.get(key), str) or not item[key]:
             raise InvalidInputError(f"{path}:{number}: memory line needs a non-empty string {key!r}")
+    _check_id(item["id"], number, path)
     if not isinstance(item.get("metadata", {}), dict):
         raise InvalidInputError(f"{path}:{number}: metadata must be an object")
     try:
@@ -248,12 +267,22 @@ def _check_memory(item: dict[str, Any], number: int, path: Path) -> None:
     if vector is not None and (not isinstance(vector, list) or not all(isinstance(x, (int, float)) for x in vector)):
         raise InvalidInputError(f"{path}:{number}: vector must be a list of numbers")
     for event in item.get("history", []):
-        _check_event(event, number, path)
+        _check_event(event, number, path, item["id"])
 
 
-def _check_event(event: Any, number: int, path: Path) -> None:
+def _check_id(memory_id: Any, number: int, path: Path) -> None:
+    try:
+        check_memory_id(memory_id, "memory id")
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}:{number}: {exc}") from None
+
+
+def _check_event(event: Any, number: int, path: Path, memory_id: str) -> None:
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         raise InvalidInputError(f"{path}:{number}: a history event needs an id")
+    if event.get("memory_id", memory_id) != memory_id:
+        raise InvalidInputError(f"{path}:{number}: a history event of memory {memory_id!r} names memory "
+                                f"{event.get('memory_id')!r}")
     if event.get("event") not in {e.value for e in Event}:
         raise InvalidInputError(f"{path}:{number}: unknown history event {event.get('event')!r}")
 
@@ -262,15 +291,23 @@ def _memory_item(record: MemoryRecord, events: list[HistoryEvent]) -> dict[str, 
     item: dict[str, Any] = {"type": "memory", **record.to_dict()}
     for key in SCOPE_KEYS:
         item[key] = getattr(record.scope, key)
+    # Episode links (schema 2): a fact's source ids, and whether an episode yielded a fact.
+    item["source_ids"] = list(record.sources)
+    item["covered"] = record.covered
     item["history"] = [e.to_dict() for e in events]
     return item
 
 
-def _from_item(item: dict[str, Any]) -> tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]:
+def _from_item(item: dict[str, Any]) -> Item:
     text = item["memory"]
+    stamp = item.get("timestamp")
     record = MemoryRecord(id=item["id"], memory=text, hash=text_hash(text),
                           scope=Scope(**{k: item.get(k) for k in SCOPE_KEYS}), metadata=item.get("metadata") or {},
-                          created_at=item["created_at"], updated_at=item.get("updated_at"))
+                          created_at=item["created_at"], updated_at=item.get("updated_at"),
+                          kind=EPISODE if item.get("kind") == EPISODE else FACT, speaker=item.get("speaker"),
+                          timestamp=int(parse_timestamp(stamp).timestamp()) if stamp else None,
+                          sources=tuple(str(s) for s in item.get("source_ids") or ()),
+                          covered=bool(item.get("covered", False)))
     return record, item.get("vector"), [_event(e, record.id) for e in item.get("history", [])]
 
 

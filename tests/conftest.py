@@ -3,8 +3,13 @@ Milvus server for the session when the ``milvus`` package is installed (``milvus
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import os
+import re
+import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +87,57 @@ def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield server.uri
     finally:
         server.stop()
+
+
+_DATED = re.compile(r"^\(\d{1,2} [A-Z][a-z]+ \d{4}\) ")
+
+
+def plain(memory: str) -> str:
+    """An episode's text without its leading "(8 May 2023) ": what the message said."""
+    assert _DATED.match(memory), f"an episode's text starts with its date in words: {memory!r}"
+    return _DATED.sub("", memory, count=1)
+
+
+# The benchmark data this repository's tests read: ../shared/data beside the checkout (never copied in).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "locomo").is_dir():
+        pytest.skip(f"no benchmark data at {SHARED_DATA} (the shared folder beside the checkout)")
+    return SHARED_DATA
+
+
+class LoopbackServer:
+    """http.server on 127.0.0.1 serving a folder; records the paths requested."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.requests: list[str] = []
+        log = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+                log.append(self.path)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def put(self, name: str, content: bytes) -> tuple[str, str]:
+        """Serve ``content`` as ``name``; returns (url, sha256)."""
+        (self.root / name).write_bytes(content)
+        return f"{self.url}/{name}", hashlib.sha256(content).hexdigest()
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[LoopbackServer]:
+    served = tmp_path / "served"
+    served.mkdir()
+    server = LoopbackServer(served)
+    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+    thread.join()

@@ -1,14 +1,19 @@
-"""Start and stop a real Milvus server for the test session (the PyPI package ``milvus``).
+"""Start and stop a real Milvus standalone server (PyPI ``milvus`` 2.3.5) for the test session.
 
-``milvus`` 2.3.5 ships a standalone Milvus binary and a ``milvus-server`` launcher. We run
-the launcher's ``main()`` in a child process (its own process group, so the binary it
-starts goes down with it), on loopback, with its data in a temp folder and the client
-port chosen free by us; its other ports (etcd, coordinators) the launcher picks free itself.
+The package ships a standalone Milvus binary and its launcher. We run the launcher in a child
+process (its own process group, so the binary it starts goes down with it), on loopback, with
+its data in a temp folder. ~40 s to start on an idle machine; much more on 2 shared cores.
+
+Why our own launcher script instead of ``milvus-server --etcd-port``: the embedded etcd listens on
+2379/2380 whatever that option says (it only tells Milvus where to connect), so two servers on one
+machine (two test sessions, a developer's own) collide. The script gives etcd a config file with
+loopback ports of its own; the package picks Milvus's other ports free by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -19,7 +24,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_S = 240  # ~40 s on an idle machine; much more on 2 shared cores
-_LAUNCH = "import milvus, sys; sys.argv[0] = 'milvus-server'; milvus.main()"
+
+_LAUNCHER = r'''
+import sys
+from pathlib import Path
+import milvus
+
+data, proxy, client, peer = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+etcd = Path(data) / "etcd.yaml"
+Path(data).mkdir(parents=True, exist_ok=True)
+etcd.write_text(
+    f"name: default\ndata-dir: {data}/etcd-embed\n"
+    f"listen-client-urls: http://127.0.0.1:{client}\nadvertise-client-urls: http://127.0.0.1:{client}\n"
+    f"listen-peer-urls: http://127.0.0.1:{peer}\ninitial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+    f"initial-cluster: default=http://127.0.0.1:{peer}\n")
+server = milvus.MilvusServer(wait_for_started=False)
+config = server.config
+marker = "  use:\n    embed: true"
+assert marker in config.template_text, "milvus package template changed"
+config.template_text = config.template_text.replace(marker, f"{marker}\n  config:\n    path: {etcd}", 1)
+server.set_base_dir(data)
+config.set("proxy_port", proxy)
+config.set("etcd_port", client)
+server.start()
+server.wait()
+'''
 
 
 @dataclass
@@ -29,32 +58,30 @@ class MilvusServer:
     log: Path
 
     def stop(self) -> None:
-        """SIGTERM the launcher's process group (launcher and binary), SIGKILL what is left after 20 s."""
+        """SIGTERM the launcher's process group (launcher and binary), SIGKILL what is left after 60 s."""
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=60)
+        _signal_group(self.process.pid, signal.SIGKILL)  # also a milvus child that outlived its launcher
         self.process.wait(timeout=10)
 
 
 def installed() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("milvus") is not None
 
 
 def start(data_dir: Path) -> MilvusServer:
     """Start a server with its data in ``data_dir``; return once it answers a client, or raise."""
-    port = _free_port()
+    proxy, client, peer = _free_ports(3)
     log = data_dir / "launcher.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, "--data", str(data_dir), "--proxy-port", str(port)],
+            [sys.executable, "-c", _LAUNCHER, str(data_dir), str(proxy), str(client), str(peer)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    server = MilvusServer(uri=f"http://127.0.0.1:{port}", process=process, log=log)
+    server = MilvusServer(uri=f"http://127.0.0.1:{proxy}", process=process, log=log)
     try:
-        _wait_until_ready(server, port)
+        _wait_until_ready(server, proxy)
     except BaseException:
         server.stop()
         raise
@@ -68,7 +95,8 @@ def _wait_until_ready(server: MilvusServer, port: int) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"milvus-server exited with {server.process.returncode}; see {server.log}")
+            tail = server.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"milvus-server exited with {server.process.returncode}; see {server.log}: {tail}")
         if _port_open(port):
             try:
                 client = MilvusClient(uri=server.uri, timeout=10)
@@ -84,11 +112,16 @@ def _wait_until_ready(server: MilvusServer, port: int) -> None:
                        f"(last error: {last}); see {server.log}")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(n: int) -> list[int]:
+    # All bound at once, so the n ports are distinct.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _port_open(port: int) -> bool:

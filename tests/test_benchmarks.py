@@ -1,23 +1,50 @@
-"""Smoke test of the benchmark suite: the quick path on tiny sizes, outputs present and sane."""
+"""Smoke tests of the benchmark suite: the quick path on tiny sizes, with the data fetched from a
+loopback mirror of ../shared/data, and with no data at all; outputs present and sane."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import math
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from benchmarks import data, metrics
-from benchmarks.run import Options, parse, run_suite
+from localmem.bench import data, datasets, metrics, synthetic
+from localmem.bench.run import Options, parse, run_suite
+from localmem.cli.main import main
+from tests.conftest import LoopbackServer
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _private_bench_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # A private embedding cache and no data folder unless a test gives one: nothing depends on the user's.
+    monkeypatch.setenv("LOCALMEM_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(datasets.DATA_ENV, raising=False)
+    yield
+    data.use_root(None)
+
+
+@pytest.fixture
+def shared_root(shared_data: Path) -> Iterator[None]:
+    data.use_root(shared_data)
+    yield
+    data.use_root(None)
 
 
 def test_evidence_ids_are_normalised():
     assert data.normalise_evidence(["D8:6; D9:17", "D:11:26", "D"]) == {"D8:6", "D9:17", "D11:26"}
 
 
+@pytest.mark.usefixtures("shared_root")
 def test_expansion_is_deterministic_and_prefix_stable():
+    assert data.corpus_source() == "locomo+memorybank"
     small, users_small = data.latency_corpus(50, seed=3)
     big, _ = data.latency_corpus(6000, seed=3)  # past the real text: synthetic combinations
     assert big[:50] == small
@@ -35,22 +62,57 @@ def test_ndcg_and_recall():
 
 def test_cli_defaults():
     quick = parse(["--quick", "--sizes", "200", "--seed", "7"])
-    assert quick.quick and quick.sizes == (200,) and quick.seed == 7 and quick.out.name == "quick"
+    assert quick.quick and quick.sizes == (200,) and quick.seed == 7
+    assert quick.out.name.startswith("localmem-bench-quick-") and not quick.out.is_absolute()
     full = parse(["--threads", "1"])
     assert full.sizes == (1_000, 10_000, 100_000) and full.threads == 1 and not full.quick
 
 
-def test_quick_suite_end_to_end(tmp_path, monkeypatch):
-    # A private embedding cache: the test must not depend on (or fill) the user's.
-    monkeypatch.setenv("LOCALMEM_BENCH_CACHE", str(tmp_path / "cache"))
+def test_generated_corpus_is_deterministic_and_labelled():
+    assert data.corpus_source() == "generated"  # the private, empty data folder
+    texts = synthetic.texts(3000, seed=1)
+    assert len(set(texts)) == 3000 and texts == synthetic.texts(3000, seed=1) and texts != synthetic.texts(3000, 2)
+    big, _ = data.latency_corpus(6000, seed=3)  # past the generated base: joined sentences
+    assert len(set(big)) == len(big) and big[:50] == data.latency_corpus(50, seed=3)[0]
+    gen = synthetic.labelled(40, seed=0)
+    assert len(gen.queries) == 40 and set(gen.relevant) <= set(gen.doc_ids)
+    for question, relevant in zip(gen.queries, gen.relevant, strict=True):
+        person = relevant.split("|")[0]
+        assert person in question and person in gen.docs[gen.doc_ids.index(relevant)]
+
+
+def _mirror_of_shared_data(shared: Path, mirror: LoopbackServer) -> tuple[datasets.DataSet, ...]:
+    """Serve ../shared/data under the official file names; a manifest pinned to what is served."""
+    served = {"locomo10.json": (shared / "locomo" / "locomo_dev.json").read_bytes(),
+              "memory_bank_en.json": (shared / "memorybank" / "memorybank_memory_bank_en.json").read_bytes(),
+              "probing_questions_en.jsonl":
+                  (shared / "memorybank" / "memorybank_probing_questions_en.jsonl").read_bytes()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "qrels/train.tsv"):
+            archive.write(shared / "scifact" / name, f"scifact/{name}")
+    served["scifact.zip"] = buffer.getvalue()
+    hashes = {name: mirror.put(name, content)[1] for name, content in served.items()}
+    return tuple(dataclasses.replace(entry, remotes=tuple(
+        dataclasses.replace(r, sha256=hashes[r.url.rsplit("/", 1)[1]], upstream_md5=None) for r in entry.remotes))
+        for entry in datasets.MANIFEST)
+
+
+def test_quick_suite_end_to_end_on_data_fetched_from_a_loopback_mirror(
+        tmp_path, monkeypatch, capsys, shared_data, mirror):
+    monkeypatch.setattr(datasets, "MANIFEST", _mirror_of_shared_data(shared_data, mirror))
+    fetched = tmp_path / "fetched"
+    assert main(["bench", "data", "fetch", "--mirror", mirror.url, "--data", str(fetched)]) == 0
+    assert capsys.readouterr().out.count("sha256 verified") == 4
     options = Options.for_mode(
-        True, out=tmp_path / "out", sizes=(200,), queries=12, repeats=1, warmup=2, scifact_queries=15,
+        True, out=tmp_path / "out", data=fetched, sizes=(200,), queries=12, repeats=1, warmup=2, scifact_queries=15,
         scifact_docs=120, scoring_questions=15, scoring_conversations=1, ingest_single=5, ingest_batched=40,
         retrieval_conversations=1, retrieval_questions=12, extraction_conversations=1, extraction_turns=2,
         infer_questions=1)
     results = run_suite(options)
 
     out = tmp_path / "out"
+    assert results["skipped"] == []
     assert json.loads((out / "results.json").read_text())["seed"] == results["seed"]
     report = (out / "report.md").read_text()
     for heading in ("Search latency", "L2 vs cosine", "Ingestion", "Full-product retrieval"):
@@ -74,6 +136,7 @@ def test_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert size["indexes"]["FLAT"]["unfiltered"]["recall_at_10_vs_exact"] == pytest.approx(1.0)
 
     scoring = results["scoring"]
+    assert list(scoring["datasets"]) == ["generated", "scifact", "locomo"]
     assert scoring["normalize_module_stripped"] is True
     assert scoring["normalise_matches_default_max_abs_diff"] < 1e-5
     scifact = scoring["datasets"]["scifact"]["variants"]
@@ -95,3 +158,31 @@ def test_quick_suite_end_to_end(tmp_path, monkeypatch):
         hits = retrieval[path]["quality"]["hit"]
         assert 0.0 <= hits["1"] <= hits["5"] <= hits["20"] <= 1.0
     assert retrieval["targets"]["p50_ratio_to_floor"] > 0
+
+
+def test_quick_run_without_any_data_runs_the_data_free_sections_cleanly(tmp_path, monkeypatch, capfd):
+    """The user's first run: no data anywhere. Generated text, named skips, no traceback or gRPC noise
+    (capfd reads file descriptors 1 and 2: gRPC's C core writes its GOAWAY lines there, not via Python)."""
+    quick = Options.for_mode
+
+    def smaller(is_quick, **overrides):  # the quick presets, with fewer adds and questions for a test
+        return quick(is_quick, **{"ingest_single": 5, "ingest_batched": 40, "scifact_queries": 15, **overrides})
+
+    monkeypatch.setattr(Options, "for_mode", smaller)
+    code = main(["bench", "--quick", "--sizes", "300", "--queries", "10", "--repeats", "1", "--threads", "1"])
+    out, err = capfd.readouterr()
+    assert code == 0, out + err
+    for noise in ("Traceback", "GOAWAY", "too_many_pings", "FileNotFoundError", "warning"):
+        assert noise not in out + err, out + err
+    assert "skipped retrieval: no locomo data" in out
+    assert "get the data with: localmem bench data fetch locomo memorybank scifact" in out, out
+    [folder] = [p for p in tmp_path.iterdir() if p.name.startswith("localmem-bench-quick-")]
+    assert out.strip().splitlines()[-1].startswith(f"results in {folder.name}/")
+    results = json.loads((folder / "results.json").read_text())
+    assert results["latency"]["corpus"] == "generated" and "retrieval" not in results
+    assert list(results["scoring"]["datasets"]) == ["generated"]
+    generated = results["scoring"]["datasets"]["generated"]["variants"]["normalised"]
+    assert generated["agreement_at_10"]["COSINE~L2"] > 0.95 and generated["COSINE"]["quality"]["hit"]["5"] > 0.3
+    assert results["ingestion"]["texts"] == "generated" and "skipped" in results["ingestion"]["infer"]
+    assert "Skipped for want of data" in (folder / "report.md").read_text()
+    assert (folder / "latency_vs_n.png").is_file()

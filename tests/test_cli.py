@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -25,6 +24,7 @@ from localmem.cli.main import (
 )
 from localmem.embedders.fake import HashingEmbedder
 from localmem.errors import (
+    BenchDataError,
     ChecksumError,
     ConfigError,
     DependencyError,
@@ -144,7 +144,7 @@ def test_models_and_doctor(capsys: pytest.CaptureFixture[str], tmp_path: Path,
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     [commands] = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert isinstance(commands, dict) and len(commands) == 15
+    assert isinstance(commands, dict) and len(commands) == 17  # with serve and mcp
     for name in commands:
         with pytest.raises(SystemExit) as exited:
             main([name, "--help"])
@@ -168,11 +168,50 @@ def test_bundle_dry_run_plans_wheels_with_pinned_torch(capsys: pytest.CaptureFix
     assert not Path("out").exists()
 
 
+def _bench_data(root: Path) -> Path:
+    for path in ("locomo/locomo10.json", "memorybank/memorybank_memory_bank_en.json",
+                 "memorybank/memorybank_probing_questions_en.jsonl"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(path)
+    (root / "SOURCES.json").write_text("[]")
+    return root
+
+
+def test_bundle_with_bench_data_carries_the_extra_and_the_data(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    data = _bench_data(tmp_path / "bench-data-here")
+    plan = as_json(capsys, "bundle", "out", "--dry-run", "--with-bench-data", "--bench-data", str(data))
+    assert isinstance(plan, dict) and plan["bench_data"] == str(data)
+    assert any(c[-1].endswith("[bench]") for c in plan["commands"])
+    code, _, err = run(capsys, "bundle", "out", "--dry-run", "--with-bench-data", "--bench-data",
+                       str(tmp_path / "nothing"))
+    assert code == EXIT_CHECK_FAILED and "run 'localmem bench data fetch' first" in err and err.count("\n") == 1
+
+
+def test_bundled_bench_data_lands_where_localmem_bench_reads_it(tmp_path: Path) -> None:
+    from localmem import bundle
+    from localmem.bench import datasets
+
+    out = tmp_path / "bundle"
+    bundle._copy_bench_data(_bench_data(tmp_path / "src"), out / "bench-data")
+    assert sorted(p.name for p in (out / "bench-data").iterdir()) == ["SOURCES.json", "locomo", "memorybank"]
+    # Run install.sh's bench-data step as written, with an empty cache: the data must then be found.
+    script = bundle.INSTALL_SH.format(torch=bundle.TORCH_PIN)
+    start = script.index("if [ -d bench-data ]")
+    step = script[start:script.index("\nfi\n", start) + 4]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "x y")}
+    done = subprocess.run(["sh", "-c", step], cwd=out, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    target = tmp_path / "x y" / "localmem" / "bench-data"
+    assert done.stdout.strip() == f"benchmark data: {target}"
+    assert datasets.missing(("locomo", "memorybank", "scifact"), target) == ["scifact"]
+
+
 @pytest.mark.parametrize(("error", "code"), [
     (MemoryNotFoundError("x"), EXIT_NOT_FOUND), (InvalidFilterError("x"), EXIT_INVALID_INPUT),
     (StoreLockedError("x"), EXIT_STORE), (SchemaMismatchError("x"), EXIT_STORE), (HistoryError("x"), EXIT_STORE),
     (ChecksumError("x"), EXIT_MODEL), (DependencyError("x"), EXIT_MODEL), (ExtractionError("x"), EXIT_MODEL),
-    (ConfigError("x"), EXIT_CONFIG), (LocalmemError("x"), EXIT_ERROR),
+    (ConfigError("x"), EXIT_CONFIG), (LocalmemError("x"), EXIT_ERROR), (BenchDataError("x"), EXIT_CHECK_FAILED),
 ])
 def test_every_error_kind_maps_to_its_documented_exit_code(error: LocalmemError, code: int) -> None:
     assert exit_code(error) == code
@@ -197,31 +236,18 @@ def test_a_store_open_in_another_process_exits_5(make_memory: MemoryFactory) -> 
 
 def test_bench_passes_every_argument_through(monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from localmem.cli import admin_cmds
+    import localmem.bench.run
 
     calls: list[list[str]] = []
 
-    def call(command: list[str], cwd: Path) -> int:
-        calls.append(command)
+    def bench_main(argv: list[str]) -> int:
+        calls.append(argv)
         return 0
 
-    monkeypatch.setattr(admin_cmds, "subprocess", SimpleNamespace(call=call))
+    monkeypatch.setattr(localmem.bench.run, "main", bench_main)
     assert main(["bench", "--quick", "--sizes", "100", "1000"]) == 0
     assert main(["bench", "--", "--help"]) == 0
-    assert [c[1:] for c in calls] == [["-m", "benchmarks.run", "--quick", "--sizes", "100", "1000"],
-                                      ["-m", "benchmarks.run", "--help"]]
-
-
-def test_bench_without_a_source_checkout_says_so(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    import localmem.bundle
-
-    def no_checkout() -> Path:
-        raise DependencyError("no pyproject.toml")
-
-    monkeypatch.setattr(localmem.bundle, "source_checkout", no_checkout)
-    code, _, err = run(capsys, "bench", "--quick")
-    assert code == EXIT_MODEL and "source checkout, not the wheel" in err and err.count("\n") == 1
+    assert calls == [["--quick", "--sizes", "100", "1000"], ["--help"]]
 
 
 def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make_memory: MemoryFactory) -> None:
@@ -243,3 +269,25 @@ def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make
     make_memory(HashingEmbedder(), name="busy.db").add("held", user_id="u", infer=False)
     _, check = store_check("--db", "busy.db")
     assert check["status"] == "warn" and "another process" in check["detail"]
+
+
+def test_import_reads_its_file_twice_not_four_times(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from localmem import transfer
+
+    header = {"type": "header", "format": transfer.FORMAT, "version": transfer.VERSION}
+    items = [{"type": "memory", "id": f"m-{i}", "memory": f"fact {i}", "user_id": "u",
+              "created_at": "2026-01-01T00:00:00+00:00"} for i in range(3)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in [header, *items]) + "\n")
+    parsed: list[int] = []
+    real = transfer._parse
+
+    def counting(line: str, number: int, where: Path) -> dict[str, object]:
+        parsed.append(number)
+        return real(line, number, where)
+
+    monkeypatch.setattr(transfer, "_parse", counting)
+    imported = as_json(capsys, "import", str(path), "--db", "fresh.db", "--on-conflict", "error")
+    assert isinstance(imported, dict) and imported["memories"] == 3
+    assert len([n for n in parsed if n > 1]) == 2 * len(items)  # a validation pass and a write pass

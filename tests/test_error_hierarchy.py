@@ -12,7 +12,7 @@ from localmem import InvalidInputError, Memory
 from localmem.embedders.fake import HashingEmbedder
 from localmem.errors import InvalidFilterError
 from localmem.protocols import Vectors
-from tests.conftest import MemoryFactory
+from tests.conftest import MemoryFactory, plain
 
 pytestmark = pytest.mark.slow  # a real Milvus Lite per test
 
@@ -52,11 +52,14 @@ def test_text_over_the_store_limit_is_refused_before_embedding(make_memory: Memo
     embedder = CountingEmbedder()
     memory = make_memory(embedder)
     limit = memory.store.limits.max_text_bytes
-    kept = memory.add("x" * limit, user_id="u", infer=False)["results"][0]["id"]  # the limit itself fits
+    # A message is stored as an episode, "(28 Nov 2026) " before it: at the limit, that header is refused.
+    kept = memory.add("x" * (limit - 32), user_id="u", infer=False)["results"][0]["id"]
+    memory.update(kept, "x" * limit)  # the limit itself fits
     embedded = embedder.texts
     too_long, wide = "y" * (limit + 1), "é" * (limit // 2 + 1)  # the second is short in characters
     _refused(memory, [
         lambda: memory.add(too_long, user_id="u", infer=False),
+        lambda: memory.add("z" * limit, user_id="u", infer=False),
         lambda: memory.add([{"role": "user", "content": "fine"}, {"role": "user", "content": wide}], user_id="u"),
         lambda: memory.update(kept, too_long),
         lambda: memory.search(wide, user_id="u"),
@@ -92,4 +95,4 @@ def test_lone_surrogates_are_invalid_input_and_store_nothing(make_memory: Memory
         lambda: memory.search(bad, user_id="u"),
         lambda: memory.get_all(user_id="u", filters={"category": bad}),
     ], InvalidInputError, "surrogate")
-    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["one memory"]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="u")["results"]] == ["one memory"]

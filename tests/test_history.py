@@ -43,3 +43,31 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.sqlite", isolation_level=None)
     assert migrate(conn) == [name for name, _ in MIGRATIONS]
     assert migrate(conn) == []
+
+
+def test_read_failures_are_history_errors_not_sqlite_ones(tmp_path: Path) -> None:
+    from localmem import HistoryError
+
+    path = tmp_path / "h.sqlite"
+    history = SQLiteHistory(path)
+    history.record([_event("m1", Event.ADD, None, "a")])
+    other = sqlite3.connect(path)
+    other.execute("DROP TABLE history")
+    other.commit()
+    other.close()
+    for read in (lambda: history.history("m1"), history.all_events, lambda: history.event_ids(["x"])):
+        with pytest.raises(HistoryError, match=str(path)):
+            read()
+    history.close()
+
+
+def test_a_commit_appends_events_and_clears_its_intent_together(tmp_path: Path) -> None:
+    history = SQLiteHistory(tmp_path / "h.sqlite")
+    first = history.begin('{"state": "redo"}')
+    second = history.begin('{"state": "redo"}')
+    history.commit(first, [_event("m1", Event.ADD, None, "a")])
+    assert [i for i, _ in history.intents()] == [second]
+    with pytest.raises(Exception, match="history"):
+        history.commit(second, [history.history("m1")[0]])  # a duplicate event id: nothing changes
+    assert [i for i, _ in history.intents()] == [second] and len(history.all_events()) == 1
+    history.close()

@@ -34,7 +34,7 @@ def test_a_moved_fact_updates_the_old_residence_despite_low_similarity(make_memo
     memory = make_memory(hashing_embedder, model)
     first = memory.add("I live in Paris", user_id="u")["results"][0]
     result = memory.add("I moved to Berlin", user_id="u")["results"]
-    assert result == [{"id": first["id"], "memory": "Moved to Berlin", "event": "UPDATE",
+    assert result == [{"id": first["id"], "memory": "Moved to Berlin", "event": "UPDATE", "kind": "fact",
                        "previous_memory": "Lives in Paris"}]
     assert len(backend.prompts) == 2  # two extractions; the decision was the rule's
     assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "UPDATE"]
@@ -63,7 +63,7 @@ def test_a_changed_date_is_not_swallowed_as_a_near_duplicate(make_memory: Memory
     first = memory.add("My midterm exam is on November 20", user_id="u")["results"][0]
     (change,) = memory.add("Correction: the midterm is on November 21", user_id="u")["results"]
     assert change == {"id": first["id"], "memory": "Has a midterm exam on November 21", "event": "UPDATE",
-                      "previous_memory": "Has a midterm exam on November 20"}
+                      "kind": "fact", "previous_memory": "Has a midterm exam on November 20"}
 
 
 def test_an_unusable_reconcile_answer_raises_by_default_and_writes_nothing(make_memory: MemoryFactory,

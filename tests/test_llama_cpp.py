@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from localmem import ChecksumError, ExtractionError, ModelError, PromptTooLongError
+from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
 from localmem.extractors import prompting, rules
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
@@ -24,7 +25,7 @@ from localmem.models import MODELS_DIR_ENV, default_model, resolve_model
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, Message
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 from .llm_contract import assert_fact_texts_honour_the_contract, is_grounded
 
 DATA_FILES = ("extract.txt", "extract_input.txt", "extract.gbnf", "reconcile.txt", "reconcile_input.txt",
@@ -38,6 +39,7 @@ class FakeBackend:
         self.outputs = list(outputs)
         self.prompts: list[str] = []
         self.grammars: list[str] = []
+        self.batches: list[int] = []  # sizes of complete_many calls
         self._n_ctx = n_ctx
         self.closed = False
 
@@ -52,6 +54,10 @@ class FakeBackend:
         self.prompts.append(prompt)
         self.grammars.append(grammar)
         return Completion(self.outputs.pop(0), self.count_tokens(prompt), 5, 0.1)
+
+    def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
+        self.batches.append(len(prompts))
+        return [self.complete(p, grammar, max_tokens) for p in prompts]
 
     def close(self) -> None:
         self.closed = True
@@ -130,7 +136,7 @@ def test_store_raw_fallback_keeps_the_message_flagged(make_memory: MemoryFactory
     model, _ = _model(["garbage"])
     memory = make_memory(hashing_embedder, model, on_extraction_failure="store_raw")
     (item,) = memory.add("I moved to Lisbon", user_id="u")["results"]
-    assert item["flags"] == ["unprocessed_raw_message"] and item["memory"] == "I moved to Lisbon"
+    assert item["flags"] == ["unprocessed_raw_message"] and plain(item["memory"]) == "I moved to Lisbon"
     assert memory.get(item["id"])["metadata"]["localmem_flags"] == ["unprocessed_raw_message"]
 
 
@@ -141,6 +147,75 @@ def test_unusable_reconcile_answer_adds_the_fact_flagged_under_store_raw(make_me
     memory.add("I like pizza with olives", user_id="u")
     (item,) = memory.add("I like pizza with olives and capers", user_id="u")["results"]
     assert item["event"] == "ADD" and item["flags"] == ["unreconciled"]
+
+
+# -- batches: whose, when, gates --------------------------------------------------------
+CONVERSATION = [Message("user", "Deborah: My mother passed away a few years ago. I have a dog named Max."),
+                Message("user", "Jolene: I'm so sorry! I went hiking with your brother yesterday."),
+                Message("user", "Deborah: Yes, I did"),
+                Message("user", "Jolene: Does it bite?")]
+CONVERSATION_ANSWERS = ["- My mother passed away a few years ago\n- I have a dog named Max\n\n",
+                        "- I went hiking with your brother yesterday\n- It was so much fun\n\n",
+                        "- Deborah: Yes, I did\n\n",
+                        "- Does it\n\n"]
+
+
+def test_a_conversation_is_read_in_one_batch_each_fact_naming_its_speaker_and_message() -> None:
+    model, backend = _model(list(CONVERSATION_ANSWERS))
+    facts = model.extract_batch(CONVERSATION)
+    assert backend.batches == [4]  # every turn's prompt handed to the backend at once
+    assert [(f.text, f.sources, f.speaker) for f in facts] == [
+        ("Deborah's mother passed away a few years ago", (0,), "Deborah"),
+        ("Deborah has a dog named Max", (0,), "Deborah"),
+        ("Jolene went hiking with Deborah's brother yesterday", (1,), "Jolene"),
+    ]
+    # the model sees each turn as the user's words, without the name it would copy
+    assert backend.prompts[0].endswith("user: My mother passed away a few years ago. I have a dog named Max.\nFacts:\n")
+    assert model.gates.proposed == 6 and model.gates.kept == 3
+
+
+def test_gate_counts_name_the_gate_that_rejected() -> None:
+    model, _ = _model(list(CONVERSATION_ANSWERS))
+    model.extract_batch(CONVERSATION)
+    # "It was so much fun": not in the source's words -> ungrounded; "Deborah: Yes, I did": copy;
+    # "Does it": fragment (a question with a dangling "it")
+    assert model.gates.rejected == {"ungrounded": 1, "contradicts": 0, "copy": 1, "fragment": 1}
+
+
+def test_the_name_field_names_the_speaker_and_you_becomes_the_other_speaker() -> None:
+    model, _ = _model(["- I love your paintings\n\n", "- I have a cat\n\n"])
+    facts = model.extract_batch([Message("user", "I love your paintings!", name="Ana"),
+                                 Message("assistant", "Thanks! I have a cat.", name="Ben")])
+    assert [(f.text, f.sources) for f in facts] == [("Ana loves Ben's paintings", (0,)), ("Ben has a cat", (1,))]
+
+
+def test_times_resolve_relative_dates_and_date_every_fact() -> None:
+    model, _ = _model(list(CONVERSATION_ANSWERS[:2]))
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+    facts = model.extract_batch(CONVERSATION[:2], times=[said, said])
+    by_text = {f.text: f for f in facts}
+    hiking = by_text["Jolene went hiking with Deborah's brother yesterday (7 May 2023)"]
+    assert hiking.when == datetime(2023, 5, 7, 13, 56, tzinfo=timezone.utc)
+    assert by_text["Deborah has a dog named Max (8 May 2023)"].when == said  # no relative date: the message's
+
+
+def test_the_same_fact_from_two_messages_lists_both() -> None:
+    model, _ = _model(["- I have a dog named Max\n\n", "- I have a dog named Max\n\n"])
+    facts = model.extract_batch([Message("user", "Deborah: I have a dog named Max."),
+                                 Message("user", "Deborah: Did I say I have a dog named Max?")])
+    assert [(f.text, f.sources) for f in facts] == [("Deborah has a dog named Max", (0, 1))]
+
+
+def test_times_must_match_the_messages() -> None:
+    model, backend = _model([])
+    with pytest.raises(InvalidInputError, match="times has 1 entries for 2 messages"):
+        model.extract_batch(CONVERSATION[:2], times=[None])
+    assert backend.prompts == []
+
+
+def test_without_a_speaker_facts_stay_subjectless_and_undated() -> None:
+    model, _ = _model(["- I love hiking\n\n"])
+    assert model.extract_facts([Message("user", "I love hiking")]) == [Fact("Loves hiking", sources=(0,))]
 
 
 # -- windows and sizes ---------------------------------------------------------------
@@ -158,7 +233,7 @@ def test_long_conversation_is_read_in_windows_that_fit() -> None:
 def test_context_is_dropped_when_only_the_user_message_fits() -> None:
     messages = [Message("assistant", "word " * 300), Message("user", "I like tea")]
     model, backend = _model(["- I like tea\n\n"], n_ctx=600, max_tokens=64)
-    assert model.extract_facts(messages) == [Fact("Likes tea")]
+    assert model.extract_facts(messages) == [Fact("Likes tea", sources=(1,))]
     assert "word" not in backend.prompts[0].split("Conversation:")[-1]
 
 
@@ -193,7 +268,7 @@ def test_a_custom_prompt_too_long_for_the_context_is_refused() -> None:
 def test_custom_prompt_replaces_the_instructions_but_keeps_the_input_block() -> None:
     model, backend = _model(["- I like tea\n\n"])
     assert model.extract_facts([Message("user", "I like tea")], custom_prompt="Note only drinks.") == [
-        Fact("Likes tea")]
+        Fact("Likes tea", sources=(0,))]
     assert backend.prompts[0].startswith("Note only drinks.\n\nConversation:\nuser: I like tea\nFacts:\n")
     assert "guitar" not in backend.prompts[0]  # the default examples are gone
 
@@ -344,3 +419,23 @@ def test_real_model_is_deterministic_across_the_state_cache(real_model: LlamaCpp
     first = real_model.extract_facts(message)
     real_model.reconcile(Fact("Plays chess on Sundays"), _candidates("Is learning Spanish on weekends"))
     assert real_model.extract_facts(message) == first
+
+
+@pytest.mark.slow
+def test_real_model_batch_names_speakers_and_stays_grounded(real_model: LlamaCppModel) -> None:
+    conversation = [Message("user", "Deborah: My mother passed away a few years ago. I have a dog named Max."),
+                    Message("user", "Jolene: I'm so sorry. I went to a yoga retreat in Bali yesterday."),
+                    Message("user", "Deborah: That sounds lovely! How was it?")]
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+    before = real_model.gates.proposed
+    facts = real_model.extract_batch(conversation, times=[said] * 3)
+    assert facts and real_model.gates.proposed > before
+    assert real_model.gates.proposed - before >= len(facts)  # every kept fact went through the gates
+    for fact in facts:
+        assert fact.sources and all(0 <= i < 3 for i in fact.sources)
+        (index,) = fact.sources[:1]
+        speaker, text = conversation[index].content.split(": ", 1)
+        assert fact.speaker == speaker and speaker in fact.text, fact
+        assert is_grounded(fact.text.rsplit(" (", 1)[0], f"{speaker} {text}"), fact
+        assert "(8 May 2023)" in fact.text or "(7 May 2023)" in fact.text, fact
+        assert not fact.text.startswith(("I ", "My ")), fact

@@ -22,11 +22,12 @@ from localmem import (
 )
 from localmem.embedders.fake import HashingEmbedder
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 
 pytestmark = pytest.mark.slow
 
-ITEM_KEYS = {"id", "memory", "hash", "metadata", "created_at", "updated_at", "user_id"}
+ITEM_KEYS = {"id", "memory", "hash", "metadata", "created_at", "updated_at", "user_id", "kind", "speaker",
+             "timestamp"}
 
 
 def _iso_with_offset(value: str) -> bool:
@@ -56,19 +57,19 @@ def test_crud_walkthrough_returns_mem0_shapes(make_memory: MemoryFactory, real_e
     history = memory.history(memory_id=item["id"])
     assert [h["event"] for h in history] == ["ADD", "UPDATE"]
     assert set(history[0]) >= {"id", "memory_id", "old_memory", "new_memory", "event", "created_at", "updated_at"}
-    assert (history[1]["old_memory"], history[1]["new_memory"]) == (
+    assert (plain(history[1]["old_memory"]), history[1]["new_memory"]) == (
         "I am working on improving my tennis skills.", "Likes to play tennis on weekends")
 
     memory.add("I have a linear algebra midterm exam on November 20", user_id="alice",
                metadata={"category": "task"}, infer=False)
     hits = memory.search(query="What are Alice's hobbies", user_id="alice")["results"]
-    assert hits[0]["memory"] == "Likes to play tennis on weekends"
+    assert hits[0]["memory"] == "Likes to play tennis on weekends"  # update() sets the text as given
     assert set(hits[0]) == ITEM_KEYS | {"score", "distance"}
     assert hits[0]["score"] > hits[1]["score"]
 
     assert memory.delete(memory_id=item["id"]) == {"message": "Memory deleted successfully!"}
     remaining = memory.get_all("alice")["results"]
-    assert [r["memory"] for r in remaining] == ["I have a linear algebra midterm exam on November 20"]
+    assert [plain(r["memory"]) for r in remaining] == ["I have a linear algebra midterm exam on November 20"]
     assert memory.history(item["id"])[-1]["event"] == "DELETE"
     with pytest.raises(MemoryNotFoundError):
         memory.get(item["id"])
@@ -80,22 +81,22 @@ def test_scopes_filters_limit_and_threshold(make_memory: MemoryFactory, real_emb
     memory.add("Owns a red bicycle", user_id="alice", metadata={"level": 1, "tags": ["bike"]}, infer=False)
     memory.add("Plays tennis badly", user_id="bob", infer=False)
 
-    assert {r["memory"] for r in memory.get_all(user_id="alice")["results"]} == {
+    assert {plain(r["memory"]) for r in memory.get_all(user_id="alice")["results"]} == {
         "Plays tennis every Sunday", "Owns a red bicycle"}
     coach = memory.get_all(agent_id="coach")["results"]
-    assert [(r["memory"], r["agent_id"]) for r in coach] == [("Plays tennis every Sunday", "coach")]
-    assert [r["memory"] for r in memory.get_all(user_id="alice", filters={"level": {"gte": 2}})["results"]] == [
+    assert [(plain(r["memory"]), r["agent_id"]) for r in coach] == [("Plays tennis every Sunday", "coach")]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="alice", filters={"level": {"gte": 2}})["results"]] == [
         "Plays tennis every Sunday"]
-    assert [r["memory"] for r in memory.get_all(filters={"tags": {"contains": "bike"}})["results"]] == [
+    assert [plain(r["memory"]) for r in memory.get_all(filters={"tags": {"contains": "bike"}})["results"]] == [
         "Owns a red bicycle"]
     either = memory.get_all(filters={"OR": [{"user_id": "bob"}, {"level": 1}]})["results"]
-    assert {r["memory"] for r in either} == {"Plays tennis badly", "Owns a red bicycle"}
+    assert {plain(r["memory"]) for r in either} == {"Plays tennis badly", "Owns a red bicycle"}
 
     everything = memory.search("tennis", user_id="alice")["results"]
-    assert next(r["memory"] for r in everything) == "Plays tennis every Sunday"
+    assert next(plain(r["memory"]) for r in everything) == "Plays tennis every Sunday"
     assert len(memory.search("tennis", user_id="alice", limit=1)["results"]) == 1
     cut = everything[0]["score"] - 1e-6
-    assert [r["memory"] for r in memory.search("tennis", user_id="alice", threshold=cut)["results"]] == [
+    assert [plain(r["memory"]) for r in memory.search("tennis", user_id="alice", threshold=cut)["results"]] == [
         "Plays tennis every Sunday"]
 
 
@@ -106,8 +107,8 @@ def test_hostile_scope_values_select_only_exact_matches(make_memory: MemoryFacto
         assert memory.get_all(user_id=hostile)["results"] == []
         assert memory.search("secret", user_id=hostile)["results"] == []
         memory.add(f"note for {hostile}", user_id=hostile, infer=False)
-        assert [r["memory"] for r in memory.get_all(user_id=hostile)["results"]] == [f"note for {hostile}"]
-    assert [r["memory"] for r in memory.get_all(user_id="alice")["results"]] == ["secret of alice"]
+        assert [plain(r["memory"]) for r in memory.get_all(user_id=hostile)["results"]] == [f"note for {hostile}"]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="alice")["results"]] == ["secret of alice"]
 
 
 def test_delete_all_and_reset(make_memory: MemoryFactory, real_embedder) -> None:
@@ -145,7 +146,7 @@ def test_bad_input_is_rejected_and_nothing_is_written(make_memory: MemoryFactory
         memory.update(memory.get_all(user_id="u")["results"][0]["id"], "   ")
     with pytest.raises(InvalidInputError):
         memory.search("q")
-    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["keep me"]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="u")["results"]] == ["keep me"]
 
 
 def test_reopen_keeps_memories_and_refuses_another_embedder(tmp_path: Path, real_embedder) -> None:
@@ -153,12 +154,12 @@ def test_reopen_keeps_memories_and_refuses_another_embedder(tmp_path: Path, real
     with Memory(config, embedder=real_embedder) as memory:
         memory_id = memory.add("Drinks oat milk", user_id="u", infer=False)["results"][0]["id"]
     with Memory(config, embedder=real_embedder) as memory:
-        assert memory.get(memory_id)["memory"] == "Drinks oat milk"
+        assert plain(memory.get(memory_id)["memory"]) == "Drinks oat milk"
         assert memory.search("milk", user_id="u")["results"][0]["id"] == memory_id
     with pytest.raises(SchemaMismatchError, match="384"):
         Memory(config, embedder=HashingEmbedder(dims=64))
     with Memory(config, embedder=real_embedder) as memory:
-        assert memory.get(memory_id)["memory"] == "Drinks oat milk"
+        assert plain(memory.get(memory_id)["memory"]) == "Drinks oat milk"
 
 
 def test_hosted_embedding_size_is_replaced_with_a_warning(tmp_path: Path, real_embedder) -> None:
@@ -174,5 +175,5 @@ def test_messages_list_infer_false_stores_each_non_system_message(make_memory: M
     memory = make_memory(real_embedder)
     result = memory.add([{"role": "system", "content": "be nice"}, {"role": "user", "content": "I like jazz"},
                          {"role": "assistant", "content": "Noted: you like jazz"}], user_id="u", infer=False)
-    assert [r["memory"] for r in result["results"]] == ["I like jazz", "Noted: you like jazz"]
+    assert [plain(r["memory"]) for r in result["results"]] == ["I like jazz", "Noted: you like jazz"]
     assert all(re.fullmatch(r"[0-9a-f-]{36}", r["id"]) for r in result["results"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from localmem.config import VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.protocols import EmbedderIdentity
 from localmem.records import MemoryRecord, Scope, now_iso, text_hash
-from localmem.vector_stores.milvus import MilvusStore
+from localmem.vector_stores.milvus import MilvusStore, is_locked_by_another_process
 
 pytestmark = pytest.mark.slow
 
@@ -189,3 +190,32 @@ def test_a_refused_write_is_one_store_error_and_nothing_on_stderr(tmp_path: Path
     err = capfd.readouterr().err
     assert "Traceback" not in err and "RPC error" not in err, err
     store.close()
+
+
+def test_closing_the_last_store_of_a_folder_stops_its_lite_engine(tmp_path: Path) -> None:
+    # MilvusClient.close() alone left Lite's engine (its LOCK, its background compaction) running until
+    # the process exited: removing the folder then raised FileNotFoundError in the compaction thread.
+    path = tmp_path / "s.db"
+    first, second = _store(path), _store(path)
+    _fill(first, TEXTS, Scope(user_id="u"))
+    first.close()
+    assert is_locked_by_another_process(path)  # the second store still uses the engine
+    assert [h.record.memory for h in second.search(EMBEDDER.embed([TEXTS[0]])[0], Scope(user_id="u"), None, 1)
+            ] == [TEXTS[0]]
+    second.close()
+    assert not is_locked_by_another_process(path)  # engine stopped, its work drained, the LOCK released
+    shutil.rmtree(path)
+    reopened = _store(path)  # a fresh engine on a fresh folder
+    assert reopened.count() == 0
+    reopened.close()
+
+
+def test_lite_clients_send_no_keepalive_pings(tmp_path: Path) -> None:
+    # Lite's in-process gRPC server keeps gRPC's default ping policy (one ping per 5 min without data);
+    # pymilvus' 10 s keepalive earned GOAWAY too_many_pings log lines on stderr in idle processes.
+    store = _store(tmp_path / "s.db")
+    try:
+        options = store._client._get_connection()._grpc_options  # what the channel was built with
+        assert options["grpc.keepalive_time_ms"] == 2**31 - 1 and options["grpc.keepalive_permit_without_calls"] == 0
+    finally:
+        store.close()

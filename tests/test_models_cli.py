@@ -96,10 +96,14 @@ def test_every_models_action_has_help(capsys: pytest.CaptureFixture[str]) -> Non
 def test_prepare_materialises_and_verifies_the_embedder(capsys: pytest.CaptureFixture[str], models_dir: Path) -> None:
     code, out, err = run(capsys, "models", "prepare", "all-MiniLM-L6-v2", "--json")
     assert code == 0, err
-    [path] = json.loads(out)
+    path, export = json.loads(out)
     assert Path(path) == models_dir / "all-MiniLM-L6-v2" and (Path(path) / "model.safetensors").is_file()
+    # The ONNX export is derived from those weights at prepare time, checked against torch and recorded.
+    assert Path(export) == models_dir / "onnx" / "all-MiniLM-L6-v2" and (Path(export) / "model.onnx").is_file()
     code, out, _ = run(capsys, "models", "verify", "--json")
-    assert {r["name"]: r["ok"] for r in json.loads(out)}["all-MiniLM-L6-v2"] is True
+    verified = {r["name"]: r["ok"] for r in json.loads(out)}
+    assert verified["all-MiniLM-L6-v2"] is True
+    assert verified["all-MiniLM-L6-v2 (onnx fp32)"] is True and verified["all-MiniLM-L6-v2 (onnx int8)"] is True
 
 
 def test_a_models_folder_that_is_a_file_is_a_model_error(capsys: pytest.CaptureFixture[str], models_dir: Path,

@@ -7,6 +7,7 @@ the deterministic logic around it (the real model has its own tests).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import pytest
 
@@ -14,7 +15,7 @@ from localmem import ExtractionError, HistoryError
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, HistoryEvent, Message
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 
 
 class ScriptedModel:
@@ -31,6 +32,10 @@ class ScriptedModel:
         if self.fail:
             raise ExtractionError("model said nothing usable")
         return [Fact(t) for t in self.facts]
+
+    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
+                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
+        return self.extract_facts(messages, custom_prompt)
 
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
         self.reconcile_calls.append((fact.text, [c.text for c in candidates]))
@@ -72,7 +77,7 @@ def test_update_decision_replaces_text_and_logs_history(make_memory: MemoryFacto
     llm.decision = Decision(Event.UPDATE, "Loves cheese and chicken pizza", target_id="0")
     result = memory.add("x", user_id="u", metadata={"j": 2})["results"]
     assert result == [{"id": first["id"], "memory": "Loves cheese and chicken pizza", "event": "UPDATE",
-                       "previous_memory": "Likes cheese pizza"}]
+                       "kind": "fact", "previous_memory": "Likes cheese pizza"}]
     assert llm.reconcile_calls == [("Loves cheese and chicken pizza", ["Likes cheese pizza"])]
     stored = memory.get(first["id"])
     assert stored["memory"] == "Loves cheese and chicken pizza"
@@ -88,7 +93,8 @@ def test_delete_decision_retires_the_contradicted_memory(make_memory: MemoryFact
     llm.facts = ["No longer likes eating pizza"]
     llm.decision = Decision(Event.DELETE, "", target_id="0")
     assert _events(memory.add("x", user_id="u")) == ["DELETE"]
-    assert memory.get_all(user_id="u")["results"] == []
+    # No fact is left; the message itself stands (tests/test_episodes.py).
+    assert [(r["kind"], plain(r["memory"])) for r in memory.get_all(user_id="u")["results"]] == [("episode", "x")]
     assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "DELETE"]
 
 
@@ -121,7 +127,7 @@ def test_extraction_failure_can_store_the_raw_message_flagged(make_memory: Memor
     result = memory.add("I moved to Lisbon", user_id="u")["results"]
     assert result[0]["event"] == "ADD" and result[0]["flags"] == ["unprocessed_raw_message"]
     stored = memory.get(result[0]["id"])
-    assert stored["memory"] == "I moved to Lisbon"
+    assert plain(stored["memory"]) == "I moved to Lisbon"
     assert stored["metadata"]["localmem_flags"] == ["unprocessed_raw_message"]
 
 
@@ -130,14 +136,14 @@ def test_history_failure_undoes_the_store_writes(make_memory: MemoryFactory, has
     memory = make_memory(hashing_embedder)
     kept = memory.add("Keeps bees", user_id="u", infer=False)["results"][0]
 
-    def broken(events: Sequence[HistoryEvent]) -> None:
+    def broken(intent_id: int, events: Sequence[HistoryEvent], **kwargs: object) -> None:
         raise HistoryError("disk full")
 
-    monkeypatch.setattr(memory.history_store, "record", broken)
+    monkeypatch.setattr(memory.history_store, "commit", broken)
     with pytest.raises(HistoryError):
         memory.add("Plays the oboe", user_id="u", infer=False)
     with pytest.raises(HistoryError):
         memory.update(kept["id"], "Keeps wasps")
     with pytest.raises(HistoryError):
         memory.delete(kept["id"])
-    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]

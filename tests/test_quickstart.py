@@ -9,6 +9,7 @@ import pytest
 
 from localmem import LocalmemWarning
 
+from .conftest import plain
 from .llm_contract import assert_fact_texts_honour_the_contract
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def test_quickstart_search_ranks_the_tennis_memory_first() -> None:
         # (no LLM: which words the model keeps differs between CPUs, the ranking must not).
         m.add("Likes to play tennis on weekends", user_id="alice", metadata={"category": "hobbies"}, infer=False)
         hits = m.search("What are Alice's hobbies", user_id="alice")["results"]
-        assert hits[0]["memory"] == "Likes to play tennis on weekends", hits
+        assert plain(hits[0]["memory"]) == "Likes to play tennis on weekends", hits
         assert hits[0]["score"] >= hits[-1]["score"]
     finally:
         m.close()

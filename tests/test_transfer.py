@@ -13,7 +13,7 @@ from localmem import InvalidInputError, Memory
 from localmem.embedders.fake import HashingEmbedder
 from localmem.transfer import export_store, import_store
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_a_bad_line_anywhere_writes_nothing(make_memory: MemoryFactory, tmp_path
     broken.write_text("\n".join([*good, '{"type": "memory", "id": "x", "memory": ""}']) + "\n")
     with pytest.raises(InvalidInputError, match=r"broken.jsonl:\d+: memory line needs"):
         import_store(target, broken)
-    assert [r["memory"] for r in target.get_all(user_id="u")["results"]] == ["already here"]
+    assert [plain(r["memory"]) for r in target.get_all(user_id="u")["results"]] == ["already here"]
     newer = tmp_path / "newer.jsonl"
     header = json.loads(good[0]) | {"version": 99}
     newer.write_text(json.dumps(header) + "\n")

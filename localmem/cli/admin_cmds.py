@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from localmem.cli.output import emit_json, table
-from localmem.errors import DependencyError
 
 
 def register(commands: Any, epilog: str) -> None:
@@ -52,7 +50,7 @@ def register(commands: Any, epilog: str) -> None:
                    help="Milvus Lite folder or server uri to check")
     p.set_defaults(handler=_doctor)
 
-    p = commands.add_parser("bench", help="run the benchmark suite (arguments go to benchmarks.run)",
+    p = commands.add_parser("bench", help="run the benchmark suite (localmem bench --help lists its options)",
                             epilog=epilog, formatter_class=fmt)
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="e.g. --quick")
     p.set_defaults(handler=_bench)
@@ -61,6 +59,9 @@ def register(commands: Any, epilog: str) -> None:
                             parents=[common], epilog=epilog, formatter_class=fmt)
     p.add_argument("out", help="a new folder")
     p.add_argument("--with-model-files", action="store_true", help="also copy the prepared model files")
+    p.add_argument("--with-bench-data", action="store_true",
+                   help="also copy the benchmark data sets (fetched with 'localmem bench data fetch')")
+    p.add_argument("--bench-data", type=Path, help="the data folder to copy (default: the one localmem bench reads)")
     p.add_argument("--dry-run", action="store_true", help="print what would run, build nothing")
     p.set_defaults(handler=_bundle)
 
@@ -143,25 +144,22 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from localmem.bundle import source_checkout
+    # The suite ships inside the package (localmem/bench), so an installed wheel runs it too.
+    from localmem.bench.run import main as bench_main
 
-    try:
-        root = source_checkout()
-    except DependencyError as exc:
-        raise DependencyError("the benchmark suite ships with the source checkout, not the wheel") from exc
-    if not (root / "benchmarks" / "run.py").is_file():
-        raise DependencyError(f"no benchmark suite at {root / 'benchmarks'}")
     forwarded = args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args
-    return subprocess.call([sys.executable, "-m", "benchmarks.run", *forwarded], cwd=root)
+    return bench_main(forwarded)
 
 
 def _bundle(args: argparse.Namespace) -> int:
     from localmem.bundle import build, plan
 
-    bundle = plan(Path(args.out), with_model_files=args.with_model_files)
+    bundle = plan(Path(args.out), with_model_files=args.with_model_files, with_bench_data=args.with_bench_data,
+                  bench_data=args.bench_data)
     if args.dry_run:
         report = {"out": str(bundle.out), "source": str(bundle.source), "commands": bundle.commands,
-                  "model_files": bundle.model_files}
+                  "model_files": bundle.model_files,
+                  "bench_data": None if bundle.bench_data is None else str(bundle.bench_data)}
         if args.json:
             emit_json(report)
         else:

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from localmem.errors import (
+    BenchDataError,
     ConfigError,
     DependencyError,
     ExtractionError,
@@ -39,8 +40,9 @@ exit codes:
   0 success        3 memory not found   6 model problem (missing, corrupt, extraction failed, package missing)
   1 other error    4 invalid input      7 bad configuration
   2 usage error    5 store problem (locked by another process, unreachable, schema mismatch, history db)
-  8 a check failed (doctor, models verify)                130 interrupted
-environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_MODELS_DIR
+  8 a check failed (doctor, models verify, bench data)    130 interrupted
+environment: LOCALMEM_DB (default --db), LOCALMEM_URI, LOCALMEM_TOKEN, LOCALMEM_MODELS_DIR, LOCALMEM_BENCH_DATA,
+  LOCALMEM_SERVER (default --server), LOCALMEM_API_KEY (serve and clients)
 """
 
 
@@ -48,7 +50,8 @@ def exit_code(error: BaseException) -> int:
     """The documented exit code for an error (most specific class first)."""
     for kind, code in ((MemoryNotFoundError, EXIT_NOT_FOUND), (InvalidInputError, EXIT_INVALID_INPUT),
                        (StoreError, EXIT_STORE), (HistoryError, EXIT_STORE), (ModelError, EXIT_MODEL),
-                       (DependencyError, EXIT_MODEL), (ExtractionError, EXIT_MODEL), (ConfigError, EXIT_CONFIG)):
+                       (DependencyError, EXIT_MODEL), (ExtractionError, EXIT_MODEL), (ConfigError, EXIT_CONFIG),
+                       (BenchDataError, EXIT_CHECK_FAILED)):
         if isinstance(error, kind):
             return code
     return EXIT_ERROR
@@ -56,7 +59,7 @@ def exit_code(error: BaseException) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from localmem import __version__
-    from localmem.cli import admin_cmds, memory_cmds
+    from localmem.cli import admin_cmds, memory_cmds, server_cmds
 
     parser = argparse.ArgumentParser(
         prog="localmem", description="Operate a localmem store offline: memories, models, checks, benchmarks.",
@@ -65,15 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     memory_cmds.register(commands, EPILOG)
     admin_cmds.register(commands, EPILOG)
+    server_cmds.register(commands, EPILOG)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:2]):
-        # Everything after 'bench' belongs to benchmarks.run: argparse's REMAINDER would still try
-        # to read a leading '--quick' as one of ours.
+    if argv[:1] == ["bench"]:
+        # Everything after 'bench' (--help too) belongs to localmem.bench.run: argparse's REMAINDER
+        # would still try to read a leading '--quick' as one of ours.
         args = parser.parse_args(["bench"])
         args.bench_args = argv[1:]
     else:

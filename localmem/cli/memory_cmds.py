@@ -14,11 +14,13 @@ from typing import Any
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
 
-_LIST_COLUMNS = ["id", "memory", "user_id", "agent_id", "run_id", "created_at"]
+# The memory text carries its date ("(8 May 2023) ..."); `get` shows every field, created_at included.
+_LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id"]
 _BULK_CHUNK = 64
 
 
-def register(commands: Any, epilog: str) -> None:
+def store_options() -> argparse.ArgumentParser:
+    """The options that say which store to open (shared with ``serve`` and ``mcp``)."""
     store = argparse.ArgumentParser(add_help=False)
     where = store.add_argument_group("store")
     where.add_argument("--db", default=os.environ.get("LOCALMEM_DB", "./localmem.db"),
@@ -30,6 +32,14 @@ def register(commands: Any, epilog: str) -> None:
     where.add_argument("--history-db", help="history SQLite file (default: beside the Lite folder)")
     store.add_argument("--json", action="store_true", help="print JSON for scripts")
     store.add_argument("--debug", action="store_true", help="show tracebacks")
+    return store
+
+
+def register(commands: Any, epilog: str) -> None:
+    store = store_options()
+    store.add_argument("--server", default=os.environ.get("LOCALMEM_SERVER") or None, metavar="URL",
+                       help="use a running `localmem serve` (default: $LOCALMEM_SERVER); no models load here. "
+                            "API key: $LOCALMEM_API_KEY")
     scope = argparse.ArgumentParser(add_help=False)
     who = scope.add_argument_group("scope")
     who.add_argument("--user", help="user_id")
@@ -51,6 +61,7 @@ def register(commands: Any, epilog: str) -> None:
     p.add_argument("--metadata", type=_json_object, metavar="JSON", help="metadata for every memory created")
     p.add_argument("--infer", action=argparse.BooleanOptionalAction, default=True,
                    help="extract facts with the local LLM (default) or, with --no-infer, store the text as it is")
+    p.add_argument("--timestamp", help="when it was said: Unix seconds or ISO 8601 (default: now)")
     p = command("search", _search, "memories most similar to a query (score: higher is better)",
                 [store, scope, filters])
     p.add_argument("query")
@@ -58,6 +69,7 @@ def register(commands: Any, epilog: str) -> None:
     p.add_argument("--threshold", type=float, help="minimum score")
     p = command("list", _list, "the memories of a scope, oldest first", [store, scope, filters])
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--episodes", action="store_true", help="list every stored message too, not only facts")
     p = command("get", _get, "one memory by id", [store])
     p.add_argument("memory_id")
     p = command("update", _update, "replace a memory's text", [store])
@@ -87,7 +99,8 @@ def _add(args: argparse.Namespace) -> int:
     with _memory(args) as memory:
         scope = _scope(args)
         if args.text:
-            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer, **scope)
+            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer,
+                                timestamp=_timestamp(args.timestamp), **scope)
             results = result["results"]
         else:
             lines = _read_lines(args.file)
@@ -96,13 +109,19 @@ def _add(args: argparse.Namespace) -> int:
                 for start in range(0, len(lines), _BULK_CHUNK):
                     chunk = lines[start:start + _BULK_CHUNK]
                     messages = [{"role": "user", "content": line} for line in chunk]
-                    results += memory.add(messages, metadata=args.metadata, infer=False, **scope)["results"]
+                    results += memory.add(messages, metadata=args.metadata, infer=False,
+                                          timestamp=_timestamp(args.timestamp), **scope)["results"]
                     step(len(chunk))
     if args.json:
         emit_json({"results": results, "relations": []})
     else:
         table(results, ["event", "id", "memory"], wide="memory")
     return 0
+
+
+def _timestamp(value: str | None) -> str | int | None:
+    """Digits are Unix seconds; anything else goes to add() as ISO 8601 (it reports what is wrong)."""
+    return int(value) if value is not None and value.strip().isdigit() else value
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -118,7 +137,8 @@ def _search(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     with _memory(args) as memory:
-        items = memory.get_all(limit=args.limit, filters=args.filters, **_scope(args))["results"]
+        items = memory.get_all(limit=args.limit, filters=args.filters, include_episodes=args.episodes,
+                               **_scope(args))["results"]
     if args.json:
         emit_json({"results": items})
     else:
@@ -176,6 +196,7 @@ def _reset(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from localmem.transfer import export_store
 
+    _local_only(args, "export")
     with _memory(args) as memory:
         total = memory.store.count()
         with _output(args.path) as out, _progress(total, "exporting", args) as step:
@@ -190,12 +211,13 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from localmem.transfer import import_store, validate
 
+    _local_only(args, "import")
     path = Path(args.path)
     if not path.is_file():
         raise InvalidInputError(f"no such file: {path}")
-    total = validate(path)
-    with _memory(args) as memory, _progress(total, "importing", args) as step:
-        summary = import_store(memory, path, on_conflict=args.on_conflict, progress=step)
+    plan = validate(path)  # refuses a bad file before the store is opened; the write is the only other read
+    with _memory(args) as memory, _progress(plan.items, "importing", args) as step:
+        summary = import_store(memory, plan, on_conflict=args.on_conflict, progress=step)
     _summary(args, {"memories": summary.memories, "skipped": summary.skipped, "reembedded": summary.reembedded,
                     "history_events": summary.history_events})
     return 0
@@ -204,14 +226,31 @@ def _import(args: argparse.Namespace) -> int:
 # -- helpers --------------------------------------------------------------------
 @contextlib.contextmanager
 def _memory(args: argparse.Namespace) -> Iterator[Any]:
+    """A MemoryClient when a server is named (this process loads no model), else a Memory."""
+    if getattr(args, "server", None):
+        from localmem.client import MemoryClient
+
+        with MemoryClient(args.server) as client:
+            yield client
+        return
+    with open_memory(args) as memory:
+        yield memory
+
+
+def open_memory(args: argparse.Namespace) -> Any:
     from localmem import Memory
     from localmem.config import MemoryConfig, VectorStoreConfig
 
     uri = args.uri or args.db
     config = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, token=args.token, collection_name=args.collection),
                           history_db_path=args.history_db)
-    with Memory(config) as memory:
-        yield memory
+    return Memory(config)
+
+
+def _local_only(args: argparse.Namespace, command: str) -> None:
+    if getattr(args, "server", None):
+        raise InvalidInputError(f"{command} reads the store directly and cannot go through --server/LOCALMEM_SERVER; "
+                                "stop the server (it holds the store) and run it without --server")
 
 
 def _scope(args: argparse.Namespace) -> dict[str, str]:

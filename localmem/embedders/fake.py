@@ -19,7 +19,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 class HashingEmbedder:
     def __init__(self, dims: int = 64, normalized: bool = True) -> None:
-        self._identity = EmbedderIdentity(name=f"hashing-{dims}", dims=dims, normalized=normalized)
+        # The hashing scheme is the whole model: its name and size identify it.
+        self._identity = EmbedderIdentity(name=f"hashing-{dims}", dims=dims, normalized=normalized,
+                                          fingerprint=f"hashing-v1:{dims}")
 
     @property
     def identity(self) -> EmbedderIdentity:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from localmem.config import EmbedderConfig
 from localmem.devices import resolve_device
 from localmem.errors import DependencyError, InvalidInputError, ModelError
 from localmem.protocols import EmbedderIdentity, Vectors
+from localmem.threads import configure_torch
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -35,10 +37,18 @@ def force_offline() -> None:
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, config: EmbedderConfig | None = None, model_path: str | Path | None = None) -> None:
+    def __init__(self, config: EmbedderConfig | None = None, model_path: str | Path | None = None,
+                 identity: EmbedderIdentity | None = None) -> None:
+        """``identity`` (from embedders/select.py) names the weights by content; without it, it is worked out."""
         self.config = config or EmbedderConfig()
-        explicit = model_path or self.config.model
-        path = Path(explicit) if explicit else _default_model_path()
+        if identity is None:
+            from localmem.embedders.select import resolve_source
+
+            source = resolve_source(replace(self.config, model=str(model_path) if model_path else self.config.model))
+            model_path = source.folder
+            identity = EmbedderIdentity(source.name, 0, self.config.normalize or source.normalize_module,
+                                        source.fingerprint)
+        path = Path(model_path) if model_path else _default_model_path()
         if not path.is_dir() or not (path / "config.json").is_file():
             raise ModelError(
                 f"embedder model folder {path} is missing or incomplete (no config.json); give a local "
@@ -46,10 +56,12 @@ class SentenceTransformerEmbedder:
         self.path = path
         force_offline()
         try:
+            import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a base dependency
             raise DependencyError("sentence-transformers is not installed: pip install sentence-transformers") from exc
         self._device = resolve_device(self.config.device)
+        configure_torch(torch)
         try:
             with _quiet_loading():
                 self._model: SentenceTransformer = SentenceTransformer(
@@ -61,10 +73,8 @@ class SentenceTransformerEmbedder:
         dims = get_dims()
         if dims is None:
             raise ModelError(f"the model at {path} does not declare an embedding dimension")
-        # The identity is stored with a collection: the default model keeps its manifest name
-        # whether it is read from models/ or straight from its PyPI package folder.
-        name = path.name if explicit else DEFAULT_EMBEDDER
-        self._identity = EmbedderIdentity(name=name, dims=int(dims), normalized=self.config.normalize)
+        # The identity is stored with a collection: a content fingerprint, the same as the ONNX path's.
+        self._identity = replace(identity, dims=int(dims))
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
 
@@ -81,6 +91,7 @@ class SentenceTransformerEmbedder:
             raise InvalidInputError("embed() takes a list of strings, not one string")
         if not texts:
             return np.zeros((0, self._identity.dims), dtype=np.float32)
+        # A model whose modules end in Normalize is unit-length whatever this flag says (the identity says so).
         with self._lock:
             out = self._model.encode(
                 list(texts), batch_size=self.config.batch_size, convert_to_numpy=True,

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,14 +28,23 @@ import numpy as np
 
 from localmem import models
 from localmem.config import LlmConfig
-from localmem.errors import ChecksumError, DependencyError, ExtractionError, ModelError, PromptTooLongError
-from localmem.extractors import rules
+from localmem.errors import (
+    ChecksumError,
+    DependencyError,
+    ExtractionError,
+    InvalidInputError,
+    ModelError,
+    PromptTooLongError,
+)
+from localmem.extractors import rules, whose
+from localmem.extractors.gates import GateCounts
+from localmem.extractors.parallel import PARALLEL, ParallelDecoder, common_prefix
+from localmem.extractors.postprocess import finish, merge
 from localmem.extractors.prompting import (
-    conversation_messages,
     extraction_prompt,
     load_text,
     parse_decision,
-    parse_facts,
+    parse_lines,
     reconcile_grammar,
     reconcile_prompt,
     render_message,
@@ -68,6 +78,10 @@ class Backend(Protocol):
 
     def complete(self, prompt: str, grammar: str, max_tokens: int) -> Completion: ...
 
+    def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
+        """One completion per prompt, in order; a backend may decode them together."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -93,25 +107,47 @@ class LlamaCppModel:
         self._backend = backend if backend is not None else LlamaCppBackend(self.config)
         self._lock = threading.Lock()  # a llama.cpp context serves one call at a time
         self.stats = Stats()
+        self.gates = GateCounts()
 
     # -- extraction --------------------------------------------------------
     def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]:
-        facts: list[Fact] = []
-        for window in self._windows(conversation_messages(messages), custom_prompt):
-            prompt = extraction_prompt(window, custom_prompt)
-            output = self._complete(prompt, load_text("extract.gbnf"))
-            for fact in parse_facts(output, source="".join(window)):
-                if fact not in facts:
-                    facts.append(fact)
-        return facts
+        return self.extract_batch(messages, custom_prompt)
 
-    def _windows(self, messages: Sequence[Message], custom_prompt: str | None) -> list[list[str]]:
-        """One window per user message, with the message before it as context when that fits.
+    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
+                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
+        """The facts of every turn of ``messages``, each with ``sources``: the indices of its message(s).
+
+        Turns are the user messages and every message whose speaker is known (a ``name`` or
+        a "Name: " prefix); each is read in its own prompt, and the prompts are decoded
+        together (``Backend.complete_many``), which is where the speed of a batch comes from.
+        ``times[i]``, when given, is the time of ``messages[i]``: its facts are dated from it.
+        """
+        if times is not None and len(times) != len(messages):
+            raise InvalidInputError(f"times has {len(times)} entries for {len(messages)} messages: give one "
+                                    "time (or None) per message")
+        read = whose.turns(messages)
+        windows = self._windows(messages, read, custom_prompt)
+        outputs = self._complete_many([extraction_prompt(lines, custom_prompt) for _, lines in windows],
+                                      load_text("extract.gbnf"))
+        names = frozenset(t.speaker for t in read if t.speaker)
+        facts: list[Fact] = []
+        for (index, _), output in zip(windows, outputs, strict=True):
+            time = times[index] if times is not None else None
+            for line in parse_lines(output):
+                fact = finish(line, read[index], time, self.gates, names)
+                if fact is not None:
+                    facts.append(fact)
+        return merge(facts)
+
+    def _windows(self, messages: Sequence[Message], read: Sequence[whose.Turn],
+                 custom_prompt: str | None) -> list[tuple[int, list[str]]]:
+        """(message index, prompt lines) per turn to read, with the message before it as context when that
+        message is not itself read and fits.
 
         The 270M model reads facts almost only from the last line of a prompt
         (measured: of three messages it kept the last one's facts), so each
-        user message gets its own call. Without user messages (an agent's
-        notes) every message is its own window.
+        turn gets its own prompt. Without user or named messages (an agent's
+        notes) every message is a turn.
         """
         fixed = self._backend.count_tokens(extraction_prompt([], custom_prompt))
         budget = self._budget() - fixed
@@ -119,27 +155,33 @@ class LlamaCppModel:
             raise PromptTooLongError(
                 f"the extraction instructions alone are {fixed} tokens; with max_tokens={self.config.max_tokens} "
                 f"nothing fits in n_ctx={self._backend.n_ctx}: shorten the custom prompt or raise llm.config.n_ctx")
-        lines = [render_message(m) for m in messages]
-        targets = [i for i, m in enumerate(messages) if m.role == "user"] or list(range(len(messages)))
-        windows: list[list[str]] = []
+        kept = [i for i, m in enumerate(messages) if m.role != "system" and read[i].text]
+        targets = [i for i in kept if messages[i].role == "user" or read[i].speaker] or kept
+        windows: list[tuple[int, list[str]]] = []
         for index in targets:
-            size = self._backend.count_tokens(lines[index])
+            # A named speaker's words are shown as the user's, the role the examples take notes on.
+            target = Message("user" if read[index].speaker else messages[index].role, read[index].text)
+            line = render_message(target)
+            size = self._backend.count_tokens(line)
             if size > budget:
                 # A long message is read in consecutive pieces, each on its own: nothing is cut off.
-                for piece in self._pieces(messages[index], budget):
+                for piece in self._pieces(target, budget):
                     if (piece_size := self._backend.count_tokens(piece)) > budget:
                         raise PromptTooLongError(
                             f"message {index} is {size} tokens; split at sentences and words it still has a "
                             f"{piece_size}-token piece, and only {budget} fit beside the {fixed}-token "
                             f"instructions and max_tokens={self.config.max_tokens} in "
                             f"n_ctx={self._backend.n_ctx}; raise llm.config.n_ctx")
-                    windows.append([piece])
+                    windows.append((index, [piece]))
                 continue
-            context = lines[index - 1] if index > 0 and messages[index - 1].role != "user" else None
+            before = [i for i in kept if i < index]
+            context = None
+            if before and before[-1] not in targets:
+                context = render_message(Message(messages[before[-1]].role, read[before[-1]].text))
             if context is not None and size + self._backend.count_tokens(context) <= budget:
-                windows.append([context, lines[index]])
+                windows.append((index, [context, line]))
             else:
-                windows.append([lines[index]])
+                windows.append((index, [line]))
         return windows
 
     def _pieces(self, message: Message, budget: int) -> list[str]:
@@ -180,19 +222,32 @@ class LlamaCppModel:
         return self._backend.n_ctx - self.config.max_tokens - _MARGIN
 
     def _complete(self, prompt: str, grammar: str) -> str:
-        size = self._backend.count_tokens(prompt)
-        if size > self._budget():
-            raise PromptTooLongError(
-                f"the prompt is {size} tokens; with max_tokens={self.config.max_tokens} it must stay under "
-                f"{self._budget()} for n_ctx={self._backend.n_ctx}: shorten the custom prompt or raise "
-                "llm.config.n_ctx")
+        return self._complete_many([prompt], grammar, together=False)[0]
+
+    def _complete_many(self, prompts: Sequence[str], grammar: str, *, together: bool = True) -> list[str]:
+        """Completions in order. Extraction prompts go ``together`` through the backend's batched
+        decoder even one at a time (it keeps the few-shot prefix and filters the grammar cheaply);
+        reconciliation prompts, with another prefix, use the plain path and its state cache."""
+        for prompt in prompts:
+            size = self._backend.count_tokens(prompt)
+            if size > self._budget():
+                raise PromptTooLongError(
+                    f"the prompt is {size} tokens; with max_tokens={self.config.max_tokens} it must stay under "
+                    f"{self._budget()} for n_ctx={self._backend.n_ctx}: shorten the custom prompt or raise "
+                    "llm.config.n_ctx")
+        if not prompts:
+            return []
         with self._lock:
-            done = self._backend.complete(prompt, grammar, self.config.max_tokens)
-            self.stats.calls += 1
-            self.stats.prompt_tokens += done.prompt_tokens
-            self.stats.completion_tokens += done.completion_tokens
-            self.stats.generation_seconds += done.generation_seconds
-        return done.text
+            if together:
+                done = self._backend.complete_many(prompts, grammar, self.config.max_tokens)
+            else:
+                done = [self._backend.complete(p, grammar, self.config.max_tokens) for p in prompts]
+            for one in done:
+                self.stats.calls += 1
+                self.stats.prompt_tokens += one.prompt_tokens
+                self.stats.completion_tokens += one.completion_tokens
+                self.stats.generation_seconds += one.generation_seconds
+        return [one.text for one in done]
 
     def close(self) -> None:
         self._backend.close()
@@ -264,6 +319,7 @@ class LlamaCppBackend:
 
         self._llm.set_cache(LlamaRAMCache(capacity_bytes=_STATE_CACHE_BYTES))
         self._grammars: dict[str, Any] = {}
+        self._parallel: ParallelDecoder | None = None  # made on the first batch
 
     def _check_output(self) -> None:
         """Refuse a GGUF whose tensor data is damaged, as a ModelError, before it is used.
@@ -313,7 +369,35 @@ class LlamaCppBackend:
         return Completion(text=choice["text"], prompt_tokens=int(usage["prompt_tokens"]),
                           completion_tokens=int(usage["completion_tokens"]), generation_seconds=seconds)
 
+    def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
+        """The prompts decoded up to PARALLEL at a time (see parallel.py), in order."""
+        if self._parallel is None:
+            self._parallel = ParallelDecoder(self._llm, self._llama_cpp, self.n_ctx, max_tokens)
+        tokenized = [self._llm.tokenize(p.encode("utf-8"), add_bos=True) for p in prompts]
+        shared = common_prefix(tokenized)
+        out: list[Completion] = []
+        chunk: list[list[int]] = []
+        room = self._parallel.n_ctx - shared
+        for tokens in [*tokenized, None]:
+            # A chunk is full at PARALLEL prompts or when its lines and answers would overflow the cache.
+            need = sum(len(t) - shared + max_tokens for t in chunk)
+            if chunk and (tokens is None or len(chunk) == PARALLEL or need + len(tokens) - shared + max_tokens > room):
+                for prompt, (answer, finished, seconds) in zip(
+                        chunk, self._parallel.complete(chunk, grammar, max_tokens), strict=True):
+                    text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
+                    if not finished:
+                        raise ExtractionError(f"the model's answer was cut at max_tokens={max_tokens} before the "
+                                              f"grammar ended it: {text[:200]!r}; raise llm.config.max_tokens")
+                    out.append(Completion(text, len(prompt), len(answer), seconds))
+                chunk = []
+            if tokens is not None:
+                chunk.append(tokens)
+        return out
+
     def close(self) -> None:
+        parallel, self._parallel = self._parallel, None
+        if parallel is not None:
+            parallel.close()
         llm: Any = self.__dict__.pop("_llm", None)  # gone after close: a second close is a no-op
         if llm is not None:
             llm.close()

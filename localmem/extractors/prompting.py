@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 
 from localmem.errors import ExtractionError
-from localmem.extractors.rules import content_words
+from localmem.extractors.gates import grounded
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, Message
 
@@ -45,40 +45,37 @@ def extraction_prompt(lines: Sequence[str], instructions: str | None = None) -> 
     return head + load_text("extract_input.txt").format(conversation="".join(lines).rstrip("\n"))
 
 
+def parse_lines(output: str) -> list[str]:
+    """The fact lines of the grammar-shaped answer ``- fact\\n...`` ("- none": no lines);
+    ExtractionError if the answer does not have that shape."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if not lines:
+        raise ExtractionError("the model gave an empty answer where a list of facts was expected")
+    bodies: list[str] = []
+    for line in lines:
+        if not line.startswith("- "):
+            raise ExtractionError(f"the model's answer is not a list of facts: {output[:200]!r}")
+        body = line[2:].strip()
+        if body.lower().rstrip(".") != NO_FACTS:
+            bodies.append(body)
+    return bodies
+
+
 def parse_facts(output: str, source: str | None = None) -> list[Fact]:
-    """Facts from the grammar-shaped answer ``- fact\\n...``; ExtractionError if it is not that.
+    """Subjectless facts from the model's answer; ExtractionError if it is not a list of facts.
 
     With ``source`` (the conversation text), a fact most of whose words are not in
     it is dropped: a small base model sometimes copies a line of the examples
     ("Has a cat named Miso") or answers a greeting ("Has been very busy").
     """
-    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    if not lines:
-        raise ExtractionError("the model gave an empty answer where a list of facts was expected")
     facts: list[Fact] = []
-    for line in lines:
-        if not line.startswith("- "):
-            raise ExtractionError(f"the model's answer is not a list of facts: {output[:200]!r}")
-        body = line[2:].strip()
-        if body.lower().rstrip(".") == NO_FACTS:
-            continue
+    for body in parse_lines(output):
         if source is not None and not grounded(body, source):
             continue
         text = to_memory_style(body)
         if len(text.split()) >= 2 and text not in {f.text for f in facts}:
             facts.append(Fact(text))
     return facts
-
-
-def grounded(fact: str, source: str, share: float = 0.5) -> bool:
-    """True when at least ``share`` of the fact's content words occur in the source text."""
-    words = content_words(fact) - _NOT_EVIDENCE
-    return bool(words) and len(words & content_words(source)) / len(words) >= share
-
-
-# Pronouns and auxiliaries: that "I have been" shares them with "How have you been?" proves nothing.
-_NOT_EVIDENCE = frozenset({"i", "my", "me", "we", "our", "us", "im", "ive", "mine", "myself", "you", "your",
-                           "have", "has", "had", "been", "be", "will", "would", "can", "could", "so", "very"})
 
 
 # The model copies the user's words ("I am working on ..."), which it does far more

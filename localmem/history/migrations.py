@@ -34,8 +34,15 @@ def _m001_history(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX history_memory ON history (memory_id, seq)")
 
 
+def _m002_intents(conn: sqlite3.Connection) -> None:
+    # The write journal (localmem/journal.py): one row per batch in flight,
+    # deleted in the same transaction that appends the batch's history.
+    conn.execute("CREATE TABLE intents (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_history", _m001_history),
+    ("002_intents", _m002_intents),
 )
 
 

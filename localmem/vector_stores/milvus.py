@@ -12,6 +12,16 @@ flushes once before the first vector search that follows a write, and before a
 scalar read once enough rows are pending; searches in a steady state never
 touch the memtable. Compaction of the small segments this creates runs in Lite's
 background worker. A server manages its own segments, so none of this applies.
+
+Retrieval is hybrid where the store can: the ``memory`` text field feeds
+Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
+text runs one ``hybrid_search`` over the dense vector and BM25, fused by
+reciprocal rank (RRF, k=60; chosen on the LoCoMo dev data, see
+benchmarks/memory_quality.py). The fused score is scaled so that 1.0 means
+"first in both lists" (an RRF sum divided by its maximum, 2/(k+1)); it is higher
+for better hits and ``threshold`` compares against it. A server without the
+BM25 function (Milvus before 2.5) keeps dense search, whose score is the
+similarity, and says so once with a LocalmemWarning.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +41,18 @@ from typing import Any
 import numpy as np
 
 from localmem.config import VectorStoreConfig
-from localmem.errors import SchemaMismatchError, StoreError, StoreLockedError
+from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import as_filter
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
-from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, MemoryRecord, Scope, SearchHit
-from localmem.vector_stores import milvus_migrations
+from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
+from localmem.vector_stores.fusion import RRF, Fusion
 from localmem.vector_stores.milvus_filters import literal, render
 
-# The schema _create() makes; an older collection is migrated on open (milvus_migrations.py).
-SCHEMA_VERSION = 1
+# The schema _create() makes; an older collection is migrated on open (milvus_migrations.py;
+# 1 -> 2, episodes and BM25, is upgrade.py).
+SCHEMA_VERSION = 2
 _PROP_SCHEMA = milvus_migrations.PROP_SCHEMA
 _PROP_EMBEDDER = "localmem.embedder"
 # Milvus caps one query's result window (offset + limit) at 16384.
@@ -52,7 +65,15 @@ LIMITS = StoreLimits(max_text_bytes=_TEXT_BYTES, max_results=_QUERY_CAP)
 # memtable scan is cheaper than a flush (measured: +100 rows adds ~2 ms).
 _FLUSH_BEFORE_QUERY_ROWS = 256
 _HNSW_EF = 256
-_RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at"]
+_IDS_PER_CALL = 1000
+_SOURCES_KEY = "ids"  # sources as {"ids": [...]} where the server cannot store a JSON array (see _to_row)
+# Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
+_WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
+_RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
+                  "kind", "speaker", "timestamp", "sources", "covered"]
+# BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
+# BM25 that issue #16 measured; English stemming and stop words scored no better there.
+_ANALYZER: dict[str, Any] = {"type": "standard"}
 
 
 class MilvusStore:
@@ -68,18 +89,22 @@ class MilvusStore:
         self._dirty = False
         self._closed = False
         self._stored_index_type: str | None = None  # set when an existing collection is opened
+        self.fusion: Fusion = RRF
+        self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         try:
+            upgrade.finish_interrupted(self._client, self._name)
             if self._client.has_collection(self._name):
                 self._check_existing()
             else:
-                self._create()
+                self._create(self._name)
+            self.hybrid = self._has_bm25()
             self._client.load_collection(self._name)
         except StoreError:
-            self._client.close()
+            self._disconnect()
             raise
         except Exception as exc:
-            self._client.close()
+            self._disconnect()
             raise StoreError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
 
     # -- protocol ---------------------------------------------------------------
@@ -116,25 +141,28 @@ class MilvusStore:
         self._write("upsert", records, vectors)
 
     def get(self, ids: Sequence[str]) -> list[MemoryRecord]:
-        if not ids:
-            return []
-        rows = self._call("get", lambda: self._client.get(self._name, ids=list(ids), output_fields=_RECORD_FIELDS),
-                          flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
-        by_id = {row["id"]: _to_record(row) for row in rows}
+        by_id = {row["id"]: _to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)}
         return [by_id[i] for i in ids if i in by_id]
 
     def delete(self, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        self._call("delete", lambda: self._client.delete(self._name, ids=list(ids)))
-        self._mark_written(len(ids))
+        for chunk in _chunks(ids):
+            # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
+            self._call("delete", lambda chunk=chunk: self._client.delete(self._name, filter=_ids_expression(chunk)))
+            self._mark_written(len(chunk))
 
-    def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int) -> list[SearchHit]:
+    def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
+               text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
+        """Nearest memories; with ``text`` (and a BM25-capable store) dense and BM25 fused."""
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_dims(query.shape[0])
-        expression = _expression(scope, filters)
+        expression = _and(_expression(scope, filters), _kinds(kinds))
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
+        if text is not None and text.strip() and self.hybrid:
+            with threads:
+                hits: builtins.list[SearchHit] = self._call(
+                    "hybrid search", lambda: self._hybrid(query, text, expression, limit), flush=self._dirty)
+            return hits
         with threads:
             result = self._call("search", lambda: self._client.search(
                 self._name, data=[query.tolist()], filter=expression, limit=limit,
@@ -144,18 +172,25 @@ class MilvusStore:
                           score=self._score(float(hit["distance"])), distance=float(hit["distance"]))
                 for hit in result[0]]
 
-    def list(self, scope: Scope, filters: Filters, limit: int) -> list[MemoryRecord]:
-        rows = self._query(_expression(scope, filters), _RECORD_FIELDS, limit)
-        records = [_to_record(row) for row in rows]
+    def list(self, scope: Scope, filters: Filters, limit: int, *,
+             kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
+        """Memories oldest first; ``hide_covered`` leaves out episodes whose message yielded a fact."""
+        expression = _and(_expression(scope, filters), _kinds(kinds), "covered == false" if hide_covered else "")
+        records = [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, limit)]
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
+    def citing(self, episode_ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+        """Facts whose sources include any of these episodes."""
+        if not episode_ids:
+            return []
+        field = "sources" if self.hybrid else f"sources[{literal(_SOURCES_KEY)}]"
+        expression = f"json_contains_any({field}, [{', '.join(literal(i) for i in episode_ids)}])"
+        return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
+
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
-        if not ids:
-            return {}
-        rows = self._call("get", lambda: self._client.get(self._name, ids=list(ids), output_fields=["id", "vector"]),
-                          flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
-        return {row["id"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
+        return {row["id"]: np.asarray(row["vector"], dtype=np.float32)
+                for row in self._rows_by_id(ids, ["id", "vector"])}
 
     def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> builtins.list[MemoryRecord]:
         if not hashes:
@@ -192,15 +227,14 @@ class MilvusStore:
         """Drop the collection and create it empty, with the same schema."""
         def run() -> None:
             self._client.drop_collection(self._name)
-            self._create()
+            self._create(self._name)
             self._client.load_collection(self._name)
         self._call("reset", run)
         self._pending, self._dirty = 0, False
 
     def flush(self) -> None:
         """Persist pending rows into indexed segments (Lite); a no-op when nothing is pending."""
-        with self._lock:
-            self._flush_locked()
+        self._call("flush", self._flush_locked)
 
     def close(self) -> None:
         with self._lock:
@@ -208,10 +242,13 @@ class MilvusStore:
                 return
             self._closed = True
             try:
-                # Reopening is faster when nothing waits in the memtable to be replayed.
-                self._flush_locked()
+                # Reopening is faster when nothing waits in the memtable to be replayed; a failure here
+                # loses nothing (Lite's WAL holds the rows), so it must not keep the folder locked.
+                if self._broken is None:
+                    with contextlib.suppress(Exception):
+                        self._flush_locked()
             finally:
-                self._client.close()
+                self._disconnect()
 
     # -- inspection (localmem doctor) --------------------------------------------
     @staticmethod
@@ -260,7 +297,7 @@ class MilvusStore:
                              "not readable by 3.x); choose another path or move that file away")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return MilvusClient(uri=str(path), **kwargs)
+            return lite.open_client(path, **kwargs)
         except Exception as exc:
             if is_locked_by_another_process(path):
                 raise StoreLockedError(f"{path} is open in another process (Milvus Lite allows one process per "
@@ -268,13 +305,46 @@ class MilvusStore:
                                        ) from exc
             raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
 
-    def _create(self) -> None:
-        from pymilvus import DataType
+    def _disconnect(self) -> None:
+        """Close the client; on Lite, the last store of this process on the folder also stops its engine
+        (and its compaction), which frees the folder for other processes."""
+        if self.lite_path is None:
+            self._client.close()
+        else:
+            lite.close_client(self._client, self.lite_path)
 
+    def _reload(self, cause: BaseException) -> None:
+        """After a failed write, reopen the Lite folder so nothing is served from a damaged in-memory view.
+
+        Measured on a full disk (tests/test_store_lifecycle.py): a failed flush drops its rows from
+        the engine's memory though they are in the WAL on disk (hidden until a restart), and a failed
+        insert leaves a torn batch in the WAL, after which rows appended to that file are lost when it
+        is replayed. A reload replays the WAL into memory and sends later writes to a fresh WAL file.
+        If it fails too, this handle refuses all work until the store is opened again.
+        """
+        path = self.lite_path
+        if path is None:
+            return  # a server owns its segments and recovers them itself
+        try:
+            if lite.shared(path):
+                raise StoreError("another store of this process uses the same folder")
+            self._disconnect()
+            self._client = self._connect()
+            self._client.load_collection(self._name)
+            self._pending, self._dirty = 0, True  # what the memtable holds after the reload is unknown
+        except Exception as exc:
+            self._broken = (f"the store at {self._where} failed a write ({_reason(cause)}) and could not be "
+                            f"reloaded ({_reason(exc)}); free the disk or fix the cause, then reopen Memory")
+
+    def _create(self, name: str) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        bm25 = self._bm25_supported()
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.embedder.dims)
-        schema.add_field("memory", DataType.VARCHAR, max_length=_TEXT_BYTES)
+        text: dict[str, Any] = {"enable_analyzer": True, "analyzer_params": _ANALYZER} if bm25 else {}
+        schema.add_field("memory", DataType.VARCHAR, max_length=_TEXT_BYTES, **text)
         schema.add_field("hash", DataType.VARCHAR, max_length=64)
         for key in SCOPE_KEYS:
             # "" means unset: Milvus Lite cannot filter on NULL scalars portably.
@@ -282,21 +352,64 @@ class MilvusStore:
         schema.add_field("metadata", DataType.JSON)
         schema.add_field("created_at", DataType.VARCHAR, max_length=64)
         schema.add_field("updated_at", DataType.VARCHAR, max_length=64)
+        # Schema 2: episodes and facts (records.py), who and when, a fact's source episodes.
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)
+        schema.add_field("speaker", DataType.VARCHAR, max_length=MAX_SCOPE_ID_LENGTH * 4)
+        schema.add_field("timestamp", DataType.INT64)  # epoch seconds; 0 means unknown
+        schema.add_field("sources", DataType.JSON)
+        schema.add_field("covered", DataType.BOOL)
         index = self._client.prepare_index_params()
         # Build parameters are left to Milvus's defaults (HNSW M=16/efConstruction=200, IVF nlist=128).
         index.add_index(field_name="vector", index_type=self.index_type, metric_type=self.metric)
+        if bm25:
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="memory_bm25", function_type=FunctionType.BM25,
+                                         input_field_names=["memory"], output_field_names=["sparse"]))
+            index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self._client.create_collection(
-            self._name, schema=schema, index_params=index, consistency_level="Strong",
+            name, schema=schema, index_params=index, consistency_level="Strong",
             properties={_PROP_SCHEMA: str(SCHEMA_VERSION), _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
+
+    def _bm25_supported(self) -> bool:
+        """Milvus Lite 3 and servers from 2.5 run the BM25 function; older servers do not."""
+        if self._lite:
+            return True
+        try:
+            version = str(self._client.get_server_version())
+        except Exception:
+            return False
+        numbers = [int(p) for p in version.lstrip("v").split("-")[0].split(".")[:2] if p.isdigit()]
+        return tuple(numbers) >= (2, 5)
+
+    def _has_bm25(self) -> bool:
+        info = self._client.describe_collection(self._name)
+        if any(f["name"] == "sparse" for f in info.get("fields", [])):
+            return True
+        warnings.warn(f"collection {self._name!r} at {self._where} has no BM25 index (Milvus before 2.5): "
+                      "searches use dense vectors only, without word matching", LocalmemWarning, stacklevel=4)
+        return False
+
+    def _hybrid(self, query: Vectors, text: str, expression: str, limit: int) -> builtins.list[SearchHit]:
+        """Dense and BM25 searches of the same rows, fused here (fusion.py says why not in Milvus)."""
+        depth = max(limit, self.fusion.depth)
+        dense = self._client.search(self._name, data=[query.tolist()], filter=expression, limit=depth,
+                                    output_fields=_RECORD_FIELDS, anns_field="vector",
+                                    search_params=self._search_params(depth))[0]
+        words = self._client.search(self._name, data=[text], filter=expression, limit=depth,
+                                    output_fields=_RECORD_FIELDS, anns_field="sparse",
+                                    search_params={"metric_type": "BM25"})[0]
+        rows = {hit["id"]: hit["entity"] | {"id": hit["id"]} for hit in [*words, *dense]}
+        fused = self.fusion.fuse([(h["id"], self._score(float(h["distance"]))) for h in dense],
+                                 [(h["id"], abs(float(h["distance"]))) for h in words])
+        return [SearchHit(record=_to_record(rows[key]), score=self.fusion.scale(raw), distance=raw)
+                for key, raw in fused[:limit]]
 
     def _check_existing(self) -> None:
         """Migrate an older schema; refuse a newer one, or vectors of another size, model or metric."""
         where = f"collection {self._name!r} at {self._where}"
         info = self._client.describe_collection(self._name)
         found = milvus_migrations.stored_version(info.get("properties", {}), where)
-        if found != SCHEMA_VERSION:
-            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where)
-            info = self._client.describe_collection(self._name)
+        milvus_migrations.refuse_newer(found, SCHEMA_VERSION, where)
         fields = {f["name"]: f for f in info.get("fields", [])}
         vector = fields.get("vector")
         missing = {"id", "vector", "memory", "hash", "metadata", *SCOPE_KEYS} - set(fields)
@@ -311,16 +424,24 @@ class MilvusStore:
                 "to re-embed")
         stored = info.get("properties", {}).get(_PROP_EMBEDDER)
         if stored:
-            name = json.loads(stored).get("name")
-            if name != self.embedder.name:
+            # By content (a fingerprint of the weights), and the normalisation; see embedders/identity.py.
+            from localmem.embedders.identity import bundled_fingerprint, compare
+
+            verdict = compare(json.loads(stored), self.embedder, bundled_fingerprint())
+            if not verdict.ok:
                 raise SchemaMismatchError(
-                    f"{where} was filled by embedder {name!r}, not {self.embedder.name!r}: their vectors are not "
-                    "comparable; use that embedder, another collection_name, or `localmem export`/`import` "
-                    "to re-embed")
+                    f"{where} {verdict.problem}: their vectors are not comparable; use that embedder, another "
+                    "collection_name, or `localmem export`/`import` to re-embed")
+            if verdict.upgrade:  # a record from before content identities: write the fingerprint
+                self._client.alter_collection_properties(
+                    self._name, properties={_PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
         metric, self._stored_index_type = self._stored_index()
         if metric is not None and metric != self.metric:
             raise SchemaMismatchError(f"{where} is indexed with metric {metric}, but metric_type={self.metric} was "
                                       f"asked for; set metric_type={metric!r} or use another collection_name")
+        # Last: a migration may copy every row (upgrade.py), which only makes sense into a compatible schema.
+        if found != SCHEMA_VERSION:
+            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where, self._create)
 
     def _stored_index(self) -> tuple[str | None, str | None]:
         """(metric, index type) of the existing collection's vector index."""
@@ -342,7 +463,7 @@ class MilvusStore:
         if matrix.ndim != 2 or matrix.shape[0] != len(records):
             raise StoreError(f"{op}: {len(records)} records but vectors of shape {matrix.shape}")
         self._check_dims(matrix.shape[1])
-        rows = [_to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
+        rows = [_to_row(r, v, sources_as_object=not self.hybrid) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
         self._call(op, lambda: method(self._name, rows))
         self._mark_written(len(rows))
@@ -354,6 +475,14 @@ class MilvusStore:
         rows: builtins.list[dict[str, Any]] = self._call(
             "query", lambda: self._client.query(self._name, **kwargs),
             flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
+        return rows
+
+    def _rows_by_id(self, ids: Sequence[str], fields: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        rows: builtins.list[dict[str, Any]] = []
+        for chunk in _chunks(ids):
+            rows += self._call("get", lambda chunk=chunk: self._client.query(
+                self._name, filter=_ids_expression(chunk), output_fields=fields, limit=len(chunk)),
+                flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
         return rows
 
     def _mark_written(self, rows: int) -> None:
@@ -371,13 +500,20 @@ class MilvusStore:
         with self._lock:
             if self._closed:
                 raise StoreError(f"the store at {self._where} is closed")
+            if self._broken is not None:
+                raise StoreError(self._broken)
+            writing = what in _WRITES
             try:
                 if flush:
+                    writing = True  # a flush writes segments: its failure is a write failure
                     self._flush_locked()
+                    writing = what in _WRITES
                 return fn()
             except StoreError:
                 raise
             except Exception as exc:
+                if writing:
+                    self._reload(exc)
                 raise StoreError(f"Milvus {what} on collection {self._name!r} failed: {_reason(exc)}") from exc
 
     def _search_params(self, limit: int) -> dict[str, Any]:
@@ -403,7 +539,20 @@ def _expression(scope: Scope, filters: Filters) -> str:
     return render(scope, as_filter(filters))
 
 
-def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
+def _ids_expression(ids: Sequence[str]) -> str:
+    """``id in [...]`` with every id rendered by literal(): quoted and escaped, whatever it holds."""
+    return f"id in [{', '.join(literal(i) for i in ids)}]"
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    # Keeps each expression short and each result under the query window.
+    for start in range(0, len(ids), _IDS_PER_CALL):
+        yield list(ids[start:start + _IDS_PER_CALL])
+
+
+def _to_row(record: MemoryRecord, vector: list[float], *, sources_as_object: bool = False) -> dict[str, Any]:
+    """``sources_as_object``: a Milvus 2.3 server takes only objects in a JSON field (an array fails the
+    insert with "cannot unmarshal array"), so a collection made there (one without BM25) wraps the list."""
     row: dict[str, Any] = {
         "id": record.id,
         "vector": vector,
@@ -412,6 +561,11 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
         "metadata": record.metadata,
         "created_at": record.created_at,
         "updated_at": record.updated_at or "",
+        "kind": record.kind,
+        "speaker": record.speaker or "",
+        "timestamp": record.timestamp or 0,
+        "sources": {_SOURCES_KEY: list(record.sources)} if sources_as_object else list(record.sources),
+        "covered": record.covered,
     }
     for key in SCOPE_KEYS:
         row[key] = getattr(record.scope, key) or ""
@@ -423,8 +577,27 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
     metadata = row.get("metadata") or {}
     if isinstance(metadata, (str, bytes)):
         metadata = json.loads(metadata)
+    sources = row.get("sources") or []
+    if isinstance(sources, (str, bytes)):
+        sources = json.loads(sources)
+    if isinstance(sources, dict):  # the wrapped form of a collection without BM25 (see _to_row)
+        sources = sources.get(_SOURCES_KEY) or []
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
-                        created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None)
+                        created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
+                        kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,
+                        timestamp=int(row["timestamp"]) if row.get("timestamp") else None,
+                        sources=tuple(str(s) for s in sources), covered=bool(row.get("covered")))
+
+
+def _and(*parts: str) -> str:
+    present = [p for p in parts if p]
+    return " and ".join(f"({p})" for p in present) if len(present) > 1 else (present[0] if present else "")
+
+
+def _kinds(kinds: Sequence[Kind] | None) -> str:
+    if kinds is None:
+        return ""
+    return f"kind in [{', '.join(literal(k) for k in kinds)}]"
 
 
 def _probe(where: str, config: VectorStoreConfig) -> StoreHealth:

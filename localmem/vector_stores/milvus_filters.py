@@ -69,22 +69,24 @@ def _render(node: Filter) -> str:
         return " or ".join(f"({_render(item)})" for item in node.items)
     if isinstance(node, Not):
         return f"not ({_render(node.item)})"
-    if node.key.is_scope:
-        return _scope_test(node)
+    if node.key.is_field:
+        return _field_test(node)
     return _metadata_test(node)
 
 
-def _scope_test(node: Compare | In | Contains | Exists) -> str:
-    """Scope fields hold "" when unset (Milvus Lite cannot filter NULL scalars): unset counts as missing."""
+def _field_test(node: Compare | In | Contains | Exists) -> str:
+    """Scope fields and ``speaker`` hold "" when unset, ``timestamp`` 0 when unknown (Milvus Lite cannot
+    filter NULL scalars): the placeholder counts as missing."""
     field = node.key.name
+    unset = f"{field} != {0 if field == 'timestamp' else literal('')}"
     if isinstance(node, Exists):
-        return f'{field} != ""'
+        return unset
     if isinstance(node, In):
         return f"{field} in [{', '.join(literal(v) for v in node.values)}]"
     if isinstance(node, Compare):
         test = f"{field} {_COMPARE[node.op]} {literal(node.value)}"
-        # "" < "b": without the guard an ordering test would match rows where the key is unset.
-        return test if node.op == "eq" else f'{field} != "" and {test}'
+        # "" < "b", 0 < any time: without the guard an ordering test would match rows where the field is unset.
+        return test if node.op == "eq" else f"{unset} and {test}"
     raise InvalidFilterError(f"'contains' applies to list-valued metadata, not to {field!r}")
 
 

@@ -7,6 +7,7 @@ session's real Milvus server (tests/conftest.py::milvus_server_uri), dropped aft
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from localmem.config import VectorStoreConfig
+from localmem.errors import LocalmemWarning
 from localmem.protocols import EmbedderIdentity
 from localmem.vector_stores.milvus import MilvusStore
 
@@ -32,6 +34,14 @@ def backend(request: pytest.FixtureRequest, folder: Path) -> str:
         return str(folder / "contract.db")
     uri: str = request.getfixturevalue("milvus_server_uri")
     return uri
+
+
+def open_store(uri: str, identity: EmbedderIdentity = IDENTITY, **config: Any) -> MilvusStore:
+    """A MilvusStore on ``uri``. The 2.3 test server has no BM25 function: the store says so once
+    (a LocalmemWarning) and searches dense only, which is what these contracts test."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*has no BM25 index", category=LocalmemWarning)
+        return MilvusStore(VectorStoreConfig(uri=uri, **config), identity)
 
 
 def new_collection() -> str:
@@ -65,7 +75,7 @@ def make_store(backend_uri: str) -> Iterator[StoreFactory]:
 
     def factory(identity: EmbedderIdentity = IDENTITY, **config: Any) -> MilvusStore:
         config.setdefault("collection_name", collection)
-        store = MilvusStore(VectorStoreConfig(uri=backend_uri, **config), identity)
+        store = open_store(backend_uri, identity, **config)
         opened.append(store)
         return store
 

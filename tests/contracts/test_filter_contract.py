@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from localmem.config import VectorStoreConfig
 from localmem.errors import InvalidFilterError
-from localmem.records import MemoryRecord, Scope, text_hash
+from localmem.records import Kind, MemoryRecord, Scope, text_hash
 from localmem.vector_stores.milvus import MilvusStore
-from tests.contracts.conftest import BACKENDS, DIMS, IDENTITY, backend, drop, new_collection
+from tests.contracts.conftest import BACKENDS, DIMS, backend, drop, new_collection, open_store
 
 QUOTED = 'it\'s "quoted" \\ here'
 # id -> (scope, metadata). "u" is the scope every case reads; r6 belongs to "v".
@@ -31,6 +30,14 @@ ROWS: dict[str, tuple[Scope, dict[str, Any]]] = {
     "r6": (Scope("v"), {"cat": "a", "n": 1}),
 }
 IN_U = {"r1", "r2", "r3", "r4", "r5"}
+# id -> (kind, speaker, timestamp) for the record's own fields; rows not named are facts without
+# speaker or time. 1683500000 is 2023-05-07T23:33:20Z, 1690000000 2023-07-22, 1700000000 2023-11-14.
+FIELDS: dict[str, tuple[Kind, str | None, int | None]] = {
+    "r1": ("episode", "Jo", 1683500000),
+    "r2": ("fact", "Al", 1690000000),
+    "r4": ("episode", "Jo", 1700000000),
+    "r6": ("episode", "Jo", 1683500000),
+}
 
 CASES: list[tuple[dict[str, Any], set[str]]] = [
     # equality and comparisons on metadata
@@ -76,6 +83,19 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
     ({"agent_id": "*"}, {"r2", "r5"}),
     ({"agent_id": {"ne": "bot"}}, {"r1", "r3", "r4", "r5"}),
     ({"agent_id": {"in": ["bot", "other"]}}, {"r2", "r5"}),
+    # the record's own fields: speaker, kind, timestamp (unset speaker and unknown time are "missing")
+    ({"speaker": "Jo"}, {"r1", "r4"}),
+    ({"speaker": "*"}, {"r1", "r2", "r4"}),
+    ({"speaker": {"ne": "Jo"}}, {"r2", "r3", "r5"}),
+    ({"speaker": {"in": ["Jo", "Al"]}}, {"r1", "r2", "r4"}),
+    ({"kind": "episode"}, {"r1", "r4"}),
+    ({"kind": {"nin": ["episode"]}}, {"r2", "r3", "r5"}),
+    ({"timestamp": {"gte": "2023-05-01", "lt": "2023-08-01"}}, {"r1", "r2"}),
+    ({"timestamp": {"lt": 1690000000}}, {"r1"}),
+    ({"timestamp": {"gt": "2023-06-01T00:00:00Z"}}, {"r2", "r4"}),
+    ({"timestamp": 1683500000}, {"r1"}),
+    ({"timestamp": "*"}, {"r1", "r2", "r4"}),
+    ({"AND": [{"speaker": "Jo"}, {"timestamp": {"gte": "2023-06-01"}}]}, {"r4"}),
     ({"agent_id": {"nin": ["bot"]}}, {"r1", "r3", "r4", "r5"}),
     ({"agent_id": {"gt": "c"}}, {"r5"}),
     ({"agent_id": {"lt": "c"}}, {"r2"}),
@@ -89,9 +109,10 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusStore]:
     """The fixed rows, inserted once per backend (the cases only read)."""
     uri, collection = backend(request, tmp_path_factory.mktemp("filters")), new_collection()
-    store = MilvusStore(VectorStoreConfig(uri=uri, collection_name=collection), IDENTITY)
+    store = open_store(uri, collection_name=collection)
     records = [MemoryRecord(id=rid, memory=f"memory {rid}", hash=text_hash(rid), scope=scope, metadata=metadata,
-                            created_at=f"2026-01-01T00:00:0{i}+00:00")
+                            created_at=f"2026-01-01T00:00:0{i}+00:00", kind=FIELDS.get(rid, ("fact",))[0],
+                            speaker=FIELDS.get(rid, (None, None))[1], timestamp=FIELDS.get(rid, (None, None, None))[2])
                for i, (rid, (scope, metadata)) in enumerate(ROWS.items())]
     rng = np.random.default_rng(0)
     store.insert(records, rng.standard_normal((len(records), DIMS)).astype(np.float32))
@@ -135,7 +156,8 @@ def test_malformed_filters_are_refused_before_the_store(filled: MilvusStore) -> 
         deep = {"NOT": [deep]}
     bad: dict[str, Any]
     for bad in (deep, {"cat": {"in": []}}, {"c": {"regex": "a"}}, {"agent_id": {"contains": "b"}},
-                {"agent_id": 5}, {"cat": "\ud800"}):
+                {"agent_id": 5}, {"cat": "\ud800"}, {"timestamp": {"gte": "last tuesday"}},
+                {"speaker": {"contains": "J"}}, {"kind": 3}, {"timestamp": None}):
         with pytest.raises(InvalidFilterError):
             filled.list(Scope("u"), bad, 10)
         with pytest.raises(InvalidFilterError):

@@ -156,7 +156,8 @@ def test_the_schema_version_is_checked_on_open(make_store: StoreFactory, monkeyp
     # An older collection is migrated once, step by step, each step recorded.
     ran: list[str] = []
     monkeypatch.setattr(milvus, "SCHEMA_VERSION", milvus.SCHEMA_VERSION + 1)
-    monkeypatch.setitem(milvus_migrations.MIGRATIONS, milvus.SCHEMA_VERSION, lambda client, name: ran.append(name))
+    monkeypatch.setitem(milvus_migrations.MIGRATIONS, milvus.SCHEMA_VERSION,
+                        lambda client, name, create: ran.append(name))
     store = make_store()
     assert ran == [store.config.collection_name] and _stored_version(store) == str(milvus.SCHEMA_VERSION)
     assert store.get(["a"]) == [_record("a", "kept")]
@@ -169,10 +170,11 @@ def test_the_schema_version_is_checked_on_open(make_store: StoreFactory, monkeyp
     with pytest.raises(SchemaMismatchError, match=f"no migration to version {milvus.SCHEMA_VERSION}"):
         make_store()
     # A newer collection is refused by name and version, untouched.
-    monkeypatch.setattr(milvus, "SCHEMA_VERSION", 1)
+    newer = milvus.SCHEMA_VERSION - 1  # the version the collection records now
+    monkeypatch.setattr(milvus, "SCHEMA_VERSION", newer - 1)
     monkeypatch.setattr(milvus_migrations, "MIGRATIONS", {})
-    with pytest.raises(SchemaMismatchError, match=r"contract_\w+'.* has schema version 2, newer than this localmem "
-                                                  r"understands \(version 1\)"):
+    with pytest.raises(SchemaMismatchError, match=rf"contract_\w+'.* has schema version {newer}, newer than this "
+                                                  rf"localmem understands \(version {newer - 1}\)"):
         make_store()
 
 

@@ -1,7 +1,11 @@
-"""The one command: ``python -m benchmarks.run [--quick] [--out DIR] [--sizes ...] [--seed N]``.
+"""The one command: ``localmem bench [--quick] [--out DIR] [--sizes ...] [--seed N]``.
 
 Runs the sections in order (latency, scoring, ingestion, retrieval), then writes
-results.json, report.md and the PNG figures into the output folder. Milvus Lite
+results.json, report.md and the PNG figures into the output folder (``--out``, default a
+dated folder in the current directory). Data sets are read from ``--data DIR``,
+``$LOCALMEM_BENCH_DATA`` or the cache that ``localmem bench data fetch`` fills; what has no data
+is skipped and named at the end (latency, scoring and ingestion run on generated text without
+any). ``localmem bench data ...`` goes to fetch.py. Milvus Lite
 data folders live in a temporary directory and are deleted afterwards; only the
 embedding cache (~/.cache/localmem/bench) outlives a run.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import json
 import math
 import shlex
@@ -22,8 +27,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localmem.bench.datasets import DATA_ENV, FETCH_HINT
+from localmem.errors import DependencyError
+
 SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
-RESULTS = Path(__file__).resolve().parent / "results"
+# (section, part, data sets it needs); a part not listed runs on generated data when its data set is absent.
+NEEDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("latency", "latency on real text (ran on generated text instead)", ("locomo", "memorybank")),
+    ("scoring", "scoring: SciFact", ("scifact",)), ("scoring", "scoring: LoCoMo", ("locomo",)),
+    ("ingestion", "ingestion: add(infer=True) extraction quality", ("locomo",)),
+    ("retrieval", "retrieval", ("locomo",)))
+
+
+def default_out(quick: bool) -> Path:
+    """A new dated folder in the current directory: a run never overwrites an earlier one."""
+    return Path(f"localmem-bench-{'quick' if quick else 'full'}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 @dataclass(frozen=True)
@@ -31,7 +49,7 @@ class Options:
     """Everything a run depends on; ``for_mode`` fills the full / quick defaults."""
 
     quick: bool = False
-    out: Path = RESULTS / "latest"
+    out: Path = Path("localmem-bench")
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
     seed: int = 0
     # 100 queries x 3 passes: FLAT without a filter costs ~0.5 s per search at 100k rows on 2
@@ -54,13 +72,14 @@ class Options:
     extraction_conversations: int | None = None
     extraction_turns: int | None = 100  # LLM-bound: ~2-3 s per add(infer=True) on 2 busy cores
     infer_questions: int = 10  # add(infer=True) retrieval: questions whose turns (+ neighbours) are added
+    data: Path | None = None  # data folder (--data); None: $LOCALMEM_BENCH_DATA, else the fetch cache
     command: str = field(default="", compare=False)
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides: Any) -> Options:
-        base: dict[str, Any] = {"quick": quick}
+        base: dict[str, Any] = {"quick": quick, "out": default_out(quick)}
         if quick:
-            base.update(out=RESULTS / "quick", sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5,
+            base.update(sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5,
                         scifact_queries=100, scifact_docs=1_500, scoring_questions=150, ingest_single=100,
                         ingest_batched=500, retrieval_conversations=2, retrieval_questions=100,
                         extraction_conversations=1, extraction_turns=30, infer_questions=3)
@@ -70,12 +89,16 @@ class Options:
 
 def run_suite(options: Options) -> dict[str, Any]:
     """Run the chosen sections and write the outputs; returns what results.json holds."""
-    from benchmarks import env, ingestion, latency, plots, report, retrieval, scoring
-    from benchmarks.embedding import Embedders
+    from localmem.bench import data, env, ingestion, latency, plots, report, retrieval, scoring
+    from localmem.bench.embedding import Embedders
 
     started = time.perf_counter()
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
+    data.use_root(options.data)
+    skipped = _skipped(options.sections)
+    missing = sorted({n for entry in skipped for n in entry["needs"]})
+    print(f"data folder: {data.data_dir()}" + (f" (missing: {', '.join(missing)})" if missing else ""), flush=True)
     emb = Embedders(device=options.device)
     results: dict[str, Any] = {"mode": "quick" if options.quick else "full", "seed": options.seed,
                                "command": options.command or "run_suite()",
@@ -86,8 +109,8 @@ def run_suite(options: Options) -> dict[str, Any]:
     limit: contextlib.AbstractContextManager[None] = (
         contextlib.nullcontext() if options.threads is None else _thread_limit(options.threads))
     try:
-        # Milvus Lite's background compaction can still be writing when a store is closed; a
-        # leftover temp file must not fail a run whose figures are all in.
+        # Every store closes its client and stops its Lite engine (vector_stores/lite.py) before this
+        # folder goes; a leftover file still must not fail a run whose figures are all in.
         with limit, tempfile.TemporaryDirectory(prefix="localmem-bench-", ignore_cleanup_errors=True) as tmp:
             work = Path(tmp)
             for section in options.sections:
@@ -110,6 +133,9 @@ def run_suite(options: Options) -> dict[str, Any]:
                         extraction_turns=options.extraction_turns, seed=options.seed,
                         workdir=work)
                 elif section == "retrieval":
+                    if not data.has("locomo"):
+                        print("   skipped: needs LoCoMo", flush=True)
+                        continue
                     results["retrieval"] = retrieval.run(
                         emb, conversations=options.retrieval_conversations,
                         max_questions=options.retrieval_questions, seed=options.seed, warmup=options.warmup,
@@ -120,12 +146,20 @@ def run_suite(options: Options) -> dict[str, Any]:
                 results["timings_s"][section] = time.perf_counter() - t0
     finally:
         emb.close()
+    results["skipped"] = skipped
     results["elapsed_s"] = time.perf_counter() - started
     results = _finite(results)
     pngs = plots.write_all(results, samples, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     (out / "report.md").write_text(report.render(results, pngs))
     return results
+
+
+def _skipped(sections: tuple[str, ...]) -> list[dict[str, Any]]:
+    from localmem.bench import data
+
+    return [{"what": what, "needs": [n for n in needs if not data.has(n)]}
+            for section, what, needs in NEEDS if section in sections and not data.has(*needs)]
 
 
 @contextlib.contextmanager
@@ -162,9 +196,10 @@ def _finite(value: Any) -> Any:
 
 
 def parse(argv: list[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="localmem bench", description="Run the benchmark suite: search latency vs N, "
+                                     "L2 vs cosine vs IP, ingestion rates, full-product retrieval.")
     parser.add_argument("--quick", action="store_true", help="small sizes and subsets: a few minutes on 2 cores")
-    parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/latest or quick)")
+    parser.add_argument("--out", type=Path, help="results folder (default: ./localmem-bench-<mode>-<date>)")
     parser.add_argument("--sizes", type=int, nargs="+", help="latency corpus sizes (default 1000 10000 100000)")
     parser.add_argument("--seed", type=int, help="seed of every sample and the corpus expansion (default 0)")
     parser.add_argument("--queries", type=int, help="latency queries per configuration")
@@ -173,19 +208,40 @@ def parse(argv: list[str] | None = None) -> Options:
     parser.add_argument("--threads", type=int,
                         help="cap torch, OpenMP and BLAS threads for the whole run (Milvus Lite's engine included)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--data", type=Path, help=f"benchmark data folder (default ${DATA_ENV}, else the cache that "
+                        f"'{FETCH_HINT}' fills)")
+    parser.epilog = (f"'localmem bench data list|fetch' shows and downloads the data sets ({FETCH_HINT} --help). "
+                     "exit codes: as for every localmem command (localmem --help lists them).")
     args = parser.parse_args(argv)
     return Options.for_mode(
         args.quick, out=args.out, sizes=tuple(args.sizes) if args.sizes else None, seed=args.seed,
         queries=args.queries, repeats=args.repeats, device=args.device, threads=args.threads,
-        sections=tuple(args.sections) if args.sections else None,
-        command=" ".join(["python -m benchmarks.run", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]))
+        sections=tuple(args.sections) if args.sections else None, data=args.data,
+        command=" ".join(["localmem bench", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]))
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["data"]:
+        from localmem.bench import fetch
+
+        return fetch.main(argv[1:])
     options = parse(argv)
+    _require_extra()
     results = run_suite(options)
-    print(f"wrote {options.out}/results.json, report.md and figures in {results['elapsed_s']:.0f} s")
+    for entry in results["skipped"]:
+        print(f"skipped {entry['what']}: no {', '.join(entry['needs'])} data")
+    if results["skipped"]:
+        hint = " ".join(sorted({n for e in results["skipped"] for n in e["needs"]}))
+        print(f"get the data with: {FETCH_HINT} {hint}   (or --data DIR pointing at a copy)")
+    print(f"results in {options.out}/ (results.json, report.md, figures), {results['elapsed_s']:.0f} s")
     return 0
+
+
+def _require_extra() -> None:
+    """The plots need matplotlib, which only the [bench] extra installs: say so before any work."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DependencyError("the benchmark suite needs matplotlib: pip install 'localmem[bench]'")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Loaders for the shared benchmark data and the deterministic corpus expansion.
+"""Loaders for the benchmark data and the deterministic corpus expansion.
 
-The data sets are third-party and stay in the shared data folder (``$LOCALMEM_BENCH_DATA``
-or ``../shared/data`` beside the checkout); this module only reads them.
+The data sets are third-party and stay in the data folder (datasets.data_root: ``--data DIR``,
+``$LOCALMEM_BENCH_DATA`` or the cache that ``localmem bench data fetch`` fills); this module only
+reads them and never downloads. With LoCoMo and MemoryBank absent, the latency corpus and the
+ingestion texts come from synthetic.py instead, and ``corpus_source()`` says so.
 
 Corpus expansion (for latency runs larger than the real text we have): the base is every
-LoCoMo dev turn ("Speaker: text") and every MemoryBank utterance, shuffled with the run's
+LoCoMo turn ("Speaker: text") and every MemoryBank utterance, shuffled with the run's
 seed. Past the base, each extra text joins two sentences drawn (seeded RNG) from different
 base texts, skipping repeats, so the vectors look like real conversational text rather
 than random noise. Corpus(N) is always the first N texts of one sequence, so runs of
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 from collections.abc import Iterator
@@ -23,22 +24,38 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-DATA_ENV = "LOCALMEM_BENCH_DATA"
+from localmem.bench import datasets, synthetic
+
 QA_CATEGORIES = (1, 2, 3, 4)  # 5 (adversarial) has no answer and no evidence to retrieve
 N_USERS = 100  # user_id-like field of the latency corpus: a filter keeps about 1% of rows
+SYNTHETIC_BASE = 5_000  # generated texts standing in for the real base when LoCoMo/MemoryBank are absent
 
 _EVIDENCE = re.compile(r"D\s*:?\s*(\d+)\s*:\s*(\d+)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_root: Path | None = None  # --data DIR of this run
+
+
+def use_root(path: Path | None) -> None:
+    """Read the data sets from ``path`` (``--data``); None: $LOCALMEM_BENCH_DATA, else the cache."""
+    global _root
+    _root = path
+    _locomo.cache_clear()
 
 
 def data_dir() -> Path:
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env)
-    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"benchmark data not found; set {DATA_ENV} to the shared data folder")
+    return datasets.data_root(_root)
+
+
+def has(*names: str) -> bool:
+    """Whether every named data set (datasets.MANIFEST) is present in the data folder."""
+    return not datasets.missing(names, data_dir())
+
+
+def locomo_path() -> Path:
+    """The official 10-conversation file when fetched, else the 6-conversation dev copy."""
+    folder = data_dir() / "locomo"
+    official = folder / "locomo10.json"
+    return official if official.is_file() else folder / "locomo_dev.json"
 
 
 # -- LoCoMo ----------------------------------------------------------------------------
@@ -64,7 +81,7 @@ def normalise_evidence(raw: list[str]) -> frozenset[str]:
 
 @cache
 def _locomo() -> list[dict[str, object]]:
-    data: list[dict[str, object]] = json.loads((data_dir() / "locomo" / "locomo_dev.json").read_text())
+    data: list[dict[str, object]] = json.loads(locomo_path().read_text())
     return data
 
 
@@ -143,8 +160,21 @@ def scifact(max_queries: int | None = None, max_docs: int | None = None, seed: i
 
 
 # -- the latency corpus ----------------------------------------------------------------
+def corpus_source() -> str:
+    return "locomo+memorybank" if has("locomo", "memorybank") else "generated"
+
+
 def base_texts() -> list[str]:
+    if corpus_source() == "generated":
+        return synthetic.texts(SYNTHETIC_BASE, seed=0)
     return [t.text for t in locomo_turns()] + memorybank_texts()
+
+
+def ingest_texts() -> list[str]:
+    """Texts for the ingestion rates: LoCoMo turns, else generated facts."""
+    if has("locomo"):
+        return list(dict.fromkeys(t.text for t in locomo_turns()))
+    return synthetic.texts(SYNTHETIC_BASE, seed=0)
 
 
 def _expanded(seed: int) -> Iterator[str]:
@@ -176,7 +206,9 @@ def latency_corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
 
 
 def latency_queries(n: int, seed: int) -> list[str]:
-    """Real questions: MemoryBank probing questions and LoCoMo questions, seeded sample."""
+    """Real questions: MemoryBank probing questions and LoCoMo questions, seeded sample (else generated)."""
+    if corpus_source() == "generated":
+        return synthetic.questions(n, seed)
     pool = list(dict.fromkeys(memorybank_questions() + [q.text for q in locomo_questions()]))
     return random.Random(seed).sample(pool, min(n, len(pool)))
 

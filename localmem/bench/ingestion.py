@@ -4,7 +4,7 @@ Three ways to write the same LoCoMo turns, each into a fresh Milvus Lite folder:
 one ``Memory.add(infer=False)`` per message; one add() per batch of messages (a list
 in one call); and ``store.insert`` of prepared records with precomputed vectors (no
 embedding, no duplicate check, no history), which bounds what add() could reach.
-add(infer=True) needs the language model and is measured by benchmarks/extraction.py.
+add(infer=True) needs the language model and is measured by localmem/bench/extraction.py.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data
-from benchmarks.embedding import Embedders, normalise
-from benchmarks.timing import summarize
 from localmem import LocalmemError, Memory, MemoryConfig
+from localmem.bench import data
+from localmem.bench.datasets import FETCH_HINT
+from localmem.bench.embedding import Embedders, normalise
+from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
 from localmem.records import MemoryRecord, Scope, now_iso, text_hash
 from localmem.vector_stores.milvus import MilvusStore
@@ -32,10 +33,11 @@ def _memory(emb: Embedders, path: Path) -> Memory:
 
 def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conversations: int | None,
         extraction_turns: int | None, seed: int, workdir: Path) -> dict[str, Any]:
-    texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))
+    texts = data.ingest_texts()
     n_single = min(n_single, len(texts))
     n_batched = len(texts) if n_batched is None else min(n_batched, len(texts))
-    out: dict[str, Any] = {"device": emb.device, "batch_messages": BATCH, "bulk_records": BULK}
+    out: dict[str, Any] = {"device": emb.device, "batch_messages": BATCH, "bulk_records": BULK,
+                           "texts": "locomo" if data.has("locomo") else "generated"}
 
     with _memory(emb, workdir / "ingest_single.db") as memory:
         memory.add("warm-up", user_id="warmup", infer=False)
@@ -71,18 +73,20 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
         done = time.perf_counter()
         out["store_bulk"] = {"records": n_batched, "memories_per_s": n_batched / (done - start),
                              "insert_s": inserted - start, "flush_s": done - inserted}
-    out["infer"] = extraction(conversations=extraction_conversations, turns=extraction_turns, seed=seed)
+    out["infer"] = (extraction(conversations=extraction_conversations, turns=extraction_turns, seed=seed)
+                    if data.has("locomo") else {"skipped": f"needs LoCoMo ({FETCH_HINT} locomo)"})
     return out
 
 
 def extraction(*, conversations: int | None, turns: int | None, seed: int) -> dict[str, Any]:
-    """add(infer=True) latency and extraction quality, from benchmarks/extraction.py."""
-    from benchmarks.extraction import measure_extraction
+    """add(infer=True) latency and extraction quality, from localmem/bench/extraction.py."""
+    from localmem.bench.extraction import measure_extraction
 
     start = time.perf_counter()
     try:
-        # A seeded sample of turns: every turn of every conversation would take hours.
-        result = dict(measure_extraction(conversations=conversations, seed=seed, turns=turns))
+        # The first turns of each conversation: every turn of every conversation would take hours.
+        per_conversation = max(1, (turns or 200) // (conversations or 6))
+        result = dict(measure_extraction(per_conversation, 5, conversations))
     except LocalmemError as exc:  # e.g. the model is not prepared: the rest of the run keeps its figures
         return {"skipped": f"add(infer=True) not measured: {type(exc).__name__}: {exc}"}
     result["elapsed_s"] = time.perf_counter() - start

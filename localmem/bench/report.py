@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import milvus_direct
+from localmem.bench import milvus_direct
+from localmem.bench.datasets import FETCH_HINT
 
 METRIC_NOTE = """\
 **Why the rankings coincide for unit vectors.** For vectors with |a| = |b| = 1,
@@ -51,7 +52,8 @@ def render(results: dict[str, Any], pngs: list[str]) -> str:
              f"- Command: `{results['command']}`; seed {results['seed']}; took {results['elapsed_s']:.0f} s",
              f"- CPU: {env['cpu']} ({env['cores_usable']} usable cores, torch threads {env['torch_threads']}); "
              f"GPU: {gpu}; embedder device: **{env['embedder_device']}**",
-             f"- Commit {env['git']['commit']}{' (dirty tree)' if env['git']['dirty'] else ''}; "
+             f"- Commit {env['git']['commit'] or 'n/a (installed package)'}"
+             f"{' (dirty tree)' if env['git']['dirty'] else ''}; "
              f"pymilvus {env['packages']['pymilvus']}, milvus-lite {env['packages']['milvus-lite']}, "
              f"torch {env['packages']['torch']}, sentence-transformers {env['packages']['sentence-transformers']}",
              f"- Thread cap (`--threads`, torch + OpenMP + BLAS): {results['options'].get('threads') or 'none'}; "
@@ -66,6 +68,12 @@ def render(results: dict[str, Any], pngs: list[str]) -> str:
         lines += _ingestion(results["ingestion"])
     if "retrieval" in results:
         lines += _retrieval(results["retrieval"])
+    if results.get("skipped"):
+        lines += ["## Skipped for want of data", "",
+                  *[f"- {s['what']}: needs {', '.join(s['needs'])}" for s in results["skipped"]],
+                  "", f"Get the data with `{FETCH_HINT} "
+                  f"{' '.join(sorted({n for s in results['skipped'] for n in s['needs']}))}`, or point `--data DIR` "
+                  "at a copy.", ""]
     lines += ["## Figures", ""] + [f"![{p}]({p})" for p in pngs] + [""]
     return "\n".join(lines)
 
@@ -74,7 +82,7 @@ def _latency(lat: dict[str, Any]) -> list[str]:
     e = lat["embed"]
     blas = "applied" if lat.get("floor_blas_single_threaded") else "threadpoolctl missing: not applied"
     lines = ["## 1. Search latency vs corpus size", "",
-             f"{lat['queries']} real questions (MemoryBank probing + LoCoMo), k={lat['k']}, COSINE, "
+             f"{lat['queries']} {_corpus(lat.get('corpus', 'locomo+memorybank'))}, k={lat['k']}, COSINE, "
              f"{lat['repeats']} repeat(s). Query embedding alone: p50 {e['p50_ms']:.2f} ms, "
              f"p95 {e['p95_ms']:.2f} ms. *Total* = embedding + vector search, per query; the **floor** is "
              "embedding + exact numpy scan over the same unit vectors (filtered: over that user's rows only). "
@@ -108,6 +116,13 @@ def _latency(lat: dict[str, Any]) -> list[str]:
     lines += _table(["N", "filter", "index", "search p50 ms", "total p50 ms", "total p95", "total p99", "QPS",
                      "p50 × floor", "p99 × floor", f"recall@{lat['k']} vs exact", "build"], rows)
     return lines
+
+
+def _corpus(source: str) -> str:
+    if source == "generated":
+        return ("generated questions over a generated corpus (no LoCoMo / MemoryBank data: figures comparable "
+                "only with other generated runs)")
+    return "real questions (MemoryBank probing + LoCoMo) over their texts"
 
 
 def _build(build: dict[str, Any]) -> str:
@@ -149,7 +164,8 @@ def _scoring(sc: dict[str, Any]) -> list[str]:
 def _ingestion(ing: dict[str, Any]) -> list[str]:
     single, batched, bulk = ing["single"], ing["batched"], ing["store_bulk"]
     lines = ["## 3. Ingestion", "",
-             "LoCoMo turns, each mode into a fresh Milvus Lite folder; add() includes embedding, the "
+             f"{'LoCoMo turns' if ing.get('texts', 'locomo') == 'locomo' else 'Generated facts (no LoCoMo data)'}, "
+             "each mode into a fresh Milvus Lite folder; add() includes embedding, the "
              "duplicate check and the history write; store bulk is `store.insert` of prepared records with "
              "precomputed vectors plus the flush a first search would pay.", ""]
     lines += _table(["mode", "memories", "memories/s", "latency"], [
@@ -164,7 +180,7 @@ def _ingestion(ing: dict[str, Any]) -> list[str]:
         lines += [f"add(infer=True): skipped — {infer['skipped']}", ""]
     else:
         shown = {k: v for k, v in infer.items() if k != "examples"}  # examples stay in results.json
-        lines += ["add(infer=True), from benchmarks/extraction.py:", "", "```", _flat(shown), "```", ""]
+        lines += ["add(infer=True), from localmem/bench/extraction.py:", "", "```", _flat(shown), "```", ""]
     return lines
 
 

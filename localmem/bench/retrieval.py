@@ -11,6 +11,7 @@ scan over the vectors Milvus holds for that conversation. Targets: search p50 at
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -18,14 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import data, floor, metrics
-from benchmarks.embedding import Embedders
-from benchmarks.timing import median_of_passes, summarize, time_interleaved
 from localmem import Memory, MemoryConfig
+from localmem.bench import data, floor, metrics
+from localmem.bench.embedding import Embedders
+from localmem.bench.timing import median_of_passes, summarize, time_interleaved
 from localmem.config import VectorStoreConfig
 from localmem.protocols import Vectors
 
 SPEED_TARGET = 1.5
+_DATED = re.compile(r"^\(\d{1,2} [A-Z][a-z]+ \d{4}\) ")
 NEIGHBOURS = 3
 DEPTH = max(metrics.KS)
 
@@ -72,7 +74,7 @@ def run(emb: Embedders, *, conversations: int | None, max_questions: int | None,
     product_stats, floor_stats = median_of_passes(product_passes), median_of_passes(floor_passes)
 
     def quality(results: dict[int, list[str]]) -> dict[str, Any]:
-        per_query = [([labels[q.conversation][m.strip()] for m in results[i]], q.evidence)
+        per_query = [([labels[q.conversation][_said(m)] for m in results[i]], q.evidence)
                      for i, q in enumerate(questions)]
         out: dict[str, Any] = metrics.curves(per_query)
         out["hit_at_5_by_category"] = {
@@ -143,6 +145,11 @@ def infer_subset(emb: Embedders, *, n_questions: int, seed: int, workdir: Path) 
     finally:
         llm.close()
     return out
+
+
+def _said(memory: str) -> str:
+    """A stored episode's text without the date localmem writes before it: the turn as said."""
+    return _DATED.sub("", memory, count=1).strip()
 
 
 def _stored(memory: Memory, conv: str) -> tuple[list[str], Vectors]:

@@ -18,7 +18,7 @@ def write_all(results: dict[str, Any], samples: dict[str, Any], out: Path) -> li
         written.append(_latency(results["latency"], device, out / "latency_vs_n.png"))
     for dataset, variants in samples.items():
         written.append(_histograms(dataset, variants, device, out / f"scores_{dataset}.png"))
-    if "retrieval" in results or "scoring" in results:
+    if "retrieval" in results or "locomo" in results.get("scoring", {}).get("datasets", {}):
         written.append(_recall(results, device, out / "recall_at_k.png"))
     return written
 
@@ -41,7 +41,7 @@ def _latency(lat: dict[str, Any], device: str, path: Path) -> str:
             ax.set_xlabel("corpus size N")
             ax.set_ylabel("p50 latency (ms)")
             ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8, loc="upper left")
     fig.suptitle(f"Search latency vs N, Milvus Lite (COSINE, k={lat['k']}); embedder on {device}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -64,7 +64,7 @@ def _histograms(dataset: str, variants: dict[str, Any], device: str, path: Path)
                 ax.hist(relevant, bins=bins, alpha=0.6, density=True, label=f"relevant ({len(relevant)})")
             ax.set_title(f"{variant} vectors, {metric}")
             ax.set_xlabel("localmem score (higher = more similar)")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{dataset}: scores of top-10 results; embedder on {device}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -98,7 +98,7 @@ def _recall(results: dict[str, Any], device: str, path: Path) -> str:
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"Retrieval quality at k; embedder on {device}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.data import texts_hash
+from localmem.bench.data import texts_hash
 from localmem.config import EmbedderConfig
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder, force_offline
 from localmem.models import find_entry, resolve_model

@@ -15,27 +15,27 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import floor, milvus_direct
-from benchmarks.data import latency_corpus, latency_queries
-from benchmarks.embedding import Embedders, normalise
-from benchmarks.timing import Stats, elementwise_sum, median_of_passes, time_each
+from localmem.bench import floor, milvus_direct
+from localmem.bench.data import corpus_source, latency_corpus, latency_queries
+from localmem.bench.embedding import Embedders, normalise
+from localmem.bench.timing import Stats, elementwise_sum, median_of_passes, time_each
 from localmem.protocols import Vectors
+from localmem.vector_stores import lite
 
 
 def run(emb: Embedders, *, sizes: list[int], n_queries: int, seed: int, repeats: int, warmup: int, k: int,
         workdir: Path, index_types: tuple[str, ...] = milvus_direct.INDEX_TYPES) -> dict[str, Any]:
-    from pymilvus import MilvusClient
-
     queries = latency_queries(n_queries, seed)
     embed_passes = time_each(lambda q: emb.default.embed([q]), queries, warmup=warmup, repeats=repeats)
     qvecs = emb.default.embed(queries)
     texts, users = latency_corpus(max(sizes), seed)
     print(f"latency: corpus of {len(texts)} texts, {len(queries)} queries", flush=True)
     corpus = normalise(emb.embed_raw_cached(texts, progress=True))
-    out: dict[str, Any] = {"device": emb.device, "queries": len(queries), "k": k, "repeats": repeats,
+    out: dict[str, Any] = {"device": emb.device, "corpus": corpus_source(), "queries": len(queries), "k": k,
+                           "repeats": repeats,
                            "floor_blas_single_threaded": floor.blas_limit_available(),
                            "embed": median_of_passes(embed_passes).to_dict(), "sizes": {}}
-    client = MilvusClient(str(workdir / "latency.db"))
+    client = lite.open_client(workdir / "latency.db")
     try:
         for n in sorted(sizes):
             rng = random.Random(seed + n)
@@ -44,7 +44,7 @@ def run(emb: Embedders, *, sizes: list[int], n_queries: int, seed: int, repeats:
             out["sizes"][str(n)] = _one_size(client, corpus[:n], users[:n], qvecs, filter_users, embed_passes,
                                              k=k, warmup=warmup, repeats=repeats, index_types=index_types)
     finally:
-        client.close()
+        lite.close_client(client, workdir / "latency.db")  # stops the engine before the run removes the folder
     return out
 
 

@@ -1,7 +1,8 @@
 """L2 vs cosine vs inner product, on unit vectors (the default) and on raw ones.
 
-For SciFact (nDCG@10) and LoCoMo dev QA (hit@k / recall@k, searched within the
-question's conversation) every (variant, metric) pair gets its own exact (FLAT) Milvus
+For SciFact (nDCG@10), LoCoMo QA (hit@k / recall@k, searched within the question's
+conversation) and the generated fact set (synthetic.py: one relevant fact per question; it
+needs no download, so this section runs on any machine) every (variant, metric) pair gets its own exact (FLAT) Milvus
 Lite collection, so differences come from the metric alone, not from an index. We
 record quality, per-query store latency, how much the top-10 lists of two metrics
 agree, and the distribution of localmem's scores for relevant and irrelevant results,
@@ -18,15 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import data, floor, metrics, milvus_direct
-from benchmarks.embedding import Embedders, normalise
-from benchmarks.timing import median_of_passes, time_each
+from localmem.bench import data, floor, metrics, milvus_direct, synthetic
+from localmem.bench.embedding import Embedders, normalise
+from localmem.bench.timing import median_of_passes, time_each
 from localmem.protocols import Vectors
+from localmem.vector_stores import lite
 
 VARIANTS = ("normalised", "raw")
 DEPTH = max(metrics.KS)  # results fetched per query
 SCORE_DEPTH = 10  # results whose scores feed the relevant/irrelevant distributions
 _Q = (0.05, 0.25, 0.5, 0.75, 0.95)
+GENERATED_QUERIES = 300  # questions over the generated facts (600 facts: 50 people x 12 attributes)
 
 
 @dataclass(frozen=True)
@@ -43,33 +46,46 @@ class Dataset:
 
 def load_datasets(emb: Embedders, *, scifact_queries: int | None, scifact_docs: int | None,
                   locomo_questions: int | None, locomo_conversations: int | None, seed: int) -> list[Dataset]:
+    """The generated set always; SciFact and LoCoMo when their data are present."""
+    gen = synthetic.labelled(GENERATED_QUERIES if scifact_queries is None else scifact_queries, seed)
+    out = [Dataset("generated", emb.embed_raw_cached(gen.docs, progress=True), [(d,) for d in gen.doc_ids],
+                   ["all"] * len(gen.docs), emb.embed_raw_cached(gen.queries), [None] * len(gen.queries),
+                   [frozenset((r,)) for r in gen.relevant], None)]
+    if data.has("scifact"):
+        out.append(_scifact(emb, scifact_queries, scifact_docs, seed))
+    if data.has("locomo"):
+        out.append(_locomo(emb, locomo_questions, locomo_conversations, seed))
+    return out
+
+
+def _scifact(emb: Embedders, scifact_queries: int | None, scifact_docs: int | None, seed: int) -> Dataset:
     sf = data.scifact(max_queries=scifact_queries, max_docs=scifact_docs, seed=seed)
-    scifact = Dataset("scifact", emb.embed_raw_cached(sf.docs, progress=True), [(d,) for d in sf.doc_ids],
+    return Dataset("scifact", emb.embed_raw_cached(sf.docs, progress=True), [(d,) for d in sf.doc_ids],
                       ["all"] * len(sf.docs), emb.embed_raw_cached(sf.queries), [None] * len(sf.queries),
-                      [frozenset(sf.qrels[q]) for q in sf.query_ids], [sf.qrels[q] for q in sf.query_ids])
+                   [frozenset(sf.qrels[q]) for q in sf.query_ids], [sf.qrels[q] for q in sf.query_ids])
+
+
+def _locomo(emb: Embedders, locomo_questions: int | None, locomo_conversations: int | None, seed: int) -> Dataset:
     turns = data.locomo_turns()
     convs = sorted({t.conversation for t in turns})[:locomo_conversations]
     turns = [t for t in turns if t.conversation in convs]
     questions = [q for q in data.locomo_questions() if q.conversation in convs]
     if locomo_questions is not None:
         questions = random.Random(seed).sample(questions, min(locomo_questions, len(questions)))
-    locomo = Dataset("locomo", emb.embed_raw_cached([t.text for t in turns], progress=True),
-                     [(f"{t.conversation}|{t.dia_id}",) for t in turns], [t.conversation for t in turns],
-                     emb.embed_raw_cached([q.text for q in questions]), [q.conversation for q in questions],
-                     [frozenset(f"{q.conversation}|{e}" for e in q.evidence) for q in questions], None)
-    return [scifact, locomo]
+    return Dataset("locomo", emb.embed_raw_cached([t.text for t in turns], progress=True),
+                   [(f"{t.conversation}|{t.dia_id}",) for t in turns], [t.conversation for t in turns],
+                   emb.embed_raw_cached([q.text for q in questions]), [q.conversation for q in questions],
+                   [frozenset(f"{q.conversation}|{e}" for e in q.evidence) for q in questions], None)
 
 
 def run(emb: Embedders, *, scifact_queries: int | None, scifact_docs: int | None, locomo_questions: int | None,
         locomo_conversations: int | None, seed: int, warmup: int, workdir: Path
         ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Returns (figures for results.json, score samples for the histograms)."""
-    from pymilvus import MilvusClient
-
     out: dict[str, Any] = {"normalize_module_stripped": emb.normalize_module_found,
                            "normalise_matches_default_max_abs_diff": None, "datasets": {}}
     samples: dict[str, Any] = {}
-    client = MilvusClient(str(workdir / "scoring.db"))
+    client = lite.open_client(workdir / "scoring.db")
     try:
         for ds in load_datasets(emb, scifact_queries=scifact_queries, scifact_docs=scifact_docs,
                                 locomo_questions=locomo_questions, locomo_conversations=locomo_conversations,
@@ -77,8 +93,8 @@ def run(emb: Embedders, *, scifact_queries: int | None, scifact_docs: int | None
             print(f"scoring: {ds.name} ({len(ds.doc_raw)} docs, {len(ds.query_raw)} queries)", flush=True)
             out["datasets"][ds.name], samples[ds.name] = _dataset(client, ds, warmup)
     finally:
-        client.close()
-    out["normalise_matches_default_max_abs_diff"] = emb.check_normalised([t.text for t in data.locomo_turns()[:32]])
+        lite.close_client(client, workdir / "scoring.db")  # stops the engine before the run removes the folder
+    out["normalise_matches_default_max_abs_diff"] = emb.check_normalised(data.base_texts()[:32])
     return out, samples
 
 

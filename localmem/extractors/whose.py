@@ -1,0 +1,179 @@
+"""Whose a fact is: find a message's speaker and rewrite first and second person to names.
+
+The 270M model copies a speaker's words ("I have a dog named Max") far more
+reliably than it rewrites them, so the rewrite to "Deborah has a dog named
+Max" is done here, deterministically. A speaker is known from the message's
+``name`` field or a leading "Name: " in its content; "you" becomes the other
+speaker when a conversation has exactly two (or the previous message's speaker).
+
+English-only word rules over short fact texts; nothing here calls a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from localmem.records import Message
+
+# "Name: text" with one or two capitalised words before the colon. Words that open
+# notes rather than name people ("Update: I moved") are not speakers.
+_PREFIX = re.compile(r"^\s*([A-Z][\w'.-]{0,30}(?: [A-Z][\w'.-]{0,30})?):\s+(\S.*)$", re.DOTALL)
+_LABELS = """
+note notes update updates edit correction corrections re fwd fw ps pps question questions answer answers todo
+reminder fyi btw user assistant system summary warning important tip tips hint info context source fact facts
+status title subject topic quote example goal goals plan plans problem solution result results step task tasks
+idea ideas thought thoughts feedback response reply request issue bug fix lesson rule reason conclusion news
+breaking agenda today tomorrow yesterday morning evening tonight weekend update dear hello hi hey p s q a me i
+also and but so ok okay yes no well anyway otherwise
+"""
+_NOT_NAMES = frozenset(_LABELS.split())
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A message as the extractor reads it: who said it, to whom, and the words without the name prefix."""
+
+    index: int
+    speaker: str | None
+    addressee: str | None
+    text: str
+
+
+def split_speaker(message: Message) -> tuple[str | None, str]:
+    """(speaker, content without a "Name: " prefix); the ``name`` field wins over a prefix."""
+    match = _PREFIX.match(message.content)
+    prefixed = match is not None and match.group(1).lower() not in _NOT_NAMES
+    text = match.group(2).strip() if match is not None and prefixed else message.content.strip()
+    name = (message.name or "").strip() or (match.group(1) if match is not None and prefixed else None)
+    return name, text
+
+
+def turns(messages: Sequence[Message]) -> list[Turn]:
+    """Each message with its speaker and addressee (the other of exactly two speakers, else the previous one)."""
+    split = [split_speaker(m) for m in messages]
+    names = list(dict.fromkeys(name for name, _ in split if name))
+    out: list[Turn] = []
+    previous: str | None = None
+    for index, (name, text) in enumerate(split):
+        addressee: str | None = None
+        if name is not None and len(names) == 2:
+            addressee = names[1] if name == names[0] else names[0]
+        elif name is not None and previous is not None and previous != name:
+            addressee = previous
+        out.append(Turn(index, name, addressee, text))
+        previous = name or previous
+    return out
+
+
+# -- first and second person -> names ------------------------------------------------
+_ADVERBS = frozenset({"really", "also", "just", "usually", "always", "often", "never", "still", "recently",
+                      "sometimes", "absolutely", "totally", "definitely", "finally", "actually", "currently",
+                      "even", "already", "now", "only"})
+_KEEP_VERBS = frozenset({"was", "had", "can", "could", "should", "must", "might", "may", "did", "will", "would",
+                         "shall"})
+_IRREGULAR = {"am": "is", "are": "is", "have": "has", "do": "does", "were": "was", "'m": "is", "'re": "is",
+              "'ve": "has", "'ll": "will", "'d": "would", "don't": "doesn't", "dont": "doesn't",
+              "haven't": "hasn't", "aren't": "isn't", "weren't": "wasn't"}
+_PAST_IRREGULAR = frozenset({
+    "went", "got", "made", "took", "saw", "met", "ran", "bought", "found", "gave", "came", "left", "felt",
+    "thought", "told", "began", "wrote", "won", "lost", "spent", "sent", "built", "kept", "brought", "taught",
+    "caught", "ate", "drove", "flew", "grew", "knew", "sold", "sang", "swam", "became", "heard", "held", "paid",
+    "said", "sat", "slept", "stood", "understood", "read", "put", "let", "set", "cut", "hit", "quit", "chose",
+    "drew", "fell", "forgot", "rode", "shot", "spoke", "stole", "threw", "woke", "wore", "broke", "tried"})
+
+
+def third_person(verb: str) -> str:
+    """``love`` -> ``loves``, ``go`` -> ``goes``, ``try`` -> ``tries``; past tenses and modals unchanged."""
+    low = verb.lower()
+    if low in _IRREGULAR:
+        return _IRREGULAR[low]
+    if low in _KEEP_VERBS or low in _PAST_IRREGULAR or low.endswith("ed") or not low.isalpha():
+        return verb
+    if low.endswith(("s", "sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if low.endswith("y") and len(low) > 2 and low[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[^A-Za-z\s]+|\s+")
+_FIRST = frozenset({"i", "we"})
+_SECOND = frozenset({"you"})
+_CONTRACTIONS = re.compile(r"^(i|we|you)('m|'re|'ve|'ll|'d)$", re.IGNORECASE)
+
+
+def name_persons(text: str, speaker: str, addressee: str | None = None) -> str:
+    """First person -> ``speaker``, second person -> ``addressee`` (kept when unknown), verbs agreeing.
+
+    ``I love my dog`` -> ``Deborah loves Deborah's dog`` reads oddly, but a pronoun would need
+    the speaker's gender, which is not known, and the name keeps whose the dog is for search.
+    """
+    words = _TOKEN.findall(text.replace("’", "'").strip())
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        low = word.lower()
+        contraction = _CONTRACTIONS.match(low)
+        person = None
+        if contraction is not None:
+            person, suffix = contraction.group(1), contraction.group(2)
+        elif low in _FIRST or low in _SECOND:
+            person, suffix = low, ""
+        if person is not None:
+            name = speaker if person in _FIRST else addressee
+            if name is None:
+                out.append(word)
+                i += 1
+                continue
+            out.append(name)
+            if suffix:
+                out.append(" " + _IRREGULAR[suffix])
+            else:
+                _agree(words, i)
+            i += 1
+            continue
+        if low in {"my", "our", "mine", "ours"}:
+            out.append(f"{speaker}'s")
+        elif low in {"me", "myself", "us", "ourselves"}:
+            out.append(speaker)
+        elif low in {"your", "yours"} and addressee is not None:
+            out.append(f"{addressee}'s")
+        elif low in {"yourself"} and addressee is not None:
+            out.append(addressee)
+        else:
+            out.append(word)
+        i += 1
+    result = "".join(out)
+    return result[:1].upper() + result[1:]
+
+
+def _agree(words: list[str], subject: int) -> None:
+    """Put the verb after a first/second-person subject in the third person singular, in place."""
+    j = subject + 1
+    while j < len(words) and words[j].isspace():
+        j += 1
+    if j < len(words) and words[j].lower() in _ADVERBS:  # "I really love" -> "loves"
+        j += 1
+        while j < len(words) and words[j].isspace():
+            j += 1
+    if j < len(words) and (words[j].isalpha() or words[j].lower() in _IRREGULAR):
+        words[j] = third_person(words[j])
+
+
+_SUBJECTLESS_START = frozenset({"is", "has", "was", "had", "will", "would", "can", "does", "did", "likes", "loves",
+                                "wants", "plans", "enjoys", "works", "lives", "goes", "went", "got", "feels",
+                                "thinks", "hopes", "needs", "started", "finished", "recently", "also", "just",
+                                "really", "attended", "joined", "took", "made", "found", "bought", "painted"})
+
+
+def with_subject(text: str, speaker: str) -> str:
+    """A subjectless fact ("Went to a support group") gets the speaker as its subject."""
+    first = text.split(" ", 1)[0].lower()
+    if speaker.lower() in text.lower():
+        return text
+    if first in _SUBJECTLESS_START or (first.endswith("ed") and len(first) > 4) or first in _PAST_IRREGULAR:
+        return f"{speaker} {text[:1].lower()}{text[1:]}"
+    return text

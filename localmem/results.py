@@ -1,0 +1,71 @@
+"""One ranked list of search results from ranked facts and episodes, each fact with its sources.
+
+The store ranks facts and episodes together. Walking that ranking:
+- a fact is shown with ``sources``: the episodes it was drawn from (id, text, speaker, time, metadata);
+- an episode whose message yielded a fact ("covered") is shown as that fact, at the episode's own
+  rank: the fact is the memory, the episode its evidence, and a fact is an extra search key to its
+  message, never a rival that pushes it down;
+- an episode is never repeated: not as a result once it is attached to one, nor twice attached;
+- an episode whose message yielded no fact (every one, with infer=False) is shown as itself.
+Scores are the store's, so the list stays in descending score order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from localmem.records import EPISODE, FACT, MemoryRecord, SearchHit
+
+
+def assemble(hits: Sequence[SearchHit], limit: int, minimum: float | None,
+             fetch: Callable[[list[str]], list[MemoryRecord]],
+             citing: Callable[[list[str]], list[MemoryRecord]]) -> list[dict[str, Any]]:
+    """The results of a search; ``fetch`` gets episodes by id, ``citing`` the facts drawn from episodes."""
+    hits = [h for h in hits if minimum is None or h.score >= minimum]
+    ranked_facts = {h.record.id: h.record for h in hits if h.record.kind == FACT}
+    fact_of = _facts_for_covered(hits, ranked_facts, citing)
+    shown: set[str] = set()
+    chosen: list[tuple[MemoryRecord, SearchHit]] = []
+    for hit in hits:
+        record = hit.record
+        if record.kind == EPISODE and record.covered and record.id in fact_of:
+            record = fact_of[record.id]
+        if record.id in shown:
+            continue
+        shown.add(record.id)
+        if record.kind == FACT:
+            shown.update(record.sources)
+        chosen.append((record, hit))
+        if len(chosen) == limit:
+            break
+    wanted = sorted({s for record, _ in chosen for s in record.sources})
+    episodes = {r.id: r for r in fetch(wanted)} if wanted else {}
+    out = []
+    for record, hit in chosen:
+        item = record.to_dict()
+        item["score"] = hit.score
+        item["distance"] = hit.distance
+        if record.kind == FACT:
+            item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
+        out.append(item)
+    return out
+
+
+def _facts_for_covered(hits: Sequence[SearchHit], ranked: dict[str, MemoryRecord],
+                       citing: Callable[[list[str]], list[MemoryRecord]]) -> dict[str, MemoryRecord]:
+    """For each covered episode among the hits, the fact to show in its place: the best-ranked
+    fact drawn from it, or (when none ranked) any fact drawn from it."""
+    covered = [h.record.id for h in hits if h.record.kind == EPISODE and h.record.covered]
+    if not covered:
+        return {}
+    out: dict[str, MemoryRecord] = {}
+    for fact in ranked.values():  # in rank order (dicts keep insertion order)
+        for source in fact.sources:
+            out.setdefault(source, fact)
+    missing = [e for e in covered if e not in out]
+    if missing:
+        for fact in sorted(citing(missing), key=lambda r: (r.created_at, r.id)):
+            for source in fact.sources:
+                out.setdefault(source, fact)
+    return out

@@ -1,0 +1,186 @@
+"""The ONNX Runtime embedder (#13): prepared from the packaged weights, equal to torch, chosen on a CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localmem import LocalmemWarning, ModelError
+from localmem.config import EmbedderConfig
+from localmem.embedders import prepared
+from localmem.embedders.onnx import OnnxEmbedder
+from localmem.embedders.select import build_embedder, find_export, resolve_source, wants_torch
+from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
+from localmem.models import MODELS_DIR_ENV, find_entry, models_dir, prepare_onnx, resolve_model, verify_onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["I love hiking in the Alps with my dog.", "What is my sister's name?", "ok",
+         "Caroline went to the LGBTQ support group on 7 May 2023.", " ".join(["long"] * 400)]
+
+
+@pytest.fixture(scope="session")
+def onnx_models() -> Iterator[Path]:
+    """A models folder holding a verified ONNX export: the configured one if prepared, else one made here."""
+    entry = find_entry("all-MiniLM-L6-v2")
+    if all(v.ok for v in verify_onnx(entry)):
+        yield models_dir()
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.symlink(resolve_model("all-MiniLM-L6-v2"), folder / "all-MiniLM-L6-v2")
+        prepare_onnx(entry, folder)  # ~20 s of CPU: torch export, check, int8 quantisation
+        yield folder
+
+
+@pytest.fixture
+def use_models(onnx_models: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(MODELS_DIR_ENV, str(onnx_models))
+    return onnx_models
+
+
+@pytest.mark.slow
+def test_onnx_vectors_equal_torch_and_share_its_identity(use_models: Path,
+                                                         real_embedder: SentenceTransformerEmbedder) -> None:
+    onnx = build_embedder(EmbedderConfig(backend="onnx"))
+    assert isinstance(onnx, OnnxEmbedder)
+    got, want = onnx.embed(TEXTS), real_embedder.embed(TEXTS)
+    assert got.shape == want.shape == (len(TEXTS), 384) and got.dtype == np.float32
+    assert float(np.min(np.sum(got * want, axis=1))) >= 0.9999
+    assert onnx.identity == real_embedder.identity
+    assert onnx.embed([]).shape == (0, 384)
+    int8 = build_embedder(EmbedderConfig(backend="onnx-int8"))
+    assert float(np.min(np.sum(int8.embed(TEXTS) * want, axis=1))) >= 0.95
+    # Close, not equal: int8 is another identity, so a store never mixes its vectors with these.
+    assert int8.identity.fingerprint != onnx.identity.fingerprint
+
+
+@pytest.mark.slow
+def test_prepare_records_each_export_with_its_sha256(use_models: Path) -> None:
+    record = prepared.read(prepared.export_dir(use_models, "all-MiniLM-L6-v2"))
+    assert record is not None and {f.variant for f in record.files} == {"fp32", "int8"}
+    assert record.source_fingerprint == resolve_source(EmbedderConfig()).fingerprint
+    assert record.file("fp32").min_cosine_vs_torch >= 0.9999  # type: ignore[union-attr]
+    assert all(v.ok for v in verify_onnx(find_entry("all-MiniLM-L6-v2"), use_models))
+
+
+@pytest.mark.slow
+def test_a_damaged_export_fails_verify_and_auto_falls_back_to_torch(use_models: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "models"
+    copy.mkdir()
+    (copy / "all-MiniLM-L6-v2").symlink_to((use_models / "all-MiniLM-L6-v2").resolve())
+    shutil.copytree(prepared.export_dir(use_models, "all-MiniLM-L6-v2"), prepared.export_dir(copy, "all-MiniLM-L6-v2"))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(copy))
+    target = prepared.export_dir(copy, "all-MiniLM-L6-v2") / "model.onnx"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    target.write_bytes(bytes(data))
+    results = {v.name: v for v in verify_onnx(find_entry("all-MiniLM-L6-v2"), copy)}
+    damaged = results["all-MiniLM-L6-v2 (onnx fp32)"]
+    assert not damaged.ok and "sha256" in damaged.problem
+    assert results["all-MiniLM-L6-v2 (onnx int8)"].ok
+    assert isinstance(find_export(resolve_source(EmbedderConfig()), "fp32"), str)
+    with pytest.warns(LocalmemWarning, match="not using the ONNX export"):
+        fallback = build_embedder(EmbedderConfig(device="cpu"))
+    assert isinstance(fallback, SentenceTransformerEmbedder)
+    with pytest.raises(ModelError, match="models prepare"):
+        build_embedder(EmbedderConfig(backend="onnx"))
+
+
+def test_without_an_export_auto_uses_torch_and_onnx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "all-MiniLM-L6-v2").symlink_to(resolve_model("all-MiniLM-L6-v2"))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(folder))
+    assert find_export(resolve_source(EmbedderConfig()), "fp32") == ""
+    with pytest.raises(ModelError, match="no ONNX export is prepared"):
+        build_embedder(EmbedderConfig(backend="onnx"))
+    [missing] = verify_onnx(find_entry("all-MiniLM-L6-v2"), folder)
+    assert not missing.ok and "models prepare" in missing.problem
+
+
+def test_onnx_backend_refuses_an_accelerator_device() -> None:
+    from localmem import ConfigError
+
+    with pytest.raises(ConfigError, match="runs on the CPU only"):
+        build_embedder(EmbedderConfig(backend="onnx", device="cuda"))
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        build_embedder(EmbedderConfig(backend="tensorflow"))
+
+
+def test_accelerator_detection_agrees_with_torch_without_importing_it() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from localmem.embedders.select import wants_torch
+        decided = wants_torch("auto")
+        imported = "torch" in sys.modules
+        import torch
+        mps = getattr(torch.backends, "mps", None)
+        has = torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+        print(decided, has, imported)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    decided, has, imported = out.stdout.split()
+    assert decided == has, out.stderr
+    if has == "False":
+        assert imported == "False"  # a CPU build is known from its version file alone
+    assert wants_torch("cuda") and not wants_torch("cpu")
+
+
+@pytest.mark.slow
+def test_a_cpu_memory_and_cli_search_never_import_torch(use_models: Path, tmp_path: Path) -> None:
+    if wants_torch("auto"):
+        pytest.skip("this machine has an accelerator: torch is the right path here")
+    code = textwrap.dedent(f"""
+        import sys, warnings
+        warnings.simplefilter("error")
+        from localmem import Memory, MemoryConfig
+        from localmem.cli.main import main
+        from localmem.config import VectorStoreConfig
+        with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri={str(tmp_path / 'm.db')!r}))) as m:
+            m.add("I keep bees on the roof", user_id="u", infer=False)
+            kind = type(m.embedder).__name__
+            top = m.search("insects", user_id="u")["results"][0]["memory"]
+        code = main(["search", "bees", "--user", "u", "--db", {str(tmp_path / 'm.db')!r}, "--json"])
+        print(kind, top == "I keep bees on the roof", code, "torch" in sys.modules)
+    """)
+    env = os.environ | {MODELS_DIR_ENV: str(use_models)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.split()[-4:] == ["OnnxEmbedder", "True", "0", "False"], out.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_store_filled_on_torch_opens_and_searches_on_onnx(use_models: Path, tmp_path: Path,
+                                                            real_embedder: SentenceTransformerEmbedder) -> None:
+    from localmem import Memory, MemoryConfig
+    from localmem.config import VectorStoreConfig
+
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "shared.db")))
+    with Memory(config, embedder=real_embedder) as memory:
+        memory.add([{"role": "user", "content": "Alice adopted a grey cat named Miso"},
+                    {"role": "user", "content": "Alice works night shifts at the hospital"}], user_id="alice",
+                   infer=False)
+    onnx = build_embedder(EmbedderConfig(backend="onnx"))
+    with Memory(config, embedder=onnx) as memory:
+        hits = memory.search("what pet does Alice have?", user_id="alice")["results"]
+    assert hits[0]["memory"] == "Alice adopted a grey cat named Miso"
+
+
+def test_prepared_record_rejects_an_unknown_format(tmp_path: Path) -> None:
+    (tmp_path / prepared.RECORD).write_text(json.dumps({"format": 99}))
+    with pytest.raises(ModelError, match="format 99"):
+        prepared.read(tmp_path)
+    assert prepared.read(tmp_path / "absent") is None
+

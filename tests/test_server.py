@@ -1,0 +1,274 @@
+"""``localmem serve`` as a real subprocess on 127.0.0.1, driven by MemoryClient and raw HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localmem import InvalidInputError, Memory, MemoryClient, MemoryConfig, MemoryNotFoundError
+from localmem.config import VectorStoreConfig
+from localmem.errors import ServerUnavailableError
+from tests.serving import Served, cli_env, free_port, launch, serving, stop
+
+pytestmark = pytest.mark.slow
+MEMORY_KEYS = {"id", "memory", "hash", "metadata", "created_at", "updated_at", "user_id"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("serve") / "m.db", args=["--max-body-bytes", "20000"]) as served:
+        yield served
+
+
+@pytest.fixture
+def client(server: Served) -> Iterator[MemoryClient]:
+    with MemoryClient(server.url) as c:
+        yield c
+
+
+def test_client_has_memory_methods_and_shapes(client: MemoryClient) -> None:
+    added = client.add("I play tennis on Sundays", user_id="alice", metadata={"topic": "sport"}, infer=False)
+    assert added["relations"] == [] and [r["event"] for r in added["results"]] == ["ADD"]
+    memory_id = added["results"][0]["id"]
+    got = client.get(memory_id)
+    assert got.keys() >= MEMORY_KEYS and got["memory"] == "I play tennis on Sundays"
+    assert got["metadata"] == {"topic": "sport"}
+    hits = client.search("which sport?", user_id="alice", limit=3)["results"]
+    assert hits[0]["id"] == memory_id and {"score", "distance"} <= hits[0].keys()
+    assert [m["id"] for m in client.get_all(user_id="alice", filters={"topic": "sport"})["results"]] == [memory_id]
+    assert client.get_all(user_id="alice", filters={"topic": "food"})["results"] == []
+    assert client.update(memory_id, "I play squash on Sundays") == {"message": "Memory updated successfully!"}
+    assert client.get(memory_id)["memory"] == "I play squash on Sundays"
+    assert client.delete(memory_id) == {"message": "Memory deleted successfully!"}
+    events = [e["event"] for e in client.history(memory_id)]
+    assert events == ["ADD", "UPDATE", "DELETE"]
+    with pytest.raises(MemoryNotFoundError) as caught:
+        client.get(memory_id)
+    assert caught.value.memory_id == memory_id
+
+
+def test_add_with_inference_through_the_server(client: MemoryClient) -> None:
+    # The one test that runs the real LLM in the server: the contract, not the model's exact words.
+    added = client.add([{"role": "user", "content": "My name is Hana. I love hiking in the Alps."}], user_id="hana")
+    assert added["results"] and {r["event"] for r in added["results"]} <= {"ADD", "UPDATE", "DELETE", "NONE"}
+    stored = {m["id"]: m["memory"] for m in client.get_all(user_id="hana")["results"]}
+    for change in added["results"]:
+        if change["event"] in ("ADD", "UPDATE"):
+            assert stored[change["id"]] == change["memory"] and change["memory"].strip()
+            assert client.history(change["id"])[-1]["new_memory"] == change["memory"]
+
+
+def test_delete_all_and_reset(client: MemoryClient) -> None:
+    for text in ("likes tea", "likes jazz"):
+        client.add(text, user_id="bob", infer=False)
+    client.add("likes chess", user_id="carol", infer=False)
+    assert client.delete_all(user_id="bob") == {"message": "Memories deleted successfully!"}
+    assert client.get_all(user_id="bob")["results"] == []
+    assert len(client.get_all(user_id="carol")["results"]) == 1
+    client.reset()
+    assert client.get_all(user_id="carol")["results"] == []
+
+
+def test_bad_requests_get_one_line_json_reasons(server: Served, client: MemoryClient) -> None:
+    with pytest.raises(InvalidInputError, match="user_id, agent_id or run_id"):
+        client.add("no scope", infer=False)
+    response = httpx.get(server.url + "/memories", params={"user_id": "a", "filters": "{nope"})
+    assert response.status_code == 400 and response.json()["detail"].startswith("filters is not JSON")
+    cases = [
+        ("POST", "/search", {"json": {"query": 3, "user_id": "a"}}, 422),
+        ("POST", "/search", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+        ("POST", "/memories", {"json": {"messages": "x"}}, 400),
+        ("GET", "/memories/not-a-real-id", {}, 404),
+        ("PUT", "/memories/x", {"json": {}}, 422),
+        ("GET", "/nowhere", {}, 404),
+        ("DELETE", "/memories", {}, 400),
+    ]
+    for method, path, kwargs, status in cases:
+        response = httpx.request(method, server.url + path, **kwargs)  # type: ignore[arg-type]
+        body = response.json()
+        assert response.status_code == status, (method, path, body)
+        assert set(body) >= {"error", "detail"} and "\n" not in body["detail"] and "Traceback" not in response.text
+
+
+def test_oversize_bodies_are_refused_with_413(server: Served) -> None:
+    big = json.dumps({"query": "x" * 50_000, "user_id": "a"}).encode()
+    response = httpx.post(server.url + "/search", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "PayloadTooLarge"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server must count as it reads
+        yield b'{"query": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'", "user_id": "a"}'
+
+    response = httpx.post(server.url + "/search", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert httpx.get(server.url + "/health").status_code == 200  # still serving
+
+
+def test_openapi_docs_are_served(server: Served) -> None:
+    assert httpx.get(server.url + "/docs").status_code == 200
+    paths = httpx.get(server.url + "/openapi.json").json()["paths"]
+    assert {"/memories", "/memories/{memory_id}", "/memories/{memory_id}/history", "/search", "/reset"} <= set(paths)
+
+
+def test_non_loopback_bind_needs_an_api_key(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "localmem", "serve", "--db", str(tmp_path / "m.db"),
+                             "--host", "0.0.0.0", "--port", str(free_port())],
+                            capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert result.returncode == 7, result.stderr
+    assert "LOCALMEM_API_KEY" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_api_key_is_required_compared_and_never_logged(tmp_path: Path) -> None:
+    key = "k3y-" + "s" * 30
+    with serving(tmp_path / "m.db", env=cli_env(LOCALMEM_API_KEY=key)) as served:
+        assert httpx.get(served.url + "/health").status_code == 200
+        for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+            response = httpx.get(served.url + "/memories", params={"user_id": "a"}, headers=headers)
+            assert response.status_code == 401 and key not in response.text
+        assert httpx.get(served.url + "/memories", params={"user_id": "a"}, headers={"X-API-Key": key}).is_success
+        ok = httpx.get(served.url + "/memories", params={"user_id": "a"}, headers={"Authorization": f"Bearer {key}"})
+        assert ok.is_success
+        with MemoryClient(served.url, api_key=key) as good:
+            assert good.get_all(user_id="a") == {"results": []}
+        with MemoryClient(served.url, api_key="wrong") as bad, pytest.raises(ServerUnavailableError, match="API key"):
+            bad.get_all(user_id="a")
+    assert key not in served.output()
+
+
+def test_sigterm_closes_the_store_for_the_next_process(tmp_path: Path, real_embedder) -> None:
+    db = tmp_path / "m.db"
+    with serving(db) as served, MemoryClient(served.url) as client:
+        memory_id = client.add("persisted across restarts", user_id="eve", infer=False)["results"][0]["id"]
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so a supervisor sees why the process ended.
+    assert served.process.returncode in (0, -signal.SIGTERM), served.output()
+    assert "store released" in served.output() and "Traceback" not in served.output()
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(db)))
+    with Memory(config, embedder=real_embedder) as memory:  # would raise StoreLockedError if still held
+        assert memory.get(memory_id)["memory"] == "persisted across restarts"
+        assert [e["event"] for e in memory.history(memory_id)] == ["ADD"]
+
+
+def test_kill_9_during_writes_keeps_every_acknowledged_write(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    served = launch(db)
+    acknowledged: list[tuple[str, str]] = []
+    failures: list[BaseException] = []
+    stop_writing = threading.Event()
+
+    def write_stream() -> None:
+        with MemoryClient(served.url, timeout=10) as client:
+            for i in range(10_000):
+                if stop_writing.is_set():
+                    return
+                text = f"fact number {i}"
+                try:
+                    result = client.add(text, user_id="zed", infer=False)
+                except ServerUnavailableError as exc:  # the kill: no answer, no promise
+                    failures.append(exc)
+                    return
+                acknowledged.append((result["results"][0]["id"], text))
+
+    writer = threading.Thread(target=write_stream)
+    writer.start()
+    while len(acknowledged) < 30 and writer.is_alive():
+        threading.Event().wait(0.05)
+    served.process.send_signal(signal.SIGKILL)
+    served.process.wait()
+    stop_writing.set()
+    writer.join(30)
+    assert len(acknowledged) >= 30 and failures, "the kill did not interrupt the stream"
+    with serving(db) as restarted, MemoryClient(restarted.url) as client:
+        stored = {m["id"]: m["memory"] for m in client.get_all(user_id="zed", limit=10_000)["results"]}
+        for memory_id, text in acknowledged:
+            assert stored.get(memory_id) == text
+            assert [e["event"] for e in client.history(memory_id)] == ["ADD"]
+        assert len(set(stored.values())) == len(stored)  # nothing doubled by the restart
+    assert stop(restarted) in (0, -signal.SIGTERM)
+
+
+def test_cli_uses_the_server_without_loading_models(server: Served, client: MemoryClient) -> None:
+    memory_id = client.add("my bike is red", user_id="finn", infer=False)["results"][0]["id"]
+    probe = ("import json, sys\nfrom localmem.cli import main\ncode = main(sys.argv[1:])\n"
+             "heavy = ('torch', 'pymilvus', 'sentence_transformers', 'llama_cpp')\n"
+             "print(json.dumps({'code': code, 'heavy': sorted(m for m in heavy if m in sys.modules)}))")
+    result = subprocess.run([sys.executable, "-c", probe, "search", "bike colour", "--user", "finn", "--json"],
+                            capture_output=True, text=True, env=cli_env(LOCALMEM_SERVER=server.url), timeout=60)
+    out, status = result.stdout.rsplit("\n", 2)[0], json.loads(result.stdout.strip().splitlines()[-1])
+    assert status == {"code": 0, "heavy": []}, result.stderr
+    assert json.loads(out[: out.rindex("}") + 1])["results"][0]["id"] == memory_id
+    missing = subprocess.run([sys.executable, "-m", "localmem", "get", "no-such-id", "--server", server.url],
+                             capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert missing.returncode == 3 and "no memory with id" in missing.stderr
+    export = subprocess.run([sys.executable, "-m", "localmem", "export", "out.jsonl", "--server", server.url],
+                            capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert export.returncode == 4 and "--server" in export.stderr
+
+
+def test_cli_reports_an_unreachable_server_in_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "localmem", "list", "--user", "a"], capture_output=True,
+                            text=True, env=cli_env(LOCALMEM_SERVER=f"http://127.0.0.1:{free_port()}"), timeout=60)
+    assert result.returncode == 5 and "localmem serve" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def _use_mcp_tools(session) -> None:
+    await session.initialize()
+    names = {tool.name for tool in (await session.list_tools()).tools}
+    assert names == {"add_memory", "search_memories", "list_memories", "get_memory", "update_memory",
+                     "delete_memory", "memory_history"}
+    added = await session.call_tool("add_memory", {"text": "I am allergic to peanuts", "user_id": "gil",
+                                                   "infer": False})
+    assert not added.isError, added.content
+    memory_id = added.structuredContent["results"][0]["id"]
+    found = await session.call_tool("search_memories", {"query": "food allergy", "user_id": "gil"})
+    assert found.structuredContent["results"][0]["id"] == memory_id
+    await session.call_tool("update_memory", {"memory_id": memory_id, "text": "I am allergic to walnuts"})
+    got = await session.call_tool("get_memory", {"memory_id": memory_id})
+    assert got.structuredContent["memory"] == "I am allergic to walnuts"
+    listed = await session.call_tool("list_memories", {"user_id": "gil"})
+    assert [m["id"] for m in listed.structuredContent["results"]] == [memory_id]
+    await session.call_tool("delete_memory", {"memory_id": memory_id})
+    history = await session.call_tool("memory_history", {"memory_id": memory_id})
+    assert [e["event"] for e in history.structuredContent["result"]] == ["ADD", "UPDATE", "DELETE"]
+    missing = await session.call_tool("get_memory", {"memory_id": memory_id})
+    assert missing.isError and "no memory with id" in missing.content[0].text
+
+
+def test_mcp_over_streamable_http_on_serve(server: Served) -> None:
+    import anyio
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def scenario() -> None:
+        async with streamable_http_client(server.url + "/mcp") as (read, write, _), ClientSession(read, write) as s:
+            await _use_mcp_tools(s)
+
+    anyio.run(scenario)
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["via-server", "own-store"])
+def test_mcp_over_stdio(server: Served, tmp_path: Path, direct: bool) -> None:
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    where = ["--db", str(tmp_path / "m.db")] if direct else ["--server", server.url]
+    params = StdioServerParameters(command=sys.executable, args=["-m", "localmem", "mcp", *where], env=cli_env(),
+                                   cwd=str(tmp_path))
+
+    async def scenario() -> None:
+        with (tmp_path / "mcp.err").open("w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as s:
+                await _use_mcp_tools(s)
+
+    anyio.run(scenario)
