@@ -3,9 +3,19 @@
 import threading
 
 import numpy  # noqa: F401  (loads OpenBLAS, so there is a pool to limit)
+import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from localmem.vector_stores import blas
 from localmem.vector_stores.blas import single_threaded_blas
+
+
+@pytest.fixture(autouse=True)
+def _fresh_controller(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The controller lists the BLAS libraries loaded at the first search. An earlier test's
+    # search (the contract tests run first) may have built it before this session loaded
+    # another BLAS (torch's, scipy's), which this test's threadpool_info() does see.
+    monkeypatch.setattr(blas, "_controller", None)
 
 
 def _blas_threads() -> set[int]:

@@ -16,7 +16,7 @@ from localmem.journal import Intent
 from localmem.records import Event, HistoryEvent, now_iso, text_hash
 from localmem.writer import Write
 
-from .conftest import MemoryFactory
+from .conftest import MemoryFactory, plain
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def test_the_same_process_finishes_an_undo_on_its_next_write(make_memory: Memory
         with pytest.raises(RollbackError):
             memory.add("Plays the oboe", user_id="u", infer=False)
     memory.add("Keeps bees", user_id="u", infer=False)
-    assert [r["memory"] for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]
+    assert [plain(r["memory"]) for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]
     _consistent(memory)
 
 

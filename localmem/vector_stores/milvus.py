@@ -61,6 +61,9 @@ _HNSW_EF = 256
 _IDS_PER_CALL = 1000
 # Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
 _WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
+# A fact's source episode ids live under this key of the JSON field "sources": a Milvus 2.3
+# server accepts only an object at the top of a JSON field, not a list.
+_SOURCE_IDS = "ids"
 _RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
                   "kind", "speaker", "timestamp", "sources", "covered"]
 # BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
@@ -174,7 +177,8 @@ class MilvusStore:
         """Facts whose sources include any of these episodes."""
         if not episode_ids:
             return []
-        expression = f"json_contains_any(sources, [{', '.join(literal(i) for i in episode_ids)}])"
+        ids = ", ".join(literal(i) for i in episode_ids)
+        expression = f"json_contains_any(sources[{literal(_SOURCE_IDS)}], [{ids}])"
         return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
@@ -520,7 +524,7 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
         "kind": record.kind,
         "speaker": record.speaker or "",
         "timestamp": record.timestamp or 0,
-        "sources": list(record.sources),
+        "sources": {_SOURCE_IDS: list(record.sources)},
         "covered": record.covered,
     }
     for key in SCOPE_KEYS:
@@ -533,9 +537,11 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
     metadata = row.get("metadata") or {}
     if isinstance(metadata, (str, bytes)):
         metadata = json.loads(metadata)
-    sources = row.get("sources") or []
+    sources = row.get("sources") or {}
     if isinstance(sources, (str, bytes)):
         sources = json.loads(sources)
+    if isinstance(sources, dict):
+        sources = sources.get(_SOURCE_IDS) or []
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
                         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
                         kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,
