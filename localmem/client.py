@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -33,9 +34,11 @@ class MemoryClient:
     # -- writes ---------------------------------------------------------------
     def add(self, messages: Any, user_id: str | None = None, *, agent_id: str | None = None,
             run_id: str | None = None, metadata: dict[str, Any] | None = None, infer: bool = True,
-            prompt: str | None = None) -> dict[str, Any]:
+            prompt: str | None = None, timestamp: int | float | str | datetime | None = None) -> dict[str, Any]:
+        # A datetime travels as ISO 8601; the server parses it exactly as Memory.add does.
+        when = timestamp.isoformat() if isinstance(timestamp, datetime) else timestamp
         body = {"messages": messages, **_scope(user_id, agent_id, run_id), "metadata": metadata, "infer": infer,
-                "prompt": prompt}
+                "prompt": prompt, "timestamp": when}
         result: dict[str, Any] = self._call("POST", "/memories", json=body)
         return result
 
@@ -61,8 +64,11 @@ class MemoryClient:
         return result
 
     def get_all(self, user_id: str | None = None, *, agent_id: str | None = None, run_id: str | None = None,
-                filters: dict[str, Any] | None = None, limit: int = 100) -> dict[str, Any]:
+                filters: dict[str, Any] | None = None, limit: int = 100,
+                include_episodes: bool = False) -> dict[str, Any]:
         params: dict[str, Any] = {**_scope(user_id, agent_id, run_id), "limit": limit}
+        if include_episodes:
+            params["include_episodes"] = "true"
         if filters:
             params["filters"] = json.dumps(filters)  # GET has no body: filters travel as one JSON parameter
         result: dict[str, Any] = self._call("GET", "/memories", params=params)

@@ -84,9 +84,10 @@ class RollbackError(StoreError):
     ``__cause__`` is the one that stopped it.
     """
 
-    def __init__(self, message: str, ids: list[str], original: BaseException | None = None) -> None:
+    def __init__(self, message: str, ids: list[str] | None = None, original: BaseException | None = None) -> None:
+        # ids may be absent: a client rebuilds the error from its one-line message (localmem/wire.py).
         super().__init__(message)
-        self.ids = ids
+        self.ids = list(ids or [])
         self.original = original
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,9 @@ def _crash(op: str, step: str, where: Path) -> list[str]:
     return acknowledged
 
 
+_DATED = re.compile(r"^\(\d{1,2} [A-Z][a-z]+ \d{4}\) ")
+
+
 def _agree(memory: Memory) -> dict[str, str]:
     """Store and history tell the same story; returns the live memories (id -> text)."""
     stored = {r.id: r.memory for r, _ in memory.store.iterate()}
@@ -100,7 +104,8 @@ def _agree(memory: Memory) -> dict[str, str]:
         if event.event is not Event.DELETE:
             assert memory_id in stored, f"history says {memory_id} is live but the store lost it"
     assert memory.history_store.intents() == []
-    return stored
+    # What was said, without the "(28 November 2026) " an episode's stored text starts with.
+    return {memory_id: _DATED.sub("", text, count=1) for memory_id, text in stored.items()}
 
 
 @pytest.mark.parametrize(("op", "step"), CASES)

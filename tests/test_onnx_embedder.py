@@ -22,6 +22,8 @@ from localmem.embedders.select import build_embedder, find_export, resolve_sourc
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
 from localmem.models import MODELS_DIR_ENV, find_entry, models_dir, prepare_onnx, resolve_model, verify_onnx
 
+from .conftest import plain
+
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["I love hiking in the Alps with my dog.", "What is my sister's name?", "ok",
          "Caroline went to the LGBTQ support group on 7 May 2023.", " ".join(["long"] * 400)]
@@ -153,7 +155,7 @@ def test_a_cpu_memory_and_cli_search_never_import_torch(use_models: Path, tmp_pa
             kind = type(m.embedder).__name__
             top = m.search("insects", user_id="u")["results"][0]["memory"]
         code = main(["search", "bees", "--user", "u", "--db", {str(tmp_path / 'm.db')!r}, "--json"])
-        print(kind, top == "I keep bees on the roof", code, "torch" in sys.modules)
+        print(kind, top.endswith(") I keep bees on the roof"), code, "torch" in sys.modules)
     """)
     env = os.environ | {MODELS_DIR_ENV: str(use_models)}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -175,7 +177,7 @@ def test_a_store_filled_on_torch_opens_and_searches_on_onnx(use_models: Path, tm
     onnx = build_embedder(EmbedderConfig(backend="onnx"))
     with Memory(config, embedder=onnx) as memory:
         hits = memory.search("what pet does Alice have?", user_id="alice")["results"]
-    assert hits[0]["memory"] == "Alice adopted a grey cat named Miso"
+    assert plain(hits[0]["memory"]) == "Alice adopted a grey cat named Miso"
 
 
 def test_prepared_record_rejects_an_unknown_format(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from localmem.config import VectorStoreConfig
 from localmem.errors import ServerUnavailableError
 from tests.serving import Served, cli_env, free_port, launch, serving, stop
 
+from .conftest import plain
+
 pytestmark = pytest.mark.slow
 MEMORY_KEYS = {"id", "memory", "hash", "metadata", "created_at", "updated_at", "user_id"}
 
@@ -39,7 +41,7 @@ def test_client_has_memory_methods_and_shapes(client: MemoryClient) -> None:
     assert added["relations"] == [] and [r["event"] for r in added["results"]] == ["ADD"]
     memory_id = added["results"][0]["id"]
     got = client.get(memory_id)
-    assert got.keys() >= MEMORY_KEYS and got["memory"] == "I play tennis on Sundays"
+    assert got.keys() >= MEMORY_KEYS and plain(got["memory"]) == "I play tennis on Sundays"
     assert got["metadata"] == {"topic": "sport"}
     hits = client.search("which sport?", user_id="alice", limit=3)["results"]
     assert hits[0]["id"] == memory_id and {"score", "distance"} <= hits[0].keys()
@@ -154,7 +156,7 @@ def test_sigterm_closes_the_store_for_the_next_process(tmp_path: Path, real_embe
     assert "store released" in served.output() and "Traceback" not in served.output()
     config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(db)))
     with Memory(config, embedder=real_embedder) as memory:  # would raise StoreLockedError if still held
-        assert memory.get(memory_id)["memory"] == "persisted across restarts"
+        assert plain(memory.get(memory_id)["memory"]) == "persisted across restarts"
         assert [e["event"] for e in memory.history(memory_id)] == ["ADD"]
 
 
@@ -188,7 +190,7 @@ def test_kill_9_during_writes_keeps_every_acknowledged_write(tmp_path: Path) -> 
     writer.join(30)
     assert len(acknowledged) >= 30 and failures, "the kill did not interrupt the stream"
     with serving(db) as restarted, MemoryClient(restarted.url) as client:
-        stored = {m["id"]: m["memory"] for m in client.get_all(user_id="zed", limit=10_000)["results"]}
+        stored = {m["id"]: plain(m["memory"]) for m in client.get_all(user_id="zed", limit=10_000)["results"]}
         for memory_id, text in acknowledged:
             assert stored.get(memory_id) == text
             assert [e["event"] for e in client.history(memory_id)] == ["ADD"]

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from localmem import Memory, MemoryConfig
+from localmem import LocalmemWarning, Memory, MemoryConfig
 from localmem.config import VectorStoreConfig
-from localmem.errors import LocalmemWarning
 from tests.serving import cli_env
 
 pytestmark = pytest.mark.slow
@@ -67,10 +65,10 @@ def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_emb
     assert len(expected) == 2 * 2 * n  # distinct ids from both processes
 
     config = MemoryConfig(vector_store=VectorStoreConfig(uri=milvus_uri, collection_name=collection))
-    with warnings.catch_warnings():  # the 2.3 test server has no BM25: the store says so, and searches dense
-        warnings.filterwarnings("ignore", message=".*has no BM25 index", category=LocalmemWarning)
-        reader = Memory(config, embedder=real_embedder)
-    with reader:  # a third process's view
+    # Milvus 2.3 has no BM25 function: the documented fallback is dense search, with one warning.
+    with pytest.warns(LocalmemWarning, match="no BM25"):
+        reader = Memory(config, embedder=real_embedder)  # a third process's view
+    with reader:
         stored: dict[str, str] = {}
         for user in ("p0", "p1", "shared"):
             stored |= {m["id"]: m["memory"] for m in reader.get_all(user_id=user, limit=1000)["results"]}
@@ -79,8 +77,8 @@ def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_emb
         for memory_id, (_, events) in expected.items():
             assert [e["event"] for e in reader.history(memory_id)] == events
         shared = reader.get_all(user_id="shared", limit=1000)["results"]
-        # An added message is stored dated, "(28 Nov 2026) p0 fact ..."; an updated one as written.
-        assert {m["memory"].split(") ", 1)[-1].split()[0] for m in shared} == {"p0", "p1"}
+        # Revised texts are as written; added ones carry their date: "(28 November 2026) p0 fact ...".
+        assert {m["memory"].split(") ")[-1].split()[0] for m in shared} == {"p0", "p1"}
 
 
 def test_server_history_keeps_order_export_ids_and_reset(milvus_uri: str) -> None:

@@ -15,6 +15,8 @@ import pytest
 from localmem import Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 
+from .conftest import plain
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,7 @@ def test_two_collections_in_one_folder_survive_closing_one(tmp_path: Path) -> No
         first.add("likes tea", user_id="u", infer=False)
         second.add("has a cat", user_id="u", infer=False)
         first.close()
-        assert [r["memory"] for r in second.get_all(user_id="u")["results"]] == ["has a cat"]
+        assert [plain(r["memory"]) for r in second.get_all(user_id="u")["results"]] == ["has a cat"]
     finally:
         first.close()
         second.close()

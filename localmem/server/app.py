@@ -31,6 +31,7 @@ log = logging.getLogger("localmem.server")
 class Message(BaseModel):
     role: str = Field(description="user, assistant or system")
     content: str
+    name: str | None = Field(None, description="the speaker's name (kept with the message)")
 
 
 class Scoped(BaseModel):
@@ -47,6 +48,8 @@ class MemoryCreate(Scoped):
     metadata: dict[str, Any] | None = None
     infer: bool = Field(True, description="extract facts with the local LLM; false stores the text as it is")
     prompt: str | None = None
+    timestamp: int | float | str | None = Field(
+        None, description="when the messages were said: Unix seconds or ISO 8601 (default: now)")
 
 
 class SearchRequest(Scoped):
@@ -91,16 +94,20 @@ def create_app(memory: AsyncMemory, *, mcp: Any = None) -> FastAPI:
 
     @app.post("/memories", summary="Create memories")
     async def add(body: MemoryCreate) -> dict[str, Any]:
-        messages = body.messages if isinstance(body.messages, str) else [m.model_dump() for m in body.messages]
+        messages = (body.messages if isinstance(body.messages, str)
+                    else [m.model_dump(exclude_none=True) for m in body.messages])
         return await memory.add(messages, metadata=body.metadata, infer=body.infer, prompt=body.prompt,
-                                **body.scope())
+                                timestamp=body.timestamp, **body.scope())
 
     @app.get("/memories", summary="List the memories of a scope")
     async def get_all(user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
-                      limit: int = 100, filters: str | None = None) -> dict[str, Any]:
-        """``filters``: Mem0's filters as one JSON object, e.g. ``{"category": "hobbies"}``."""
+                      limit: int = 100, filters: str | None = None,
+                      include_episodes: bool = False) -> dict[str, Any]:
+        """``filters``: Mem0's filters as one JSON object, e.g. ``{"category": "hobbies"}``;
+        ``include_episodes``: list every stored message too, not only those that yielded no fact."""
         scope = Scoped(user_id=user_id, agent_id=agent_id, run_id=run_id).scope()
-        return await memory.get_all(limit=limit, filters=_json_object("filters", filters), **scope)
+        return await memory.get_all(limit=limit, filters=_json_object("filters", filters),
+                                    include_episodes=include_episodes, **scope)
 
     @app.get("/memories/{memory_id}", summary="Get a memory")
     async def get(memory_id: str) -> dict[str, Any]:

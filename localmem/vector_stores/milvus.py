@@ -66,9 +66,11 @@ LIMITS = StoreLimits(max_text_bytes=_TEXT_BYTES, max_results=_QUERY_CAP)
 _FLUSH_BEFORE_QUERY_ROWS = 256
 _HNSW_EF = 256
 _IDS_PER_CALL = 1000
-_SOURCES_KEY = "ids"  # sources as {"ids": [...]} where the server cannot store a JSON array (see _to_row)
 # Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
 _WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
+# A fact's source episode ids live under this key of the JSON field "sources": a Milvus 2.3
+# server accepts only an object at the top of a JSON field, not a list.
+_SOURCE_IDS = "ids"
 _RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
                   "kind", "speaker", "timestamp", "sources", "covered"]
 # BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
@@ -184,8 +186,8 @@ class MilvusStore:
         """Facts whose sources include any of these episodes."""
         if not episode_ids:
             return []
-        field = "sources" if self.hybrid else f"sources[{literal(_SOURCES_KEY)}]"
-        expression = f"json_contains_any({field}, [{', '.join(literal(i) for i in episode_ids)}])"
+        ids = ", ".join(literal(i) for i in episode_ids)
+        expression = f"json_contains_any(sources[{literal(_SOURCE_IDS)}], [{ids}])"
         return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
@@ -463,7 +465,7 @@ class MilvusStore:
         if matrix.ndim != 2 or matrix.shape[0] != len(records):
             raise StoreError(f"{op}: {len(records)} records but vectors of shape {matrix.shape}")
         self._check_dims(matrix.shape[1])
-        rows = [_to_row(r, v, sources_as_object=not self.hybrid) for r, v in zip(records, matrix.tolist(), strict=True)]
+        rows = [_to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
         self._call(op, lambda: method(self._name, rows))
         self._mark_written(len(rows))
@@ -550,9 +552,7 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
         yield list(ids[start:start + _IDS_PER_CALL])
 
 
-def _to_row(record: MemoryRecord, vector: list[float], *, sources_as_object: bool = False) -> dict[str, Any]:
-    """``sources_as_object``: a Milvus 2.3 server takes only objects in a JSON field (an array fails the
-    insert with "cannot unmarshal array"), so a collection made there (one without BM25) wraps the list."""
+def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": record.id,
         "vector": vector,
@@ -564,7 +564,7 @@ def _to_row(record: MemoryRecord, vector: list[float], *, sources_as_object: boo
         "kind": record.kind,
         "speaker": record.speaker or "",
         "timestamp": record.timestamp or 0,
-        "sources": {_SOURCES_KEY: list(record.sources)} if sources_as_object else list(record.sources),
+        "sources": {_SOURCE_IDS: list(record.sources)},
         "covered": record.covered,
     }
     for key in SCOPE_KEYS:
@@ -577,11 +577,11 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
     metadata = row.get("metadata") or {}
     if isinstance(metadata, (str, bytes)):
         metadata = json.loads(metadata)
-    sources = row.get("sources") or []
+    sources = row.get("sources") or {}
     if isinstance(sources, (str, bytes)):
         sources = json.loads(sources)
-    if isinstance(sources, dict):  # the wrapped form of a collection without BM25 (see _to_row)
-        sources = sources.get(_SOURCES_KEY) or []
+    if isinstance(sources, dict):
+        sources = sources.get(_SOURCE_IDS) or []
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
                         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
                         kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,

@@ -67,7 +67,7 @@ def v1_to_v2(client: Any, name: str, create: Callable[[str], None]) -> None:
 
 def _from_v1(row: dict[str, Any]) -> dict[str, Any]:
     out = {key: row[key] for key in _V1_FIELDS}
-    out.update(kind="fact", speaker="", timestamp=_epoch(str(row.get("created_at") or "")), sources=[],
+    out.update(kind="fact", speaker="", timestamp=_epoch(str(row.get("created_at") or "")), sources={"ids": []},
                covered=False)
     return out
 
