@@ -376,12 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/memory_quality)")
     parser.add_argument("--data", type=Path, help="benchmark data folder (default $LOCALMEM_BENCH_DATA)")
     args = parser.parse_args(argv)
+    data.use_root(args.data)
     command = " ".join(["python -m localmem.bench.memory_quality", *(argv if argv is not None else sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="localmem-quality-", ignore_cleanup_errors=True) as tmp:
         results = run(quick=args.quick, infer_conversations=args.infer_conversations, infer_turns=args.infer_turns,
                       workdir=Path(tmp), infer_only=args.infer_only)
     results = {"mode": "quick" if args.quick else "full", "command": command, **results}
-    data.use_root(args.data)
     out = args.out or RESULTS / ("memory_quality" if RESULTS.name == "results" else "localmem-bench-memory_quality")
     out.mkdir(parents=True, exist_ok=True)
     stem = ("infer_" if args.infer_only else "") + ("quick" if args.quick else "full")
