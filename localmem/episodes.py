@@ -18,7 +18,7 @@ and scope: a user message is the ``user_id``'s, an assistant message the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from localmem.records import Message, Scope
@@ -35,6 +35,7 @@ class Said:
     speaker: str | None
     content: str
     text: str
+    indices: tuple[int, ...] = ()  # the positions, in the add() call's messages, of the messages said so
 
 
 def speaker_of(message: Message, scope: Scope) -> tuple[str | None, bool, str]:
@@ -63,12 +64,13 @@ def render(content: str, speaker: str | None, moment: datetime) -> str:
 def said(messages: list[Message], scope: Scope, moment: datetime) -> list[Said]:
     """The messages worth keeping (not system prompts, not blank), in order, without repeats."""
     out: dict[str, Said] = {}
-    for message in messages:
+    for index, message in enumerate(messages):
         if message.role == "system" or not message.content.strip():
             continue
         speaker, named, content = speaker_of(message, scope)
         # A speaker known only from the scope stays out of the text: a scoped search drops the
         # scope's own name from the query (query.py), so writing it would only add noise.
         text = render(content, speaker if named else None, moment)
-        out.setdefault(text, Said(speaker, content, text))
+        first = out.setdefault(text, Said(speaker, content, text))
+        out[text] = replace(first, indices=(*first.indices, index))
     return list(out.values())

@@ -76,25 +76,29 @@ class AddRequest:
 
 @dataclass(frozen=True)
 class _Episodes:
-    """This call's episodes: the writes (ADD, or NONE for a repeat) and every episode's id."""
+    """This call's episodes: the writes (ADD, or NONE for a repeat), each with its messages' positions."""
 
     writes: list[Write]
+    indices: list[tuple[int, ...]]  # per write, the positions of its message(s) in the add() call
 
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(w.record.id for w in self.writes))
 
-    def source_of(self, vector: Vectors) -> MemoryRecord | None:
-        """The message a fact was most likely drawn from: the most similar new episode of this call.
+    def sources_of(self, fact: Fact, vector: Vectors) -> list[MemoryRecord]:
+        """The episodes a fact was read from: the extractor names its message(s) by position.
 
-        The model reads all messages at once and does not say which one a fact came from; the
-        closest one is right for single-message adds and, by construction, a good guess otherwise.
+        An extractor that names none (a custom LanguageModel may not) gets the most similar
+        new episode of this call: right for single-message adds and a good guess otherwise.
         """
+        named = [w.record for w, at in zip(self.writes, self.indices, strict=True) if set(at) & set(fact.sources)]
+        if named:
+            return list({r.id: r for r in named}.values())
         fresh = [w for w in self.writes if w.vector is not None]
         if len(self.writes) == 1 or not fresh:
-            return self.writes[0].record if len(self.writes) == 1 else None
-        return max(fresh, key=lambda w: _cosine(vector, w.vector.reshape(-1) if w.vector is not None else vector)
-                   ).record
+            return [self.writes[0].record] if len(self.writes) == 1 else []
+        return [max(fresh, key=lambda w: _cosine(vector, w.vector.reshape(-1) if w.vector is not None else vector)
+                    ).record]
 
 
 class AddPipeline:
@@ -113,12 +117,13 @@ class AddPipeline:
         if not request.infer:
             self.writer.apply(episodes.writes)
             return [w.change() for w in episodes.writes]
-        texts, flags = self._facts(request)
+        extracted, flags = self._facts(request)
         if flags:
             writes = [_flagged(w, flags) for w in episodes.writes]
             self.writer.apply(writes)
             return [w.change() for w in writes]
-        facts = self._reconcile(texts, self.embedder.embed(texts), request, episodes) if texts else []
+        vectors = self.embedder.embed([f.text for f in extracted]) if extracted else None
+        facts = self._reconcile(extracted, vectors, request, episodes) if vectors is not None else []
         # An episode that a stored fact draws on is covered by it (get_all shows the fact); one that
         # no fact cites (no fact extracted, or only repeats of stored ones) is the memory itself.
         cited = {s for w in facts if w.event in (Event.ADD, Event.UPDATE) for s in w.record.sources}
@@ -148,11 +153,11 @@ class AddPipeline:
             record = _new_record(m.text, request.scope, request.metadata, kind=EPISODE, speaker=m.speaker,
                                  timestamp=request.epoch)
             writes.append(Write(Event.ADD, record, vectors[rows[m.text]][None, :]))
-        return _Episodes(writes)
+        return _Episodes(writes, [m.indices for m in messages])
 
     # -- extract -----------------------------------------------------------
-    def _facts(self, request: AddRequest) -> tuple[list[str], tuple[str, ...]]:
-        """The extracted facts' texts, or the fallback flags when extraction failed under store_raw."""
+    def _facts(self, request: AddRequest) -> tuple[list[Fact], tuple[str, ...]]:
+        """The extracted facts (one per text), or the fallback flags when extraction failed under store_raw."""
         prompt = request.prompt or self.config.custom_fact_extraction_prompt
         try:
             facts = self._llm().extract_facts(request.messages, prompt)
@@ -160,16 +165,21 @@ class AddPipeline:
             if self.config.on_extraction_failure == "store_raw":
                 return [], (RAW_FALLBACK_FLAG,)
             raise
-        return _unique([f.text.strip() for f in facts if f.text.strip()]), ()
+        unique: dict[str, Fact] = {}
+        for fact in facts:
+            if text := fact.text.strip():
+                unique.setdefault(text, replace(fact, text=text))
+        return list(unique.values()), ()
 
     # -- infer=True --------------------------------------------------------
-    def _reconcile(self, texts: list[str], vectors: Vectors, request: AddRequest,
+    def _reconcile(self, facts: list[Fact], vectors: Vectors, request: AddRequest,
                    episodes: _Episodes) -> list[Write]:
-        existing = self._existing_by_hash(texts, request.scope, FACT)
+        existing = self._existing_by_hash([f.text for f in facts], request.scope, FACT)
         writes: list[Write] = []
         pending: list[tuple[MemoryRecord, Vectors]] = []  # ADDs of this call, matched like stored ones
         touched: set[str] = set()  # a stored memory is changed at most once per add()
-        for text, vector in zip(texts, vectors, strict=True):
+        for fact, vector in zip(facts, vectors, strict=True):
+            text = fact.text
             if (same := existing.get(text_hash(text))) is not None:
                 writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
                 continue
@@ -182,12 +192,14 @@ class AddPipeline:
                 writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
                 continue
             related = _related(hits[:self.config.similarity_candidates], hits, slot)
-            write = self._decide(text, vector, related, request, episodes) if related else None
+            sources = episodes.sources_of(fact, vector)
+            write = self._decide(text, vector, related, request, sources) if related else None
             if write is None:
-                source = episodes.source_of(vector)
-                record = _new_record(text, request.scope, request.metadata, kind=FACT,
-                                     speaker=source.speaker if source else None, timestamp=request.epoch,
-                                     sources=(source.id,) if source else episodes.ids)
+                # Whose and when: the extractor's, else the source message's speaker and the call's time.
+                speaker = fact.speaker or next((s.speaker for s in sources if s.speaker), None)
+                when = int(fact.when.timestamp()) if fact.when is not None else request.epoch
+                record = _new_record(text, request.scope, request.metadata, kind=FACT, speaker=speaker,
+                                     timestamp=when, sources=tuple(s.id for s in sources) or episodes.ids)
                 write = Write(Event.ADD, record, vector[None, :])
             if write.event is Event.ADD:
                 pending.append((write.record, vector))
@@ -226,7 +238,7 @@ class AddPipeline:
         return None
 
     def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit], request: AddRequest,
-                episodes: _Episodes) -> Write | None:
+                sources: Sequence[MemoryRecord]) -> Write | None:
         candidates = [Candidate(key=i, text=h.record.memory) for i, h in enumerate(related)]
         try:
             decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
@@ -236,7 +248,7 @@ class AddPipeline:
             # The fact itself is sound; only its relation to stored ones is unknown: keep it, flagged.
             metadata = {**request.metadata, "localmem_flags": [UNRECONCILED_FLAG]}
             record = _new_record(text, request.scope, metadata, kind=FACT, timestamp=request.epoch,
-                                 sources=episodes.ids)
+                                 sources=tuple(s.id for s in sources))
             return Write(Event.ADD, record, vector[None, :], flags=(UNRECONCILED_FLAG,))
         target = _target(decision.target_id, related)
         if decision.event is Event.ADD or target is None:
@@ -248,11 +260,11 @@ class AddPipeline:
         new_text = decision.text.strip() or text
         if text_hash(new_text) == target.hash:
             return Write(Event.NONE, target)
-        # The updated fact now also draws on this call's messages; its time is its latest source's.
-        sources = tuple(dict.fromkeys((*target.sources, *episodes.ids)))
+        # The updated fact now also draws on this fact's messages; its time is its latest source's.
+        linked = tuple(dict.fromkeys((*target.sources, *(s.id for s in sources))))
         new_vector = vector[None, :] if new_text == text else self.embedder.embed([new_text])
         return Write.update(target, new_text, new_vector, metadata={**target.metadata, **request.metadata},
-                            sources=sources, timestamp=max(target.timestamp or 0, request.epoch))
+                            sources=linked, timestamp=max(target.timestamp or 0, request.epoch))
 
     def _existing_by_hash(self, texts: Sequence[str], scope: Scope, kind: Kind) -> dict[str, MemoryRecord]:
         found = self.store.find_by_hash(sorted({text_hash(t) for t in texts}), scope)
@@ -292,10 +304,6 @@ def _target(key: str | None, related: Sequence[SearchHit]) -> MemoryRecord | Non
     if key is None or not key.isdigit() or int(key) >= len(related):
         return None
     return related[int(key)].record
-
-
-def _unique(texts: list[str]) -> list[str]:
-    return list(dict.fromkeys(texts))
 
 
 def _cosine(a: Vectors, b: Vectors) -> float:

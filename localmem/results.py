@@ -5,7 +5,9 @@ The store ranks facts and episodes together. Walking that ranking:
 - an episode whose message yielded a fact ("covered") is shown as that fact, at the episode's own
   rank: the fact is the memory, the episode its evidence, and a fact is an extra search key to its
   message, never a rival that pushes it down;
-- an episode is never repeated: not as a result once it is attached to one, nor twice attached;
+- an episode is never repeated: not as a result once it is attached to one, nor twice attached,
+  and a fact whose messages are all already shown (another fact of the same message ranked
+  higher) is left out: one result per message, so facts cannot crowd out other messages;
 - an episode whose message yielded no fact (every one, with infer=False) is shown as itself.
 Scores are the store's, so the list stays in descending score order.
 """
@@ -33,6 +35,8 @@ def assemble(hits: Sequence[SearchHit], limit: int, minimum: float | None,
             record = fact_of[record.id]
         if record.id in shown:
             continue
+        if record.kind == FACT and record.sources and shown.issuperset(record.sources):
+            continue  # another fact of the same message(s) ranked higher: one result per message
         shown.add(record.id)
         if record.kind == FACT:
             shown.update(record.sources)

@@ -12,7 +12,7 @@ import pytest
 
 from localmem import InvalidFilterError, InvalidInputError
 from localmem.episodes import said, speaker_of
-from localmem.records import Message, Scope
+from localmem.records import Fact, Message, Scope
 
 from .conftest import MemoryFactory, plain
 from .test_pipeline import ScriptedModel
@@ -89,6 +89,37 @@ def test_search_shows_a_fact_with_its_sources_and_never_repeats_an_episode(make_
     assert [e["metadata"]["dia_id"] for e in episodes] == ["D1:2"]
     assert len({h["id"] for h in hits}) == len(hits) == 2
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_a_fact_links_to_the_message_the_extractor_read_it_from(make_memory: MemoryFactory,
+                                                               hashing_embedder) -> None:
+    may_1 = datetime(2023, 5, 1, tzinfo=timezone.utc)
+    llm = ScriptedModel(facts=[Fact("Melanie paints sunsets", sources=(1,), speaker="Melanie", when=may_1)])
+    memory = make_memory(hashing_embedder, llm)
+    added = memory.add([{"role": "user", "content": "Caroline: How was the lake?"},
+                        {"role": "user", "content": "Melanie: I painted a sunset there."}], user_id="c",
+                       timestamp=MAY_8)["results"]
+    fact = memory.get(next(r["id"] for r in added if r["kind"] == "fact"))
+    (source,) = fact["sources"]
+    assert plain(source["memory"]) == "Melanie: I painted a sunset there."
+    assert fact["speaker"] == "Melanie" and fact["timestamp"] == "2023-05-01T00:00:00+00:00"
+    # Caroline's question yielded no fact: it stands as a memory itself, beside the fact.
+    listed = memory.get_all(user_id="c")["results"]
+    assert sorted((r["kind"], r["memory"]) for r in listed) == [
+        ("episode", "(8 May 2023) Caroline: How was the lake?"), ("fact", "Melanie paints sunsets")]
+
+
+def test_facts_of_one_message_are_one_result_and_crowd_out_no_other(make_memory: MemoryFactory,
+                                                                     hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Melanie painted a sunset", "Melanie painted by the lake",
+                               "Melanie painted a sunset by the lake"])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("Melanie: I painted a sunset by the lake.", user_id="c")
+    llm.facts = []
+    memory.add("Caroline: I painted the fence.", user_id="c")
+    hits = memory.search("painted a sunset by the lake", user_id="c", limit=2)["results"]
+    assert [h["kind"] for h in hits] == ["fact", "episode"]
+    assert plain(hits[1]["memory"]) == "Caroline: I painted the fence."
 
 
 def test_deleting_a_fact_forgets_the_message_only_it_drew_on(make_memory: MemoryFactory, hashing_embedder) -> None:

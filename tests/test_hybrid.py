@@ -15,7 +15,7 @@ import pytest
 from localmem import LocalmemWarning, Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.vector_stores import milvus
-from localmem.vector_stores.fusion import RRF
+from localmem.vector_stores.fusion import RRF, Fusion
 
 from .conftest import MemoryFactory
 
@@ -38,7 +38,7 @@ def test_fused_scores_are_higher_is_better_in_0_1_and_threshold_cuts_them(make_m
     assert "Zephyrine" in hits[0]["memory"]
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True) and all(0 < s <= 1.0 + 1e-6 for s in scores)
-    assert hits[0]["score"] == pytest.approx(hits[0]["distance"] * (RRF.k + 1) / 2)
+    assert hits[0]["score"] == pytest.approx(RRF.scale(hits[0]["distance"]))
     kept = memory.search("Who gave Caroline a pendant, Zephyrine?", user_id="c", threshold=scores[1])["results"]
     assert [h["id"] for h in kept] == [h["id"] for h in hits if h["score"] >= scores[1]]
     assert 2 <= len(kept) < len(hits)
@@ -64,3 +64,40 @@ def test_a_store_without_bm25_searches_dense_and_warns_once(tmp_path: Path, hash
         hits = memory.search("Melanie painted a sunset by the lake", user_id="c")["results"]
         assert "sunset" in hits[0]["memory"]
         assert hits[0]["score"] == pytest.approx(hits[0]["distance"])  # the cosine, as before
+
+
+def test_a_group_ranks_once_per_list_at_its_best_row() -> None:
+    # Message x has three facts that the dense list ranks first; message e is fourth there and
+    # first by words. Row by row, x's facts push e to fourth; as groups, e is second in dense.
+    dense = [("x1", 0.9), ("x2", 0.8), ("x3", 0.7), ("e", 0.6), ("x", 0.5)]
+    words = [("e", 3.0)]
+    fusion = Fusion(k=5, key_weight=0.0)  # no facts among the keys here: the groups alone
+    rows = dict(fusion.fuse(dense, words))
+    assert rows["e"] == pytest.approx(1 / 9 + 1 / 6)
+    grouped = fusion.fuse(dense, words, group={"x1": "x", "x2": "x", "x3": "x"})
+    assert [key for key, _ in grouped] == ["e", "x"]
+    assert [score for _, score in grouped] == pytest.approx([1 / 7 + 1 / 6, 1 / 6])
+
+
+def test_a_fact_adds_to_its_message_at_key_weight_and_never_takes_a_place() -> None:
+    # e and x tie on their own words; x's fact f1 ranks first by meaning and breaks the tie,
+    # adding key_weight of its rank among all rows, without moving e down the messages' ranks.
+    dense = [("f1", 0.9), ("e", 0.8), ("x", 0.7)]
+    words = [("x", 2.0), ("e", 1.0)]
+    fusion = Fusion(k=5, key_weight=0.15)
+    fused = fusion.fuse(dense, words, group={"f1": "x"}, keys={"f1"})
+    own = 1 / 6 + 1 / 7
+    assert [key for key, _ in fused] == ["x", "e"]
+    assert [score for _, score in fused] == pytest.approx([own + 0.15 * (1 / 6 + 1 / 6), own + 0.15 * (1 / 7 + 1 / 7)])
+    assert fusion.scale(fused[0][1]) <= 1.0
+    # Without facts the two terms rank alike: plain RRF, and first in both lists scores 1.
+    plain_rrf = fusion.fuse([("a", 0.9), ("b", 0.8)], [("a", 3.0)])
+    assert [key for key, _ in plain_rrf] == ["a", "b"] and fusion.scale(plain_rrf[0][1]) == pytest.approx(1.0)
+
+
+def test_a_lone_fact_does_not_outrank_a_better_message() -> None:
+    # The only fact in a scope is not "first among facts": it counts at its rank among all rows.
+    dense = [("tennis", 0.5), ("exam-fact", 0.3), ("exam", 0.2)]
+    words: list[tuple[str, float]] = []
+    fused = Fusion().fuse(dense, words, group={"exam-fact": "exam"}, keys={"exam-fact"})
+    assert [key for key, _ in fused] == ["tennis", "exam"]

@@ -412,9 +412,9 @@ def test_real_model_reconcile_answers_name_only_what_was_shown(real_model: Llama
 
 
 @pytest.mark.slow
-def test_real_model_is_deterministic_across_the_state_cache(real_model: LlamaCppModel) -> None:
-    # The second extraction restores the cached few-shot state instead of evaluating it:
-    # on one machine the answer must not change, whatever that answer is.
+def test_real_model_is_deterministic_across_interleaved_calls(real_model: LlamaCppModel) -> None:
+    # The second extraction reuses the batched decoder's kept few-shot prefix after a
+    # reconciliation on the other context: on one machine the answer must not change.
     message = [Message("user", "We adopted a puppy named Biscuit last weekend and I started a pottery class.")]
     first = real_model.extract_facts(message)
     real_model.reconcile(Fact("Plays chess on Sundays"), _candidates("Is learning Spanish on weekends"))

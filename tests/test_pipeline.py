@@ -21,9 +21,9 @@ from .conftest import MemoryFactory, plain
 class ScriptedModel:
     """Returns the facts and decisions a test sets, and records what it was asked."""
 
-    def __init__(self, facts: list[str] | None = None, decision: Decision | None = None,
+    def __init__(self, facts: Sequence[str | Fact] | None = None, decision: Decision | None = None,
                  fail: bool = False) -> None:
-        self.facts = facts or []
+        self.facts: Sequence[str | Fact] = facts or []
         self.decision = decision or Decision(Event.ADD, "")
         self.fail = fail
         self.reconcile_calls: list[tuple[str, list[str]]] = []
@@ -31,7 +31,7 @@ class ScriptedModel:
     def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]:
         if self.fail:
             raise ExtractionError("model said nothing usable")
-        return [Fact(t) for t in self.facts]
+        return [f if isinstance(f, Fact) else Fact(f) for f in self.facts]
 
     def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
                       times: Sequence[datetime | None] | None = None) -> list[Fact]:

@@ -15,10 +15,11 @@ background worker. A server manages its own segments, so none of this applies.
 
 Retrieval is hybrid where the store can: the ``memory`` text field feeds
 Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
-text runs one ``hybrid_search`` over the dense vector and BM25, fused by
-reciprocal rank (RRF, k=60; chosen on the LoCoMo dev data, see
-benchmarks/memory_quality.py). The fused score is scaled so that 1.0 means
-"first in both lists" (an RRF sum divided by its maximum, 2/(k+1)); it is higher
+text runs a dense and a BM25 search of the same rows, fused by reciprocal rank
+(RRF, k=5, 40 deep; a fact is an extra key of its source message and adds 0.15 of
+a message's weight; chosen on the LoCoMo dev data, see fusion.py and
+localmem/bench/memory_quality.py). The fused score is scaled so that 1.0 means
+"first in both lists" (the RRF sum divided by its maximum); it is higher
 for better hits and ``threshold`` compares against it. A server without the
 BM25 function (Milvus before 2.5) keeps dense search, whose score is the
 similarity, and says so once with a LocalmemWarning.
@@ -44,7 +45,7 @@ from localmem.config import VectorStoreConfig
 from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import as_filter
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
-from localmem.records import MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.records import FACT, MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
 from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
 from localmem.vector_stores.fusion import RRF, Fusion
@@ -400,10 +401,17 @@ class MilvusStore:
         words = self._client.search(self._name, data=[text], filter=expression, limit=depth,
                                     output_fields=_RECORD_FIELDS, anns_field="sparse",
                                     search_params={"metric_type": "BM25"})[0]
-        rows = {hit["id"]: hit["entity"] | {"id": hit["id"]} for hit in [*words, *dense]}
-        fused = self.fusion.fuse([(h["id"], self._score(float(h["distance"]))) for h in dense],
-                                 [(h["id"], abs(float(h["distance"]))) for h in words])
-        return [SearchHit(record=_to_record(rows[key]), score=self.fusion.scale(raw), distance=raw)
+        records = {hit["id"]: _to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
+        ranked = ([(h["id"], self._score(float(h["distance"]))) for h in dense],
+                  [(h["id"], abs(float(h["distance"]))) for h in words])
+        # A fact is a key to the message it came from: both rank as one group (fusion.py).
+        group = {r.id: r.sources[0] for r in records.values() if r.kind == FACT and r.sources}
+        fused = self.fusion.fuse(*ranked, group=group, keys=group.keys())
+        # Each group is shown by its own best row: the fact that matched, or the message itself.
+        best: dict[str, str] = {}
+        for key, _ in self.fusion.fuse(*ranked):
+            best.setdefault(group.get(key, key), key)
+        return [SearchHit(record=records[best[key]], score=self.fusion.scale(raw), distance=raw)
                 for key, raw in fused[:limit]]
 
     def _check_existing(self) -> None:
