@@ -261,6 +261,7 @@ def _probe(backend: str, env: dict[str, str], workdir: Path, tag: str, size: tup
 def run_load(workdir: Path, memories: int, queries: int) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
     base["PYTHONPATH"] = str(_ROOT)
+    base["LOCALMEM_BENCH_DATA"] = str(data.data_dir().resolve())  # the probes read the folder --data named
     # libgomp's default without OMP_WAIT_POLICY: spin 300k iterations before sleeping. GOMP_SPINCOUNT wins
     # over the PASSIVE that localmem sets, so this reproduces localmem before issue #13.
     spinning = base | {"GOMP_SPINCOUNT": "300000"}
