@@ -2,9 +2,10 @@
 
 Reciprocal rank fusion (RRF) adds 1/(k + rank) over the lists a memory appears
 in (rank 1 is the best); it needs no calibration between a cosine and a BM25
-score, which live on unrelated scales. localmem reports the RRF sum divided by
-its largest possible value, 2/(k + 1), so a score is in (0, 1]: 1.0 is "ranked
-first by both", about 0.5 "first in one list and absent from the other".
+score, which live on unrelated scales. localmem reports the fused sum divided by
+its largest possible value (first in every list, see ``Fusion.scale``), so a score
+is in (0, 1]: 1.0 is "ranked first by both", 0.5 "first in one list and absent
+from the other".
 ``threshold`` compares against this number. The weighted alternative maps both
 scores into [0, 1] (cosine as (1 + cos)/2, BM25 as 2·arctan(s)/π, as Milvus's
 WeightedRanker does) and averages them; the benchmark compares the two.
