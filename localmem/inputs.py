@@ -157,3 +157,14 @@ def check_memory_id(memory_id: Any, what: str = "memory_id") -> str:
             f"{what} {shown!r} is not a memory id: ids are 1 to {MAX_MEMORY_ID_CHARS} characters of letters, digits "
             "and - _ . : starting with a letter or digit (localmem makes uuid4 strings)")
     return memory_id
+
+
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object, or an InvalidInputError naming ``what`` and the problem."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{what} is not JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a JSON object")
+    return value

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import numpy as np
 
 from localmem.errors import InvalidInputError
-from localmem.inputs import check_memory_id
+from localmem.inputs import check_memory_id, json_object
 from localmem.protocols import EmbedderIdentity
 from localmem.records import EPISODE, FACT, SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
 from localmem.temporal import parse_timestamp
@@ -232,13 +232,7 @@ def _items(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _parse(line: str, number: int, path: Path) -> dict[str, Any]:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-    if not isinstance(item, dict):
-        raise InvalidInputError(f"{path}:{number}: expected a JSON object")
-    return item
+    return json_object(line, f"{path}:{number}: the line")
 
 
 def _check_header(header: dict[str, Any]) -> dict[str, Any]:

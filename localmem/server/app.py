@@ -9,7 +9,6 @@ for the event loop, and only writes wait for each other (Memory's write lock).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +21,8 @@ from starlette.exceptions import HTTPException
 
 from localmem import __version__
 from localmem.async_memory import AsyncMemory
-from localmem.errors import InvalidInputError, LocalmemError
+from localmem.errors import LocalmemError
+from localmem.inputs import json_object
 from localmem.wire import error_body, one_line, status_for
 
 log = logging.getLogger("localmem.server")
@@ -147,15 +147,7 @@ def create_app(memory: AsyncMemory, *, mcp: Any = None) -> FastAPI:
 
 
 def _json_object(name: str, text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{name} is not JSON: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{name} must be a JSON object")
-    return value
+    return None if text is None else json_object(text, name)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
