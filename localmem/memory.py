@@ -174,7 +174,7 @@ class Memory:
         vector = self.embedder.embed([text])
         candidates = min(limit + _EXTRA_CANDIDATES, self.store.limits.max_results)
         hits = self.store.search(vector, scope, parsed, candidates, text=text)
-        return {"results": assemble(hits, limit, minimum, self.store.get, self.store.citing)}
+        return {"results": assemble(hits, limit, minimum, self.store.get)}
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         events = self.history_store.history(check_memory_id(memory_id))

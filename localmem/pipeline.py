@@ -22,6 +22,7 @@ never rewritten by reconciliation.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +55,11 @@ from localmem.writer import Write, Writer
 
 # Below this cosine a stored memory is unrelated to the new fact: no LLM call.
 RELATED_THRESHOLD = 0.45
+# The same, between the two texts with their people's names taken out. In a conversation every fact
+# names its speaker, and MiniLM then finds "Gina believes in Gina" and "Gina is over the moon" alike
+# (0.78); without the names 0.26. On LoCoMo dev turns 31 of 32 reconcile calls above answered ADD
+# (the 32nd replaced an unrelated fact), at ~1 s each: most of an add's time.
+TOPIC_THRESHOLD = 0.5
 RAW_FALLBACK_FLAG = "unprocessed_raw_message"
 UNRECONCILED_FLAG = "unreconciled"
 # How many stored memories are searched for one that sets the same attribute as the fact.
@@ -191,12 +197,14 @@ class AddPipeline:
             if duplicate is not None:
                 writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
                 continue
-            related = _related(hits[:self.config.similarity_candidates], hits, slot)
             sources = episodes.sources_of(fact, vector)
+            speaker = fact.speaker or next((s.speaker for s in sources if s.speaker), None)
+            nearest = self._on_topic(text, speaker, [h for h in hits[:self.config.similarity_candidates]
+                                                     if h.score >= RELATED_THRESHOLD])
+            related = _related(nearest, hits, slot)
             write = self._decide(text, vector, related, request, sources) if related else None
             if write is None:
-                # Whose and when: the extractor's, else the source message's speaker and the call's time.
-                speaker = fact.speaker or next((s.speaker for s in sources if s.speaker), None)
+                # Whose and when (above): the extractor's, else the source message's speaker; the call's time.
                 when = int(fact.when.timestamp()) if fact.when is not None else request.epoch
                 record = _new_record(text, request.scope, request.metadata, kind=FACT, speaker=speaker,
                                      timestamp=when, sources=tuple(s.id for s in sources) or episodes.ids)
@@ -223,6 +231,19 @@ class AddPipeline:
         touched.update(e.id for e in orphans)
         return [Write(Event.UPDATE, replace(e, covered=False, updated_at=now_iso()), vectors[e.id][None, :],
                       previous=e, previous_vector=vectors[e.id]) for e in orphans if e.id in vectors]
+
+    def _on_topic(self, text: str, speaker: str | None, hits: list[SearchHit]) -> list[SearchHit]:
+        """The hits still alike once the people's names are taken out of both texts (TOPIC_THRESHOLD)."""
+        names = {n for n in (speaker, *(h.record.speaker for h in hits)) if n}
+        if not hits or not names:
+            return hits
+        pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                             + r")(?:'s)?\b")
+        texts = [pattern.sub("", t) for t in (text, *(h.record.memory for h in hits))]
+        if texts[0] == text and all(t == h.record.memory for t, h in zip(texts[1:], hits, strict=True)):
+            return hits  # no name in any of them: the similarity already measured stands
+        vectors = self.embedder.embed(texts)
+        return [h for h, v in zip(hits, vectors[1:], strict=True) if _cosine(vectors[0], v) >= TOPIC_THRESHOLD]
 
     def _near_duplicate(self, text: str, vector: Vectors, hits: Sequence[SearchHit],
                         pending: Sequence[tuple[MemoryRecord, Vectors]]) -> MemoryRecord | None:
@@ -287,8 +308,8 @@ def _flagged(write: Write, flags: tuple[str, ...]) -> Write:
 
 
 def _related(nearest: Sequence[SearchHit], hits: Sequence[SearchHit], slot: Slot | None) -> list[SearchHit]:
-    """The nearest hits above RELATED_THRESHOLD, plus any hit that sets the fact's attribute."""
-    related = [h for h in nearest if h.score >= RELATED_THRESHOLD]
+    """The nearest hits on the fact's topic, plus any hit that sets the fact's attribute."""
+    related = list(nearest)
     if slot is not None:
         seen = {h.record.id for h in related}
         related += [h for h in hits if h.record.id not in seen and _slot_name(h.record.memory) == slot.name]

@@ -2,9 +2,11 @@
 
 The store ranks facts and episodes together. Walking that ranking:
 - a fact is shown with ``sources``: the episodes it was drawn from (id, text, speaker, time, metadata);
-- an episode whose message yielded a fact ("covered") is shown as that fact, at the episode's own
-  rank: the fact is the memory, the episode its evidence, and a fact is an extra search key to its
-  message, never a rival that pushes it down;
+- an episode whose message yielded a fact ("covered") is shown as the best-ranked fact drawn from
+  it, at the episode's own rank: the fact is the memory, the episode its evidence, and a fact is an
+  extra search key to its message, never a rival that pushes it down. When none of its facts ranked,
+  the episode is shown as itself: its own words matched the query, and finding its facts would take
+  a scan of every fact's sources (in Milvus Lite ~20 ms per 700 rows, growing with the store);
 - an episode is never repeated: not as a result once it is attached to one, nor twice attached,
   and a fact whose messages are all already shown (another fact of the same message ranked
   higher) is left out: one result per message, so facts cannot crowd out other messages;
@@ -21,12 +23,14 @@ from localmem.records import EPISODE, FACT, MemoryRecord, SearchHit
 
 
 def assemble(hits: Sequence[SearchHit], limit: int, minimum: float | None,
-             fetch: Callable[[list[str]], list[MemoryRecord]],
-             citing: Callable[[list[str]], list[MemoryRecord]]) -> list[dict[str, Any]]:
-    """The results of a search; ``fetch`` gets episodes by id, ``citing`` the facts drawn from episodes."""
+             fetch: Callable[[list[str]], list[MemoryRecord]]) -> list[dict[str, Any]]:
+    """The results of a search; ``fetch`` gets episodes by id."""
     hits = [h for h in hits if minimum is None or h.score >= minimum]
-    ranked_facts = {h.record.id: h.record for h in hits if h.record.kind == FACT}
-    fact_of = _facts_for_covered(hits, ranked_facts, citing)
+    fact_of: dict[str, MemoryRecord] = {}
+    for hit in hits:  # in rank order: each episode's best-ranked fact
+        if hit.record.kind == FACT:
+            for source in hit.record.sources:
+                fact_of.setdefault(source, hit.record)
     shown: set[str] = set()
     chosen: list[tuple[MemoryRecord, SearchHit]] = []
     for hit in hits:
@@ -55,21 +59,3 @@ def assemble(hits: Sequence[SearchHit], limit: int, minimum: float | None,
         out.append(item)
     return out
 
-
-def _facts_for_covered(hits: Sequence[SearchHit], ranked: dict[str, MemoryRecord],
-                       citing: Callable[[list[str]], list[MemoryRecord]]) -> dict[str, MemoryRecord]:
-    """For each covered episode among the hits, the fact to show in its place: the best-ranked
-    fact drawn from it, or (when none ranked) any fact drawn from it."""
-    covered = [h.record.id for h in hits if h.record.kind == EPISODE and h.record.covered]
-    if not covered:
-        return {}
-    out: dict[str, MemoryRecord] = {}
-    for fact in ranked.values():  # in rank order (dicts keep insertion order)
-        for source in fact.sources:
-            out.setdefault(source, fact)
-    missing = [e for e in covered if e not in out]
-    if missing:
-        for fact in sorted(citing(missing), key=lambda r: (r.created_at, r.id)):
-            for source in fact.sources:
-                out.setdefault(source, fact)
-    return out

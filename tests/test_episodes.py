@@ -200,3 +200,16 @@ def test_export_import_keeps_kinds_speakers_times_and_links(make_memory: MemoryF
         assert after == before
     fact = next(r for r in target.get_all(user_id="c")["results"] if r["kind"] == "fact")
     assert [s["metadata"] for s in fact["sources"]] == [{"dia_id": "D1:1"}]
+
+
+def test_facts_never_push_a_message_out_of_the_lists_it_is_ranked_from(make_memory: MemoryFactory,
+                                                                        hashing_embedder) -> None:
+    # Fifty facts of one message, each closer to the query than the other message: drawn beside
+    # the messages, they would fill both 40-row lists and leave that message out of both.
+    llm = ScriptedModel(facts=[f"Mel did tennis chess golf n{i}" for i in range(50)])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("Mel: I did tennis, chess and golf", user_id="c", timestamp=MAY_8)
+    memory.add("Caro: tennis and chess at the club", user_id="c", timestamp=MAY_8, infer=False)
+    hits = memory.search("tennis chess golf", user_id="c", limit=5)["results"]
+    assert [(h["kind"], plain(h["sources"][0]["memory"] if h["kind"] == "fact" else h["memory"])) for h in hits] \
+        == [("fact", "Mel: I did tennis, chess and golf"), ("episode", "Caro: tennis and chess at the club")]

@@ -14,6 +14,8 @@ import pytest
 
 from localmem import LocalmemWarning, Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
+from localmem.records import EPISODE, FACT, Kind, MemoryRecord, Scope, SearchHit
+from localmem.results import assemble
 from localmem.vector_stores import milvus
 from localmem.vector_stores.fusion import RRF, Fusion
 
@@ -101,3 +103,20 @@ def test_a_lone_fact_does_not_outrank_a_better_message() -> None:
     words: list[tuple[str, float]] = []
     fused = Fusion().fuse(dense, words, group={"exam-fact": "exam"}, keys={"exam-fact"})
     assert [key for key, _ in fused] == ["tennis", "exam"]
+
+
+def test_a_covered_message_is_shown_as_its_best_ranked_fact_or_else_as_itself() -> None:
+    scope = Scope(user_id="c")
+
+    def record(key: str, kind: Kind, *, sources: tuple[str, ...] = (), covered: bool = False) -> MemoryRecord:
+        return MemoryRecord(id=key, memory=f"text of {key}", hash=key, scope=scope, kind=kind, sources=sources,
+                            covered=covered)
+
+    a, b = record("a", EPISODE, covered=True), record("b", EPISODE, covered=True)
+    fact = record("fa", FACT, sources=("a",))
+    hits = [SearchHit(a, 0.9, 0.9), SearchHit(b, 0.8, 0.8), SearchHit(fact, 0.7, 0.7)]
+    shown = assemble(hits, 5, None, lambda ids: [r for r in (a, b) if r.id in ids])
+    # a's fact ranked lower than a itself: it is shown at a's place, with a attached; b's facts
+    # did not rank, so b (whose own words matched) is shown as itself.
+    assert [(r["id"], r["kind"]) for r in shown] == [("fa", FACT), ("b", EPISODE)]
+    assert [s["id"] for s in shown[0]["sources"]] == ["a"] and shown[0]["score"] == 0.9

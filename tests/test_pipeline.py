@@ -147,3 +147,20 @@ def test_history_failure_undoes_the_store_writes(make_memory: MemoryFactory, has
     with pytest.raises(HistoryError):
         memory.delete(kept["id"])
     assert [plain(r["memory"]) for r in memory.get_all(user_id="u")["results"]] == ["Keeps bees"]
+
+
+def test_facts_alike_only_in_a_name_are_added_without_asking_the_model(make_memory: MemoryFactory,
+                                                                     hashing_embedder) -> None:
+    # Both facts name Gina twice: alike (0.53 under the hashing embedder) by the name alone.
+    llm = ScriptedModel(facts=[Fact("Gina thinks Gina can do it", speaker="Gina")])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("Gina: I can do it", user_id="conv")
+    llm.facts = [Fact("Gina says Gina is happy", speaker="Gina")]
+    assert _events(memory.add("Gina: I am happy", user_id="conv")) == ["ADD"]
+    assert llm.reconcile_calls == []
+    # Alike beyond the name: the model is asked.
+    llm.facts = [Fact("Gina plays tennis on Sundays", speaker="Gina")]
+    memory.add("Gina: tennis on Sundays", user_id="conv")
+    llm.facts = [Fact("Gina plays tennis on Mondays", speaker="Gina")]
+    memory.add("Gina: tennis on Mondays now", user_id="conv")
+    assert [fact for fact, _ in llm.reconcile_calls] == ["Gina plays tennis on Mondays"]

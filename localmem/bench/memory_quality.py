@@ -288,7 +288,7 @@ def facts_only(memory: Memory, question: Question) -> list[dict[str, Any]]:
     store = memory.store
     hits = store.search(memory.embedder.embed([question.text]), Scope(user_id=question.conversation), None,
                         K + 20, text=question.text, kinds=(FACT,))
-    return assemble(hits, K, None, store.get, store.citing)
+    return assemble(hits, K, None, store.get)
 
 
 def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Path, infer_only: bool = False,

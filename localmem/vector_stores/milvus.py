@@ -45,7 +45,7 @@ from localmem.config import VectorStoreConfig
 from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import as_filter
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
-from localmem.records import FACT, MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.records import EPISODE, FACT, MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
 from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
 from localmem.vector_stores.fusion import RRF, Fusion
@@ -93,6 +93,8 @@ class MilvusStore:
         self._closed = False
         self._stored_index_type: str | None = None  # set when an existing collection is opened
         self.fusion: Fusion = RRF
+        # Whether the collection holds facts (None: not asked yet): a hybrid search keeps them apart then.
+        self._holds_facts: bool | None = None
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         try:
@@ -164,7 +166,8 @@ class MilvusStore:
         if text is not None and text.strip() and self.hybrid:
             with threads:
                 hits: builtins.list[SearchHit] = self._call(
-                    "hybrid search", lambda: self._hybrid(query, text, expression, limit), flush=self._dirty)
+                    "hybrid search", lambda: self._hybrid(query, text, expression, limit, split=kinds is None),
+                    flush=self._dirty)
             return hits
         with threads:
             result = self._call("search", lambda: self._client.search(
@@ -392,27 +395,53 @@ class MilvusStore:
                       "searches use dense vectors only, without word matching", LocalmemWarning, stacklevel=4)
         return False
 
-    def _hybrid(self, query: Vectors, text: str, expression: str, limit: int) -> builtins.list[SearchHit]:
-        """Dense and BM25 searches of the same rows, fused here (fusion.py says why not in Milvus)."""
+    def _hybrid(self, query: Vectors, text: str, expression: str, limit: int, *,
+                split: bool) -> builtins.list[SearchHit]:
+        """Dense and BM25 searches, fused here (fusion.py says why not in Milvus, and how a fact counts).
+
+        Once the collection holds facts (and ``split``: no kinds were asked for), facts never shorten
+        the lists a message is ranked from: the dense search of messages and that of facts are two
+        lists merged by score (the same cosine), and the BM25 list is drawn twice as deep and cut
+        after its ``depth``-th row that is not a fact drawn from a message.
+        """
         depth = max(limit, self.fusion.depth)
-        dense = self._client.search(self._name, data=[query.tolist()], filter=expression, limit=depth,
-                                    output_fields=_RECORD_FIELDS, anns_field="vector",
-                                    search_params=self._search_params(depth))[0]
-        words = self._client.search(self._name, data=[text], filter=expression, limit=depth,
+        keyed = split and self._facts_present()
+        dense = self._dense(query, _and(expression, _kinds([EPISODE])) if keyed else expression, depth)
+        if keyed:
+            dense += self._dense(query, _and(expression, _kinds([FACT])), depth)
+        words = self._client.search(self._name, data=[text], filter=expression, limit=depth * 2 if keyed else depth,
                                     output_fields=_RECORD_FIELDS, anns_field="sparse",
                                     search_params={"metric_type": "BM25"})[0]
         records = {hit["id"]: _to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
-        ranked = ([(h["id"], self._score(float(h["distance"]))) for h in dense],
-                  [(h["id"], abs(float(h["distance"]))) for h in words])
         # A fact is a key to the message it came from: both rank as one group (fusion.py).
         group = {r.id: r.sources[0] for r in records.values() if r.kind == FACT and r.sources}
-        fused = self.fusion.fuse(*ranked, group=group, keys=group.keys())
-        # Each group is shown by its own best row: the fact that matched, or the message itself.
+        by_meaning = sorted(((h["id"], self._score(float(h["distance"]))) for h in dense), key=lambda row: -row[1])
+        by_words = _messages_deep([(h["id"], abs(float(h["distance"]))) for h in words], group, depth)
+        fused = self.fusion.fuse(by_meaning, by_words, group=group, keys=group.keys())
+        # Each group is shown by its best fact (the memory; its message comes with it as a source),
+        # or by the message itself when none of its facts was drawn.
         best: dict[str, str] = {}
-        for key, _ in self.fusion.fuse(*ranked):
-            best.setdefault(group.get(key, key), key)
+        for key, _ in self.fusion.fuse(by_meaning, by_words):
+            head = group.get(key, key)
+            if head not in best or (key in group and best[head] not in group):
+                best[head] = key
         return [SearchHit(record=records[best[key]], score=self.fusion.scale(raw), distance=raw)
                 for key, raw in fused[:limit]]
+
+    def _dense(self, query: Vectors, expression: str, limit: int) -> builtins.list[dict[str, Any]]:
+        hits: builtins.list[dict[str, Any]] = list(self._client.search(
+            self._name, data=[query.tolist()], filter=expression, limit=limit, output_fields=_RECORD_FIELDS,
+            anns_field="vector", search_params=self._search_params(limit))[0])
+        return hits
+
+    def _facts_present(self) -> bool:
+        """Whether the collection holds any fact: asked once, then kept up by this handle's writes.
+        (Until it is reopened, a handle ranks facts that another process adds to a server collection
+        in the messages' lists, as rows of their own.)"""
+        if self._holds_facts is None:
+            self._holds_facts = bool(self._client.query(self._name, filter=f"kind == {literal(FACT)}",
+                                                        output_fields=["id"], limit=1))
+        return self._holds_facts
 
     def _check_existing(self) -> None:
         """Migrate an older schema; refuse a newer one, or vectors of another size, model or metric."""
@@ -477,6 +506,8 @@ class MilvusStore:
         method = getattr(self._client, op)
         self._call(op, lambda: method(self._name, rows))
         self._mark_written(len(rows))
+        if any(r.kind == FACT for r in records):
+            self._holds_facts = True
 
     def _query(self, expression: str, fields: builtins.list[str], limit: int | None) -> builtins.list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"filter": expression, "output_fields": fields}
@@ -578,6 +609,19 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
     for key in SCOPE_KEYS:
         row[key] = getattr(record.scope, key) or ""
     return row
+
+
+def _messages_deep(ranking: builtins.list[tuple[str, float]], group: dict[str, str],
+                   depth: int) -> builtins.list[tuple[str, float]]:
+    """The head of a ranking (best first) down to its ``depth``-th row not in ``group``: facts
+    drawn from a message ride along without using up the depth."""
+    rows = 0
+    for end, (key, _) in enumerate(ranking):
+        if key not in group:
+            rows += 1
+            if rows == depth:
+                return ranking[:end + 1]
+    return ranking
 
 
 def _to_record(row: dict[str, Any]) -> MemoryRecord:
