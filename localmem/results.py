@@ -3,8 +3,8 @@
 The store ranks facts and episodes together. Walking that ranking:
 - a fact is shown with ``sources``: the episodes it was drawn from (id, text, speaker, time, metadata);
 - an episode whose message yielded a fact ("covered") is shown as the best-ranked fact drawn from
-  it, at the episode's own rank: the fact is the memory, the episode its evidence, and a fact is an
-  extra search key to its message, never a rival that pushes it down. When none of its facts ranked,
+  it, at the episode's own rank: the fact is the memory, the episode its evidence, and a fact is
+  never a rival that pushes its message down (fusion.py). When none of its facts ranked,
   the episode is shown as itself: its own words matched the query, and finding its facts would take
   a scan of every fact's sources (in Milvus Lite ~20 ms per 700 rows, growing with the store);
 - an episode is never repeated: not as a result once it is attached to one, nor twice attached,
