@@ -170,13 +170,10 @@ class MilvusStore:
                     flush=self._dirty)
             return hits
         with threads:
-            result = self._call("search", lambda: self._client.search(
-                self._name, data=[query.tolist()], filter=expression, limit=limit,
-                output_fields=_RECORD_FIELDS, anns_field="vector",
-                search_params=self._search_params(limit)), flush=self._dirty)
+            result = self._call("search", lambda: self._dense(query, expression, limit), flush=self._dirty)
         return [SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}),
                           score=self._score(float(hit["distance"])), distance=float(hit["distance"]))
-                for hit in result[0]]
+                for hit in result]
 
     def list(self, scope: Scope, filters: Filters, limit: int, *,
              kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
@@ -429,6 +426,7 @@ class MilvusStore:
                 for key, raw in fused[:limit]]
 
     def _dense(self, query: Vectors, expression: str, limit: int) -> builtins.list[dict[str, Any]]:
+        """The rows nearest ``query`` that ``expression`` selects, best first, with their fields."""
         hits: builtins.list[dict[str, Any]] = list(self._client.search(
             self._name, data=[query.tolist()], filter=expression, limit=limit, output_fields=_RECORD_FIELDS,
             anns_field="vector", search_params=self._search_params(limit))[0])
