@@ -21,6 +21,8 @@ from localmem.vector_stores.fusion import RRF, Fusion
 
 from .conftest import MemoryFactory
 
+MAY_8 = 1683504000  # 8 May 2023, 00:00 UTC
+
 TEXTS = ["Caroline: I went to the LGBTQ support group", "Melanie: I painted a sunset by the lake",
          "Caroline: my friend Zephyrine gave me a pendant", "Melanie: we went camping with the kids"]
 
@@ -120,3 +122,35 @@ def test_a_covered_message_is_shown_as_its_best_ranked_fact_or_else_as_itself() 
     # did not rank, so b (whose own words matched) is shown as itself.
     assert [(r["id"], r["kind"]) for r in shown] == [("fa", FACT), ("b", EPISODE)]
     assert [s["id"] for s in shown[0]["sources"]] == ["a"] and shown[0]["score"] == 0.9
+
+
+def test_facts_leave_the_word_statistics_of_messages_alone(make_memory: MemoryFactory,
+                                                           hashing_embedder: HashingEmbedder) -> None:
+    # Milvus Lite scores BM25 with each segment's own statistics. Twenty facts that all name
+    # Caroline, stored among the messages, would make her name a common word there and turn the
+    # order of these two messages for "Caroline pottery"; facts are kept in a partition of their own.
+    texts = ["Caroline: a fine day", "Melanie: the pottery class was fun and long and very good today"]
+    query = "Caroline pottery"
+    plain_store, with_facts = make_memory(hashing_embedder, name="plain.db"), make_memory(hashing_embedder)
+    for memory in (plain_store, with_facts):
+        for text in texts:
+            memory.add(text, user_id="c", infer=False, timestamp=MAY_8)
+    messages = with_facts.get_all(user_id="c")["results"]
+    source = next(m["id"] for m in messages if "Caroline" in m["memory"])
+    facts = [f"Caroline said thing {i}" for i in range(20)]
+    records = [MemoryRecord(id=f"f{i}", memory=text, hash=f"h{i}", scope=Scope(user_id="c"), kind=FACT,
+                            speaker="Caroline", timestamp=MAY_8, sources=(source,))
+               for i, text in enumerate(facts)]
+    with_facts.store.insert(records, hashing_embedder.embed(facts))
+
+    def ranked(memory: Memory) -> list[tuple[str, float]]:
+        vector = hashing_embedder.embed([query])
+        hits = memory.store.search(vector, Scope(user_id="c"), None, 5, text=query, kinds=[EPISODE])
+        return [(hit.record.memory, hit.score) for hit in hits]
+
+    alone = ranked(plain_store)
+    assert "Caroline" in alone[0][0]  # the shorter message, while her name is a rare word
+    assert ranked(with_facts) == alone
+    shown = with_facts.search(query, user_id="c")["results"]
+    order = [h["sources"][0]["memory"] if h["kind"] == "fact" else h["memory"] for h in shown]
+    assert order == [text for text, _ in alone]

@@ -17,6 +17,8 @@ from localmem import Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.vector_stores import milvus, upgrade
 
+from .test_pipeline import ScriptedModel
+
 NAME = "localmem"
 ROWS = [("m1", "Plays tennis every Sunday", "alice", {"category": "hobbies"}),
         ("m2", "Has a linear algebra midterm on November 20", "alice", {"category": "task"}),
@@ -116,3 +118,41 @@ def test_a_half_made_copy_is_dropped_and_the_upgrade_redone(tmp_path: Path,
     client.close()
     with _open(path, hashing_embedder) as memory:
         _check_everything_survived(memory)
+
+
+def _partitions_of(memory: Memory) -> dict[str, set[str]]:
+    """Which partition each kind of row is in: what a collection's layout is, read from Milvus."""
+    client: Any = memory.store._client  # type: ignore[attr-defined]
+    return {part: {row["kind"] for row in client.query(NAME, filter="", output_fields=["kind"],
+                                                         partition_names=[part])}
+            for part in client.list_partitions(NAME)}
+
+
+def test_facts_have_a_partition_of_their_own_and_older_collections_keep_theirs(
+        tmp_path: Path, hashing_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = tmp_path / "new.db"
+    with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(fresh))), embedder=hashing_embedder,
+                llm=ScriptedModel(facts=["Bob owns a red bicycle"])) as memory:
+        memory.add("Bob: I own a red bicycle", user_id="bob")
+        assert _partitions_of(memory) == {"_default": {"episode"}, "facts": {"fact"}}
+    # A collection of the release before (no facts partition) is opened as it is and keeps
+    # writing facts beside its messages: reads, updates and deletes find them there.
+    old = tmp_path / "old.db"
+    original = milvus.MilvusStore._create
+    monkeypatch.setattr(milvus.MilvusStore, "_create", lambda self, name, facts_apart=True: original(
+        self, name, facts_apart=False))
+    with _open(old, hashing_embedder) as memory:
+        memory.add("Bob: hello", user_id="bob", infer=False)
+    monkeypatch.setattr(milvus.MilvusStore, "_create", original)
+    with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(old))), embedder=hashing_embedder,
+                llm=ScriptedModel(facts=["Bob owns a red bicycle"])) as memory:
+        memory.add("Bob: I own a red bicycle", user_id="bob")
+        assert _partitions_of(memory) == {"_default": {"episode", "fact"}}
+        fact = next(r for r in memory.get_all(user_id="bob")["results"] if r["kind"] == "fact")
+        memory.update(fact["id"], "Bob owns a blue bicycle")
+        assert memory.search("blue bicycle", user_id="bob")["results"][0]["memory"] == "Bob owns a blue bicycle"
+        memory.delete(fact["id"])
+        assert all(r["kind"] == "episode" for r in memory.get_all(user_id="bob")["results"])
+        memory.reset()  # a collection made anew is made the current way
+        memory.add("Bob: I own a red bicycle", user_id="bob")
+        assert _partitions_of(memory) == {"_default": {"episode"}, "facts": {"fact"}}

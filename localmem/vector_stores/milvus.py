@@ -16,8 +16,8 @@ background worker. A server manages its own segments, so none of this applies.
 Retrieval is hybrid where the store can: the ``memory`` text field feeds
 Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
 text runs a dense and a BM25 search of the same rows, fused by reciprocal rank
-(RRF, k=5, 40 deep; a fact is an extra key of its source message and adds 0.15 of
-a message's weight; chosen on the LoCoMo dev data, see fusion.py and
+(RRF, k=5, 40 deep; a fact is an extra key of its source message, weighted 0 with
+the bundled model; chosen on the LoCoMo dev data, see fusion.py and
 localmem/bench/memory_quality.py). The fused score is scaled so that 1.0 means
 "first in both lists" (the RRF sum divided by its maximum); it is higher
 for better hits and ``threshold`` compares against it. A server without the
@@ -77,6 +77,13 @@ _RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at",
 # BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
 # BM25 that issue #16 measured; English stemming and stop words scored no better there.
 _ANALYZER: dict[str, Any] = {"type": "standard"}
+# Facts live in a partition of their own, messages in the default one. Milvus Lite scores BM25
+# with each segment's own statistics (document count, mean length, document frequencies, over
+# every row of the segment), and a segment never spans partitions: so facts' words, which name
+# their person in every fact, never make a message's words count less. Collections created
+# before this (no such partition) keep facts among the messages; export and import moves them.
+_FACTS_PARTITION = "facts"
+_MESSAGES_PARTITION = "_default"
 
 
 class MilvusStore:
@@ -95,6 +102,7 @@ class MilvusStore:
         self.fusion: Fusion = RRF
         # Whether the collection holds facts (None: not asked yet): a hybrid search keeps them apart then.
         self._holds_facts: bool | None = None
+        self._facts_apart = False  # whether facts are written to _FACTS_PARTITION (set on open)
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         try:
@@ -104,6 +112,7 @@ class MilvusStore:
             else:
                 self._create(self._name)
             self.hybrid = self._has_bm25()
+            self._facts_apart = self._client.has_partition(self._name, _FACTS_PARTITION)
             self._client.load_collection(self._name)
         except StoreError:
             self._disconnect()
@@ -231,6 +240,7 @@ class MilvusStore:
         def run() -> None:
             self._client.drop_collection(self._name)
             self._create(self._name)
+            self._facts_apart = True
             self._client.load_collection(self._name)
         self._call("reset", run)
         self._pending, self._dirty = 0, False
@@ -339,7 +349,8 @@ class MilvusStore:
             self._broken = (f"the store at {self._where} failed a write ({_reason(cause)}) and could not be "
                             f"reloaded ({_reason(exc)}); free the disk or fix the cause, then reopen Memory")
 
-    def _create(self, name: str) -> None:
+    def _create(self, name: str, *, facts_apart: bool = True) -> None:
+        """An empty collection of the current schema; ``facts_apart`` adds the facts' partition."""
         from pymilvus import DataType, Function, FunctionType
 
         bm25 = self._bm25_supported()
@@ -372,6 +383,8 @@ class MilvusStore:
         self._client.create_collection(
             name, schema=schema, index_params=index, consistency_level="Strong",
             properties={_PROP_SCHEMA: str(SCHEMA_VERSION), _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
+        if facts_apart:
+            self._client.create_partition(name, _FACTS_PARTITION)
 
     def _bm25_supported(self) -> bool:
         """Milvus Lite 3 and servers from 2.5 run the BM25 function; older servers do not."""
@@ -478,7 +491,9 @@ class MilvusStore:
                                       f"asked for; set metric_type={metric!r} or use another collection_name")
         # Last: a migration may copy every row (upgrade.py), which only makes sense into a compatible schema.
         if found != SCHEMA_VERSION:
-            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where, self._create)
+            # Schema 1 had only facts, copied in one by one: they stay where a collection of then kept them.
+            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where,
+                                      lambda name: self._create(name, facts_apart=False))
 
     def _stored_index(self) -> tuple[str | None, str | None]:
         """(metric, index type) of the existing collection's vector index."""
@@ -502,10 +517,19 @@ class MilvusStore:
         self._check_dims(matrix.shape[1])
         rows = [_to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
-        self._call(op, lambda: method(self._name, rows))
+        # A kind never changes, so a row stays in its partition; a batch of both kinds is two calls,
+        # which the writer's journal covers as it covers its insert-then-upsert (writer.py).
+        for partition in (_MESSAGES_PARTITION, _FACTS_PARTITION):
+            part = [row for row in rows if self._partition(row["kind"]) == partition]
+            if part:
+                self._call(op, lambda part=part, partition=partition: method(self._name, part,
+                                                                               partition_name=partition))
         self._mark_written(len(rows))
         if any(r.kind == FACT for r in records):
             self._holds_facts = True
+
+    def _partition(self, kind: str) -> str:
+        return _FACTS_PARTITION if self._facts_apart and kind == FACT else _MESSAGES_PARTITION
 
     def _query(self, expression: str, fields: builtins.list[str], limit: int | None) -> builtins.list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"filter": expression, "output_fields": fields}
