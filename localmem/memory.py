@@ -123,7 +123,7 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id).require("delete_all()")
         with self._write_lock:
             seen: set[str] = set()
-            while page := self.store.list(scope, None, _PAGE):
+            while page := self.store.records(scope, None, _PAGE):
                 ids = {r.id for r in page}
                 if ids & seen:  # the store did not drop what it was told to: stop, don't spin
                     raise StoreError(f"delete_all(): memories {sorted(ids & seen)[:3]} survived their deletion")
@@ -150,7 +150,7 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         parsed = parse_filters(filters)
         _require_scope_or_filters("get_all()", scope, parsed)
-        records = self.store.list(scope, parsed, check_limit(limit, self.store.limits.max_results),
+        records = self.store.records(scope, parsed, check_limit(limit, self.store.limits.max_results),
                                   hide_covered=not include_episodes)
         return {"results": self._with_sources(records)}
 

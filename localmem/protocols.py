@@ -8,7 +8,6 @@ shipped beside the real implementations.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,9 +78,6 @@ Filters = dict[str, Any] | Filter | None
 @runtime_checkable
 class VectorStore(Protocol):
     @property
-    def metric(self) -> str: ...
-
-    @property
     def limits(self) -> StoreLimits: ...
 
     def insert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None: ...
@@ -97,17 +93,18 @@ class VectorStore(Protocol):
         """Best first, higher score better; with ``text`` a store may fuse word matches (BM25) in."""
         ...
 
-    def list(self, scope: Scope, filters: Filters, limit: int, *,
-             kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]: ...
+    def records(self, scope: Scope, filters: Filters, limit: int, *,
+                kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
+        """Memories of the scope that pass the filters, oldest first."""
+        ...
 
-    def citing(self, episode_ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+    def citing(self, episode_ids: Sequence[str]) -> list[MemoryRecord]:
         """Facts whose sources include any of these episodes."""
         ...
 
-    # ``list`` above shadows the builtin inside this class body, hence builtins.list below.
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...
 
-    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> builtins.list[MemoryRecord]:
+    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> list[MemoryRecord]:
         """Memories in exactly this scope whose text hash is one of ``hashes``."""
         ...
 
@@ -153,7 +150,7 @@ class HistoryStore(Protocol):
 
     def discard(self, intent_id: int) -> None: ...
 
-    def intents(self) -> builtins.list[tuple[int, str]]:
+    def intents(self) -> list[tuple[int, str]]:
         """Intents left behind, oldest first."""
         ...
 

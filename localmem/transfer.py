@@ -69,7 +69,7 @@ def export_store(memory: Memory, out: TextIO, *, with_vectors: bool = False,
     for event in history.all_events():
         events_by_memory[event.memory_id].append(event)
     header = {"type": "header", "format": FORMAT, "version": VERSION, "localmem_version": _version(),
-              "embedder": memory.embedder.identity.to_dict(), "metric": store.metric,
+              "embedder": memory.embedder.identity.to_dict(), "metric": memory.config.vector_store.metric_type,
               "vectors": with_vectors, "count": store.count()}
     out.write(json.dumps(header) + "\n")
     written = events = 0

@@ -50,7 +50,7 @@ def test_round_trip_of_every_field(tmp_path: Path) -> None:
                           created_at=now_iso(), updated_at=now_iso())
     store.insert([record], EMBEDDER.embed([record.memory]))
     assert store.get(["id-1"]) == [record]
-    assert store.list(scope, None, 10) == [record]
+    assert store.records(scope, None, 10) == [record]
     np.testing.assert_allclose(store.get_vectors(["id-1"])["id-1"], EMBEDDER.embed([record.memory])[0], rtol=1e-6)
     store.close()
 

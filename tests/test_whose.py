@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from localmem.extractors.whose import name_persons, split_speaker, turns, with_subject
+from localmem.extractors.gates import GateCounts
+from localmem.extractors.postprocess import finish
+from localmem.extractors.whose import Turn, about_listener, name_persons, split_speaker, turns, with_subject
 from localmem.records import Message
 
 
@@ -48,3 +50,31 @@ def test_with_two_speakers_each_addresses_the_other() -> None:
     assert [(t.speaker, t.addressee) for t in read] == [
         ("Caroline", "Melanie"), ("Melanie", "Caroline"), ("Caroline", "Melanie")]
     assert turns([Message("user", "hello")])[0].speaker is None
+
+
+@pytest.mark.parametrize(("line", "said", "listener"), [
+    ("Is a great counselor", "I think you'd be a great counselor!", True),
+    ("Would be a great counselor", "Wow, you'd be a great counselor", True),
+    ("Melanie is a great counselor", "You would be a great counselor, I bet", True),
+    ("Is proud of the kids", "You must be proud of your kids, I am proud of mine", True),
+    ("Loves painting", "You know, I love painting", False),
+    ("Went to a support group", "I went to a support group yesterday, you should come", False),
+    ("Loves hiking", "I love hiking", False),
+    ("Caroline would be a great counselor", "I think you'd be a great counselor", True),
+    # A line that keeps its persons is read exactly by name_persons instead.
+    ("You'd be a great counselor", "You'd be a great counselor", False),
+])
+def test_a_line_from_what_was_said_about_the_listener_is_found(line: str, said: str, listener: bool) -> None:
+    assert about_listener(line, said) is listener
+
+
+@pytest.mark.parametrize(("proposed", "expected"), [
+    ("Is a great counselor", "Caroline is a great counselor"),
+    ("Melanie is a great counselor", "Caroline is a great counselor"),
+    ("You'd be a great counselor", "Caroline would be a great counselor"),
+    ("Melanie's kids love pottery", "Melanie's kids love pottery"),  # her own words: hers
+])
+def test_what_the_speaker_says_about_the_listener_is_the_listeners(proposed: str, expected: str) -> None:
+    turn = Turn(0, "Melanie", "Caroline", "I think you'd be a great counselor! My kids love pottery")
+    fact = finish(proposed, turn, None, GateCounts())
+    assert fact is not None and fact.text == expected and fact.speaker == "Melanie"

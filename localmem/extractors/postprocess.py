@@ -4,7 +4,8 @@ The model proposes lines in the speaker's own words; everything after that is
 deterministic and happens here, in this order:
 
 1. whose: with a known speaker, first and second person become names
-   ("My mother passed away" -> "Deborah's mother passed away"); without one,
+   ("My mother passed away" -> "Deborah's mother passed away"), and a line taken
+   from what the speaker said about the listener names the listener; without one,
    Mem0's subjectless style ("Loves dog"), which the quickstart relies on;
 2. the quality gates of ``gates.py`` (counted in a GateCounts);
 3. when: relative dates are resolved against the message's time and the date is
@@ -21,7 +22,7 @@ from datetime import datetime, timezone
 from localmem import temporal
 from localmem.extractors.gates import GateCounts, rejects
 from localmem.extractors.prompting import to_memory_style
-from localmem.extractors.whose import Turn, name_persons, with_subject
+from localmem.extractors.whose import Turn, about_listener, name_persons, with_subject
 from localmem.records import Fact
 
 _DAY = re.compile(r"\((\d{1,2}) ([A-Z][a-z]+) (\d{4})\)")
@@ -34,6 +35,11 @@ def finish(proposed: str, turn: Turn, time: datetime | None, counts: GateCounts,
     proposed = proposed.strip().rstrip(".!").strip()
     if turn.speaker is None:
         text = to_memory_style(proposed)
+    elif turn.addressee is not None and about_listener(proposed, turn.text):
+        # Said to the listener about them: theirs, whether the model left the subject out or put
+        # the speaker's name there.
+        text = with_subject(proposed, turn.addressee)
+        text = re.sub(rf"^{re.escape(turn.speaker)}\b(?!')", turn.addressee, text)
     else:
         text = with_subject(name_persons(proposed, turn.speaker, turn.addressee), turn.speaker)
     gate = rejects(proposed, text, turn.text, names | {n for n in (turn.speaker, turn.addressee) if n})

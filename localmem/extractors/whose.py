@@ -163,6 +163,43 @@ def _agree(words: list[str], subject: int) -> None:
         words[j] = third_person(words[j])
 
 
+# Words that open a clause about the speaker or about the listener, for ``about_listener``.
+_SPEAKER_WORDS = frozenset({"i", "i'm", "i've", "i'd", "i'll", "my", "me", "mine", "myself", "we", "we're",
+                            "we've", "our", "us"})
+_LISTENER_WORDS = frozenset({"you", "you're", "you've", "you'd", "you'll", "your", "yours", "yourself"})
+_CLAUSE_END = re.compile(r"[.!?;,:]")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_STEM = 4  # words compare by their first letters: "loves" and "love", "painted" and "painting"
+
+
+def about_listener(line: str, said: str) -> bool:
+    """Whether the model's line comes from what the speaker said about the listener.
+
+    "You'd be a great counselor", said by Melanie, came back from the model as "Is a great
+    counselor" (then "Melanie is a great counselor"): a line with no person words of its own,
+    whose words sit in a clause that "you" opens, more of them than in any clause "I" opens.
+    A line that keeps its "I" or "you" is left to ``name_persons``, which reads it exactly.
+    """
+    own = _WORD.findall(line.lower().replace("’", "'"))
+    if any(w in _SPEAKER_WORDS or w in _LISTENER_WORDS for w in own):
+        return False
+    stems = {w[:_STEM] for w in own if len(w) > 3}
+    best = {True: 0, False: 0}  # listener, speaker: the most of the line's words in one of their clauses
+    for clause in _CLAUSE_END.split(said.lower().replace("’", "'")):
+        opened: bool | None = None
+        words: set[str] = set()
+        # A stretch runs from a person's word to the other person's ("you ... your kids" is one);
+        # the final "you", "i" pair closes the last stretch, whoever it belongs to.
+        for word in [*_WORD.findall(clause), "you", "i"]:
+            if (word in _SPEAKER_WORDS or word in _LISTENER_WORDS) and opened is not (word in _LISTENER_WORDS):
+                if opened is not None:
+                    best[opened] = max(best[opened], len(stems & words))
+                opened, words = word in _LISTENER_WORDS, set()
+            elif len(word) > 3:
+                words.add(word[:_STEM])
+    return best[True] > best[False]
+
+
 _SUBJECTLESS_START = frozenset({"is", "has", "was", "had", "will", "would", "can", "does", "did", "likes", "loves",
                                 "wants", "plans", "enjoys", "works", "lives", "goes", "went", "got", "feels",
                                 "thinks", "hopes", "needs", "started", "finished", "recently", "also", "just",

@@ -46,10 +46,11 @@ that model, evidence hit@5 / answer recall@5 (infer=False on the same turns:
 With 40 rows drawn, facts among them, weight 0.15 gave 0.699 / 0.671 on the
 first set. The weight is kept for a stronger extractor. (Facts ranked by their
 rank among facts alone fared worse: in a scope with few facts, any fact is first
-there, whatever it says.) What still differs at weight 0 is BM25's statistics:
-a fact's words count in them (every fact names its person, so a name weighs less
-in every message). Milvus Lite also counts a row whose BM25 text is empty or
-null (checked), so only a collection of their own would keep facts out.
+there, whatever it says.) BM25's statistics would still differ: Milvus Lite scores
+BM25 with each segment's own statistics, over every row of the segment (a row with
+empty text too), and facts' words would count in them (every fact names its person,
+so a name would weigh less in every message). Facts are written to a partition of
+their own (milvus.py), and a segment never spans partitions.
 """
 
 from __future__ import annotations

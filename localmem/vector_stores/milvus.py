@@ -27,7 +27,6 @@ similarity, and says so once with a LocalmemWarning.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import logging
@@ -174,7 +173,7 @@ class MilvusStore:
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
         if text is not None and text.strip() and self.hybrid:
             with threads:
-                hits: builtins.list[SearchHit] = self._call(
+                hits: list[SearchHit] = self._call(
                     "hybrid search", lambda: self._hybrid(query, text, expression, limit, split=kinds is None),
                     flush=self._dirty)
             return hits
@@ -184,15 +183,15 @@ class MilvusStore:
                           score=self._score(float(hit["distance"])), distance=float(hit["distance"]))
                 for hit in result]
 
-    def list(self, scope: Scope, filters: Filters, limit: int, *,
-             kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
+    def records(self, scope: Scope, filters: Filters, limit: int, *,
+                kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
         """Memories oldest first; ``hide_covered`` leaves out episodes whose message yielded a fact."""
         expression = _and(_expression(scope, filters), _kinds(kinds), "covered == false" if hide_covered else "")
         records = [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, limit)]
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
-    def citing(self, episode_ids: Sequence[str]) -> builtins.list[MemoryRecord]:
+    def citing(self, episode_ids: Sequence[str]) -> list[MemoryRecord]:
         """Facts whose sources include any of these episodes."""
         if not episode_ids:
             return []
@@ -204,7 +203,7 @@ class MilvusStore:
         return {row["id"]: np.asarray(row["vector"], dtype=np.float32)
                 for row in self._rows_by_id(ids, ["id", "vector"])}
 
-    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> builtins.list[MemoryRecord]:
+    def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> list[MemoryRecord]:
         if not hashes:
             return []
         # Exactly this scope: an unset key must be unset on the row too.
@@ -406,7 +405,7 @@ class MilvusStore:
         return False
 
     def _hybrid(self, query: Vectors, text: str, expression: str, limit: int, *,
-                split: bool) -> builtins.list[SearchHit]:
+                split: bool) -> list[SearchHit]:
         """Dense and BM25 searches, fused here (fusion.py says why not in Milvus, and how a fact counts).
 
         Once the collection holds facts (and ``split``: no kinds were asked for), facts never shorten
@@ -438,9 +437,9 @@ class MilvusStore:
         return [SearchHit(record=records[best[key]], score=self.fusion.scale(raw), distance=raw)
                 for key, raw in fused[:limit]]
 
-    def _dense(self, query: Vectors, expression: str, limit: int) -> builtins.list[dict[str, Any]]:
+    def _dense(self, query: Vectors, expression: str, limit: int) -> list[dict[str, Any]]:
         """The rows nearest ``query`` that ``expression`` selects, best first, with their fields."""
-        hits: builtins.list[dict[str, Any]] = list(self._client.search(
+        hits: list[dict[str, Any]] = list(self._client.search(
             self._name, data=[query.tolist()], filter=expression, limit=limit, output_fields=_RECORD_FIELDS,
             anns_field="vector", search_params=self._search_params(limit))[0])
         return hits
@@ -531,17 +530,17 @@ class MilvusStore:
     def _partition(self, kind: str) -> str:
         return _FACTS_PARTITION if self._facts_apart and kind == FACT else _MESSAGES_PARTITION
 
-    def _query(self, expression: str, fields: builtins.list[str], limit: int | None) -> builtins.list[dict[str, Any]]:
+    def _query(self, expression: str, fields: list[str], limit: int | None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"filter": expression, "output_fields": fields}
         if limit is not None:
             kwargs["limit"] = min(limit, _QUERY_CAP)
-        rows: builtins.list[dict[str, Any]] = self._call(
+        rows: list[dict[str, Any]] = self._call(
             "query", lambda: self._client.query(self._name, **kwargs),
             flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
         return rows
 
-    def _rows_by_id(self, ids: Sequence[str], fields: builtins.list[str]) -> builtins.list[dict[str, Any]]:
-        rows: builtins.list[dict[str, Any]] = []
+    def _rows_by_id(self, ids: Sequence[str], fields: list[str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         for chunk in _chunks(ids):
             rows += self._call("get", lambda chunk=chunk: self._client.query(
                 self._name, filter=_ids_expression(chunk), output_fields=fields, limit=len(chunk)),
@@ -633,8 +632,8 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
     return row
 
 
-def _messages_deep(ranking: builtins.list[tuple[str, float]], group: dict[str, str],
-                   depth: int) -> builtins.list[tuple[str, float]]:
+def _messages_deep(ranking: list[tuple[str, float]], group: dict[str, str],
+                   depth: int) -> list[tuple[str, float]]:
     """The head of a ranking (best first) down to its ``depth``-th row not in ``group``: facts
     drawn from a message ride along without using up the depth."""
     rows = 0

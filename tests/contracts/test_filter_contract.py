@@ -122,7 +122,7 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _listed(store: MilvusStore, scope: Scope, filters: dict[str, Any] | None) -> set[str]:
-    return {r.id for r in store.list(scope, filters, 100)}
+    return {r.id for r in store.records(scope, filters, 100)}
 
 
 def _searched(store: MilvusStore, scope: Scope, filters: dict[str, Any] | None) -> set[str]:
@@ -159,6 +159,6 @@ def test_malformed_filters_are_refused_before_the_store(filled: MilvusStore) -> 
                 {"agent_id": 5}, {"cat": "\ud800"}, {"timestamp": {"gte": "last tuesday"}},
                 {"speaker": {"contains": "J"}}, {"kind": 3}, {"timestamp": None}):
         with pytest.raises(InvalidFilterError):
-            filled.list(Scope("u"), bad, 10)
+            filled.records(Scope("u"), bad, 10)
         with pytest.raises(InvalidFilterError):
             _searched(filled, Scope("u"), bad)

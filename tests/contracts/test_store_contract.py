@@ -87,10 +87,10 @@ def test_list_is_oldest_first_and_honours_the_limit(make_store: StoreFactory) ->
     store = make_store()
     records = [_record(f"m{i}", f"text {i}", second=59 - i) for i in range(5)]
     store.insert(records, _unit(*[[1.0, float(i)] for i in range(5)]))
-    listed = store.list(ALICE, None, 100)
+    listed = store.records(ALICE, None, 100)
     assert [r.id for r in listed] == ["m4", "m3", "m2", "m1", "m0"]
-    assert len(store.list(ALICE, None, 3)) == 3
-    assert store.list(Scope("nobody"), None, 10) == []
+    assert len(store.records(ALICE, None, 3)) == 3
+    assert store.records(Scope("nobody"), None, 10) == []
 
 
 def test_find_by_hash_matches_the_exact_scope_only(make_store: StoreFactory) -> None:
