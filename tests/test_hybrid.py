@@ -6,6 +6,7 @@ shows whether the BM25 side takes part.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from localmem.records import EPISODE, FACT, Kind, MemoryRecord, Scope, SearchHit
 from localmem.results import assemble
 from localmem.vector_stores import milvus
 from localmem.vector_stores.fusion import RRF, Fusion
+from localmem.vector_stores.words import WordStats
 
 from .conftest import MemoryFactory
 
@@ -154,3 +156,65 @@ def test_facts_leave_the_word_statistics_of_messages_alone(make_memory: MemoryFa
     shown = with_facts.search(query, user_id="c")["results"]
     order = [h["sources"][0]["memory"] if h["kind"] == "fact" else h["memory"] for h in shown]
     assert order == [text for text, _ in alone]
+
+
+WORDY = ["Caroline: the pottery class was fun", "Melanie: I went camping with the kids by the lake",
+         "Caroline: my friend Zephyrine gave me a pendant", "Melanie: pottery and painting keep me calm",
+         "Caroline: the support group met at the library", "Melanie: the kids loved the camping trip",
+         "Caroline: I am researching adoption agencies", "Melanie: Zephyrine came to the pottery class too"]
+QUERIES = ["pottery class", "camping with the kids", "Zephyrine pendant", "adoption agencies library"]
+
+
+def _ranked(memory: Memory, query: str) -> list[tuple[str, float]]:
+    return [(h["memory"], round(h["score"], 9)) for h in memory.search(query, user_id="c", limit=8)["results"]]
+
+
+def test_word_scores_do_not_depend_on_when_rows_were_flushed(make_memory: MemoryFactory,
+                                                             hashing_embedder: HashingEmbedder) -> None:
+    # Milvus Lite scores BM25 per segment. One flush per add (a chatbot that searches between adds)
+    # leaves segments of one message, whose words get the idf of a one-document corpus.
+    one_by_one, at_once = make_memory(hashing_embedder, name="one.db"), make_memory(hashing_embedder)
+    other_user = make_memory(hashing_embedder, name="other.db")
+    for text in WORDY:
+        one_by_one.add(text, user_id="c", infer=False, timestamp=MAY_8)
+        one_by_one.store.flush()  # type: ignore[attr-defined]
+        at_once.add(text, user_id="c", infer=False, timestamp=MAY_8)
+    for text in WORDY[:3]:  # another user's words do not weigh in this user's scores
+        other_user.add(text.replace("Caroline", "Bob"), user_id="someone else", infer=False, timestamp=MAY_8)
+    for text in WORDY:
+        other_user.add(text, user_id="c", infer=False, timestamp=MAY_8)
+    for query in QUERIES:
+        assert _ranked(one_by_one, query) == _ranked(at_once, query) == _ranked(other_user, query), query
+
+
+def test_word_statistics_follow_adds_updates_and_deletes(tmp_path: Path, hashing_embedder: HashingEmbedder) -> None:
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "kept.db")))
+    query = "pottery Zephyrine"
+    with Memory(config, embedder=hashing_embedder) as memory:
+        for text in ["Caroline: pottery day", "Melanie: Zephyrine came by for a long and lovely visit today",
+                     "Caroline: hello", "Melanie: hi"]:
+            memory.add(text, user_id="c", infer=False, timestamp=MAY_8)
+        assert "pottery day" in _ranked(memory, query)[0][0]  # loads the scope's statistics
+        # Pottery becomes a common word; counted as the rows are written, it weighs less than Zephyrine.
+        for i in range(6):
+            memory.add(f"Caroline: pottery lesson number {i}", user_id="c", infer=False, timestamp=MAY_8)
+        hello, hi = (r for r in memory.get_all(user_id="c")["results"] if r["memory"].endswith(("hello", "hi")))
+        memory.update(hello["id"], "Caroline: more pottery")
+        memory.delete(hi["id"])
+        kept = _ranked(memory, query)
+    with Memory(config, embedder=hashing_embedder) as memory:  # a new handle counts every row afresh
+        assert _ranked(memory, query) == kept
+
+
+def test_bm25_with_the_scope_s_statistics() -> None:
+    stats = WordStats()
+    docs = ["the cat sat", "the dog sat down", "a bird"]
+    stats.count(docs)
+    # By hand: N 3, mean length 3; "cat" is in one document, "sat" in two.
+    idf_cat, idf_sat = math.log((3 - 1 + 0.5) / 1.5 + 1), math.log((3 - 2 + 0.5) / 2.5 + 1)
+    assert stats.score("cat sat", "the cat sat") == pytest.approx(idf_cat + idf_sat)
+    assert stats.score("fish", "the cat sat") == 0.0
+    stats.count(["a bird"], -1)
+    fresh = WordStats()
+    fresh.count(docs[:2])
+    assert stats == fresh

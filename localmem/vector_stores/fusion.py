@@ -82,15 +82,16 @@ class Fusion:
         then counts a group once, at its best row, and the result is keyed by group. A group's
         score is its rank among rows not in ``keys`` (the messages) plus ``key_weight`` times its
         rank among all rows, facts included. Without facts both terms rank alike: plain RRF.
-        Ties keep the dense order, then the word order: deterministic.
+        Ties keep the dense order, then the word order, of the rows not in ``keys``: deterministic.
         """
         fused: dict[str, float] = {}
-        own = (_grouped([h for h in dense if h[0] not in keys], group),
-               _grouped([h for h in words if h[0] not in keys], group))
+        own_rows = ([h for h in dense if h[0] not in keys], [h for h in words if h[0] not in keys])
+        own = (_grouped(own_rows[0], group), _grouped(own_rows[1], group))
         for weight, lists in ((1.0, own), (self.key_weight, (_grouped(dense, group), _grouped(words, group)))):
             for key, score in self._scores(*lists).items():
                 fused[key] = fused.get(key, 0.0) + weight * score
-        groups = _grouped([*dense, *words], group)
+        # Ties go by the messages' own order, so that facts leave even those alone.
+        groups = _grouped([*own_rows[0], *own_rows[1], *dense, *words], group)
         order = {key: i for i, (key, _) in enumerate(groups)}
         return sorted(fused.items(), key=lambda item: (-item[1], order[item[0]]))
 

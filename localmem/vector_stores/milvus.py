@@ -49,6 +49,7 @@ from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
 from localmem.vector_stores.fusion import RRF, Fusion
 from localmem.vector_stores.milvus_filters import literal, render
+from localmem.vector_stores.words import WordStats
 
 # The schema _create() makes; an older collection is migrated on open (milvus_migrations.py;
 # 1 -> 2, episodes and BM25, is upgrade.py).
@@ -83,6 +84,14 @@ _ANALYZER: dict[str, Any] = {"type": "standard"}
 # before this (no such partition) keep facts among the messages; export and import moves them.
 _FACTS_PARTITION = "facts"
 _MESSAGES_PARTITION = "_default"
+# A scope with more rows than this is not given word statistics of its own (words.py): loading
+# them would cost seconds; its BM25 scores are Milvus's.
+_WORD_STATS_ROWS = 100_000
+# BM25 rows drawn for rescoring, as a multiple of the depth fused: with the same rows added one
+# flush per add (infer=True) or 256 per flush (infer=False), 1x left 25 of 118 LoCoMo questions
+# with a different top 5, 2x 9 (each of them a fact that shows two messages at once).
+_WORD_DRAW = 2
+_WORD_FIELDS = ["id", "memory", "kind", "sources", *SCOPE_KEYS]
 
 
 class MilvusStore:
@@ -102,6 +111,11 @@ class MilvusStore:
         # Whether the collection holds facts (None: not asked yet): a hybrid search keeps them apart then.
         self._holds_facts: bool | None = None
         self._facts_apart = False  # whether facts are written to _FACTS_PARTITION (set on open)
+        # BM25 statistics per scope searched (words.py). Taken before self._lock, never inside it:
+        # writes hold it around their call so that a scope loaded meanwhile counts a row once.
+        self._words: dict[Scope, WordStats] = {}
+        self._words_lock = threading.Lock()
+        self._words_stale = False  # set by _reload (under self._lock): drop them at the next use
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         try:
@@ -158,10 +172,14 @@ class MilvusStore:
         return [by_id[i] for i in ids if i in by_id]
 
     def delete(self, ids: Sequence[str]) -> None:
-        for chunk in _chunks(ids):
-            # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
-            self._call("delete", lambda chunk=chunk: self._client.delete(self._name, filter=_ids_expression(chunk)))
-            self._mark_written(len(chunk))
+        with self._words_lock:
+            for chunk in _chunks(ids):
+                old = self._rows_by_id(chunk, _WORD_FIELDS) if self._words else []
+                # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
+                self._call("delete", lambda chunk=chunk: self._client.delete(self._name,
+                                                                             filter=_ids_expression(chunk)))
+                self._mark_written(len(chunk))
+                self._count_words(old, -1)
 
     def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
                text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
@@ -172,9 +190,11 @@ class MilvusStore:
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
         if text is not None and text.strip() and self.hybrid:
+            stats = self._word_stats(scope)
             with threads:
                 hits: list[SearchHit] = self._call(
-                    "hybrid search", lambda: self._hybrid(query, text, expression, limit, split=kinds is None),
+                    "hybrid search",
+                    lambda: self._hybrid(query, text, expression, limit, split=kinds is None, stats=stats),
                     flush=self._dirty)
             return hits
         with threads:
@@ -237,6 +257,7 @@ class MilvusStore:
     def reset(self) -> None:
         """Drop the collection and create it empty, with the same schema."""
         def run() -> None:
+            self._words_stale = True
             self._client.drop_collection(self._name)
             self._create(self._name)
             self._facts_apart = True
@@ -344,6 +365,7 @@ class MilvusStore:
             self._client = self._connect()
             self._client.load_collection(self._name)
             self._pending, self._dirty = 0, True  # what the memtable holds after the reload is unknown
+            self._words_stale = True
         except Exception as exc:
             self._broken = (f"the store at {self._where} failed a write ({_reason(cause)}) and could not be "
                             f"reloaded ({_reason(exc)}); free the disk or fix the cause, then reopen Memory")
@@ -405,27 +427,39 @@ class MilvusStore:
         return False
 
     def _hybrid(self, query: Vectors, text: str, expression: str, limit: int, *,
-                split: bool) -> list[SearchHit]:
+                split: bool, stats: WordStats | None) -> list[SearchHit]:
         """Dense and BM25 searches, fused here (fusion.py says why not in Milvus, and how a fact counts).
 
         Once the collection holds facts (and ``split``: no kinds were asked for), facts never shorten
-        the lists a message is ranked from: the dense search of messages and that of facts are two
-        lists merged by score (the same cosine), and the BM25 list is drawn twice as deep and cut
-        after its ``depth``-th row that is not a fact drawn from a message.
+        the lists a message is ranked from: messages and facts are searched apart, by meaning (two
+        lists merged by score, the same cosine) and by words (each from its partition; in a
+        collection without the facts' partition, one list drawn twice as deep and cut after its
+        ``draw``-th message). With ``stats`` the rows BM25 drew are scored again with the scope's
+        word statistics (words.py), and ``_WORD_DRAW`` times as many are drawn.
         """
         depth = max(limit, self.fusion.depth)
         keyed = split and self._facts_present()
         dense = self._dense(query, _and(expression, _kinds([EPISODE])) if keyed else expression, depth)
         if keyed:
             dense += self._dense(query, _and(expression, _kinds([FACT])), depth)
-        words = self._client.search(self._name, data=[text], filter=expression, limit=depth * 2 if keyed else depth,
-                                    output_fields=_RECORD_FIELDS, anns_field="sparse",
-                                    search_params={"metric_type": "BM25"})[0]
+        # Rescored, the rows drawn are a wider net: their order by Milvus's scores is only a guess.
+        draw = depth * _WORD_DRAW if stats is not None else depth
+        apart = keyed and self._facts_apart
+        if apart:
+            words = [*self._words_search(text, expression, draw, _MESSAGES_PARTITION),
+                     *self._words_search(text, expression, depth, _FACTS_PARTITION)]
+        else:
+            words = self._words_search(text, expression, draw * 2 if keyed else draw, None)
         records = {hit["id"]: _to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
         # A fact is a key to the message it came from: both rank as one group (fusion.py).
         group = {r.id: r.sources[0] for r in records.values() if r.kind == FACT and r.sources}
         by_meaning = sorted(((h["id"], self._score(float(h["distance"]))) for h in dense), key=lambda row: -row[1])
-        by_words = _messages_deep([(h["id"], abs(float(h["distance"]))) for h in words], group, depth)
+        drawn = [(h["id"], abs(float(h["distance"]))) for h in words]
+        if not apart:
+            drawn = _messages_deep(drawn, group, draw)
+        if stats is not None:
+            drawn = [(key, stats.score(text, records[key].memory)) for key, _ in drawn]
+        by_words = _messages_deep(sorted((row for row in drawn if row[1] > 0), key=lambda row: -row[1]), group, depth)
         fused = self.fusion.fuse(by_meaning, by_words, group=group, keys=group.keys())
         # Each group is shown by its best fact (the memory; its message comes with it as a source),
         # or by the message itself when none of its facts was drawn.
@@ -436,6 +470,14 @@ class MilvusStore:
                 best[head] = key
         return [SearchHit(record=records[best[key]], score=self.fusion.scale(raw), distance=raw)
                 for key, raw in fused[:limit]]
+
+    def _words_search(self, text: str, expression: str, limit: int, partition: str | None) -> list[dict[str, Any]]:
+        """The rows BM25 matches with ``text``, best first by Milvus's scores, with their fields."""
+        hits: list[dict[str, Any]] = list(self._client.search(
+            self._name, data=[text], filter=expression, limit=limit, output_fields=_RECORD_FIELDS,
+            anns_field="sparse", search_params={"metric_type": "BM25"},
+            partition_names=[partition] if partition else None)[0])
+        return hits
 
     def _dense(self, query: Vectors, expression: str, limit: int) -> list[dict[str, Any]]:
         """The rows nearest ``query`` that ``expression`` selects, best first, with their fields."""
@@ -516,16 +558,50 @@ class MilvusStore:
         self._check_dims(matrix.shape[1])
         rows = [_to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
-        # A kind never changes, so a row stays in its partition; a batch of both kinds is two calls,
-        # which the writer's journal covers as it covers its insert-then-upsert (writer.py).
-        for partition in (_MESSAGES_PARTITION, _FACTS_PARTITION):
-            part = [row for row in rows if self._partition(row["kind"]) == partition]
-            if part:
-                self._call(op, lambda part=part, partition=partition: method(self._name, part,
-                                                                               partition_name=partition))
-        self._mark_written(len(rows))
+        with self._words_lock:
+            old = self._rows_by_id([r.id for r in records], _WORD_FIELDS) if self._words and op == "upsert" else []
+            # A kind never changes, so a row stays in its partition; a batch of both kinds is two calls,
+            # which the writer's journal covers as it covers its insert-then-upsert (writer.py).
+            for partition in (_MESSAGES_PARTITION, _FACTS_PARTITION):
+                part = [row for row in rows if self._partition(row["kind"]) == partition]
+                if part:
+                    self._call(op, lambda part=part, partition=partition: method(self._name, part,
+                                                                                   partition_name=partition))
+            self._mark_written(len(rows))
+            self._count_words(old, -1)
+            self._count_words(rows, 1)
         if any(r.kind == FACT for r in records):
             self._holds_facts = True
+
+    def _word_stats(self, scope: Scope) -> WordStats | None:
+        """The scope's word statistics, loaded on its first search; None for a scope too large."""
+        with self._words_lock:
+            if self._words_stale:
+                self._words.clear()
+                self._words_stale = False
+            if scope in self._words:
+                return self._words[scope]
+            expression = _expression(scope, None)
+            total = self._query(expression, ["count(*)"], None)
+            if not total or int(total[0]["count(*)"]) > _WORD_STATS_ROWS:
+                return None
+            stats = WordStats()
+            with _quiet_pymilvus():
+                pages = self._call("query", lambda: self._client.query_iterator(
+                    self._name, batch_size=_IDS_PER_CALL, filter=expression, output_fields=_WORD_FIELDS),
+                    flush=self._dirty)
+            try:
+                while page := self._call("query", pages.next):
+                    stats.count(row["memory"] for row in page if _ranks_alone(row))
+            finally:
+                pages.close()
+            self._words[scope] = stats
+            return stats
+
+    def _count_words(self, rows: Sequence[dict[str, Any]], sign: int) -> None:
+        """Count rows in (1) or out (-1) of the statistics of every loaded scope they belong to."""
+        for scope, stats in self._words.items():
+            stats.count((row["memory"] for row in rows if _ranks_alone(row) and _within(row, scope)), sign)
 
     def _partition(self, kind: str) -> str:
         return _FACTS_PARTITION if self._facts_apart and kind == FACT else _MESSAGES_PARTITION
@@ -630,6 +706,18 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
     for key in SCOPE_KEYS:
         row[key] = getattr(record.scope, key) or ""
     return row
+
+
+def _ranks_alone(row: dict[str, Any]) -> bool:
+    """A message, or a fact that stands for no message: the rows whose words the statistics count."""
+    sources = row.get("sources") or {}
+    if isinstance(sources, (str, bytes)):
+        sources = json.loads(sources)
+    return row.get("kind") != FACT or not (sources.get(_SOURCE_IDS) if isinstance(sources, dict) else sources)
+
+
+def _within(row: dict[str, Any], scope: Scope) -> bool:
+    return all(getattr(scope, key) is None or row.get(key) == getattr(scope, key) for key in SCOPE_KEYS)
 
 
 def _messages_deep(ranking: list[tuple[str, float]], group: dict[str, str],
