@@ -113,7 +113,7 @@ class MilvusStore:
         self._facts_apart = False  # whether facts are written to _FACTS_PARTITION (set on open)
         # BM25 statistics per scope searched (words.py). Taken before self._lock, never inside it:
         # writes hold it around their call so that a scope loaded meanwhile counts a row once.
-        self._words: dict[Scope, WordStats] = {}
+        self._words: dict[Scope, WordStats | None] = {}  # None: a scope too large to count
         self._words_lock = threading.Lock()
         self._words_stale = False  # set by _reload (under self._lock): drop them at the next use
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
@@ -567,9 +567,10 @@ class MilvusStore:
                 if part:
                     self._call(op, lambda part=part, partition=partition: method(self._name, part,
                                                                                    partition_name=partition))
-            self._mark_written(len(rows))
-            self._count_words(old, -1)
-            self._count_words(rows, 1)
+                    self._mark_written(len(part))
+                    written = {row["id"] for row in part}  # counted as written, should the next call fail
+                    self._count_words([row for row in old if row["id"] in written], -1)
+                    self._count_words(part, 1)
         if any(r.kind == FACT for r in records):
             self._holds_facts = True
 
@@ -583,7 +584,8 @@ class MilvusStore:
                 return self._words[scope]
             expression = _expression(scope, None)
             total = self._query(expression, ["count(*)"], None)
-            if not total or int(total[0]["count(*)"]) > _WORD_STATS_ROWS:
+            if total and int(total[0]["count(*)"]) > _WORD_STATS_ROWS:
+                self._words[scope] = None
                 return None
             stats = WordStats()
             with _quiet_pymilvus():
@@ -601,7 +603,8 @@ class MilvusStore:
     def _count_words(self, rows: Sequence[dict[str, Any]], sign: int) -> None:
         """Count rows in (1) or out (-1) of the statistics of every loaded scope they belong to."""
         for scope, stats in self._words.items():
-            stats.count((row["memory"] for row in rows if _ranks_alone(row) and _within(row, scope)), sign)
+            if stats is not None:
+                stats.count((row["memory"] for row in rows if _ranks_alone(row) and _within(row, scope)), sign)
 
     def _partition(self, kind: str) -> str:
         return _FACTS_PARTITION if self._facts_apart and kind == FACT else _MESSAGES_PARTITION
