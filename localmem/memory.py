@@ -151,7 +151,7 @@ class Memory:
         parsed = parse_filters(filters)
         _require_scope_or_filters("get_all()", scope, parsed)
         records = self.store.records(scope, parsed, check_limit(limit, self.store.limits.max_results),
-                                  hide_covered=not include_episodes)
+                                     hide_covered=not include_episodes)
         return {"results": self._with_sources(records)}
 
     def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
