@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localmem.extractors.gates import GateCounts, rejects
+from localmem.extractors.gates import GateCounts, asked, rejects
 
 SOURCE = "My mother passed away a few years ago. I don't eat meat. We have 2 cats, do you like them?"
 
@@ -35,6 +35,19 @@ def test_good_facts_pass_every_gate(proposed: str, fact: str) -> None:
     assert rejects(proposed, fact, SOURCE, frozenset({"Deborah"})) is None
 
 
+@pytest.mark.parametrize(("fact", "source", "expected"), [
+    ("Andrew goes bird-watching", "Yeah they're beautiful. Do you go bird-watching?", True),
+    ("Andrew has a favorite animal", "That's great to hear! Do you have a favorite animal?", True),
+    ("Audrey has new tags for the dogs", "So I got these new tags for my dogs - so cute! Do you like them?", False),
+    ("Deborah has 2 cats", "We have 2 cats, do you like them?", False),
+    ("Andrew spots birds when hiking", "Haven't gone bird-watching, but I do spot birds when I hike.", False),
+])
+def test_a_fact_only_a_question_gave_is_asked(fact: str, source: str, expected: bool) -> None:
+    assert asked(fact, source) is expected
+    if expected:
+        assert rejects(fact, fact, source, frozenset({"Andrew"})) == "asked"
+
+
 def test_an_interjection_no_is_not_a_negation() -> None:
     assert rejects("I went to Paris", "Ana went to Paris", "No, I went to Paris last year.") is None
 
@@ -45,5 +58,5 @@ def test_a_fact_made_only_of_names_and_function_words_is_a_fragment() -> None:
 
 def test_counts_start_at_zero_for_every_gate() -> None:
     counts = GateCounts()
-    assert counts.rejected == {"ungrounded": 0, "copy": 0, "contradicts": 0, "fragment": 0}
+    assert counts.rejected == {"ungrounded": 0, "copy": 0, "contradicts": 0, "fragment": 0, "asked": 0}
     assert counts.share("copy") == 0.0

@@ -179,7 +179,7 @@ def test_gate_counts_name_the_gate_that_rejected() -> None:
     model.extract_batch(CONVERSATION)
     # "It was so much fun": not in the source's words -> ungrounded; "Deborah: Yes, I did": copy;
     # "Does it": fragment (a question with a dangling "it")
-    assert model.gates.rejected == {"ungrounded": 1, "contradicts": 0, "copy": 1, "fragment": 1}
+    assert model.gates.rejected == {"ungrounded": 1, "contradicts": 0, "copy": 1, "asked": 0, "fragment": 1}
 
 
 def test_the_name_field_names_the_speaker_and_you_becomes_the_other_speaker() -> None:
@@ -202,7 +202,7 @@ def test_times_resolve_relative_dates_and_date_every_fact() -> None:
 def test_the_same_fact_from_two_messages_lists_both() -> None:
     model, _ = _model(["- I have a dog named Max\n\n", "- I have a dog named Max\n\n"])
     facts = model.extract_batch([Message("user", "Deborah: I have a dog named Max."),
-                                 Message("user", "Deborah: Did I say I have a dog named Max?")])
+                                 Message("user", "Deborah: Like I said, I have a dog named Max.")])
     assert [(f.text, f.sources) for f in facts] == [("Deborah has a dog named Max", (0, 1))]
 
 

@@ -61,6 +61,8 @@ def test_with_two_speakers_each_addresses_the_other() -> None:
     ("Went to a support group", "I went to a support group yesterday, you should come", False),
     ("Loves hiking", "I love hiking", False),
     ("Caroline would be a great counselor", "I think you'd be a great counselor", True),
+    ("I'm a great counselor", "You'd be a great counselor! Your empathy will help people", True),
+    ("I love painting", "You know, I love painting", False),
     # A line that keeps its persons is read exactly by name_persons instead.
     ("You'd be a great counselor", "You'd be a great counselor", False),
 ])
@@ -71,10 +73,13 @@ def test_a_line_from_what_was_said_about_the_listener_is_found(line: str, said: 
 @pytest.mark.parametrize(("proposed", "expected"), [
     ("Is a great counselor", "Caroline is a great counselor"),
     ("Melanie is a great counselor", "Caroline is a great counselor"),
+    ("I'm a great counselor", "Caroline is a great counselor"),
+    ("Melanie helps people with their problems", "Caroline helps people with their problems"),
     ("You'd be a great counselor", "Caroline would be a great counselor"),
     ("Melanie's kids love pottery", "Melanie's kids love pottery"),  # her own words: hers
 ])
 def test_what_the_speaker_says_about_the_listener_is_the_listeners(proposed: str, expected: str) -> None:
-    turn = Turn(0, "Melanie", "Caroline", "I think you'd be a great counselor! My kids love pottery")
+    turn = Turn(0, "Melanie", "Caroline", "I think you'd be a great counselor! Your empathy will really help "
+                "the people you work with. My kids love pottery")
     fact = finish(proposed, turn, None, GateCounts())
     assert fact is not None and fact.text == expected and fact.speaker == "Melanie"

@@ -11,7 +11,9 @@ examples, and a few that drop or add a "not". Gates, in order:
 * ``contradicts``: its negation differs from the source sentence it came from,
   or it has a number the source does not;
 * ``fragment``: a question, no content word, a dangling pronoun as subject or
-  object ("It was so powerful", "Caroline loves it").
+  object ("It was so powerful", "Caroline loves it");
+* ``asked``: its words come from a question ("Do you go bird-watching?" gave
+  "Andrew goes bird-watching"), not from anything the message states.
 
 Deterministic word rules, English only; nothing here calls a model.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 
 from localmem.extractors.rules import content_words, is_negated
 
-GATES = ("ungrounded", "copy", "contradicts", "fragment")
+GATES = ("ungrounded", "copy", "contradicts", "fragment", "asked")
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Words that carry no content of their own: a fact made only of these says nothing.
@@ -70,6 +72,8 @@ def rejects(proposed: str, fact: str, source: str, names: frozenset[str] = froze
         return "contradicts"
     if is_fragment(fact, names):
         return "fragment"
+    if asked(proposed, source):
+        return "asked"
     return None
 
 
@@ -94,6 +98,24 @@ def contradicts(fact: str, source: str) -> bool:
         return False
     closest = max(sentences, key=lambda s: len(words & content_words(s)))
     return is_negated(fact) != is_negated(closest)
+
+
+_CLAUSE = re.compile(r"[,;:]\s+|\s+[-–—]\s+")
+
+
+def asked(fact: str, source: str) -> bool:
+    """True when the clauses of the source that share the most content words with the fact are all
+    questions: the last clause of a sentence that ends in "?" ("We have 2 cats, do you like them?"
+    states the cats, asks the liking)."""
+    words = content_words(fact)
+    clauses: list[tuple[str, bool]] = []
+    for sentence in _SENTENCE.split(source.strip()):
+        parts = [p for p in _CLAUSE.split(sentence.strip()) if p.strip()]
+        question = sentence.rstrip().endswith("?")
+        clauses += [(part, question and i == len(parts) - 1) for i, part in enumerate(parts)]
+    shared = [(len(words & content_words(part)), question) for part, question in clauses]
+    best = max((n for n, _ in shared), default=0)
+    return best > 0 and all(question for n, question in shared if n == best)
 
 
 def is_copy(proposed: str, fact: str, source: str) -> bool:

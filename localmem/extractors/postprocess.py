@@ -36,9 +36,9 @@ def finish(proposed: str, turn: Turn, time: datetime | None, counts: GateCounts,
     if turn.speaker is None:
         text = to_memory_style(proposed)
     elif turn.addressee is not None and about_listener(proposed, turn.text):
-        # Said to the listener about them: theirs, whether the model left the subject out or put
-        # the speaker's name there.
-        text = with_subject(proposed, turn.addressee)
+        # Said to the listener about them: theirs, whether the model left the subject out, wrote
+        # "I" or put the speaker's name there.
+        text = with_subject(name_persons(proposed, turn.addressee, turn.speaker), turn.addressee)
         text = re.sub(rf"^{re.escape(turn.speaker)}\b(?!')", turn.addressee, text)
     else:
         text = with_subject(name_persons(proposed, turn.speaker, turn.addressee), turn.speaker)

@@ -176,14 +176,15 @@ def about_listener(line: str, said: str) -> bool:
     """Whether the model's line comes from what the speaker said about the listener.
 
     "You'd be a great counselor", said by Melanie, came back from the model as "Is a great
-    counselor" (then "Melanie is a great counselor"): a line with no person words of its own,
-    whose words sit in a clause that "you" opens, more of them than in any clause "I" opens.
-    A line that keeps its "I" or "you" is left to ``name_persons``, which reads it exactly.
+    counselor", "I'm a great counselor" or "Melanie is a great counselor": a line whose words
+    sit in a clause that "you" opens, more of them than in any clause "I" opens; its subject,
+    missing, "I" or the speaker's name, stands for the listener. A line that keeps its "you" is
+    left to ``name_persons``, which reads it exactly.
     """
     own = _WORD.findall(line.lower().replace("’", "'"))
-    if any(w in _SPEAKER_WORDS or w in _LISTENER_WORDS for w in own):
+    if any(w in _LISTENER_WORDS for w in own):
         return False
-    stems = {w[:_STEM] for w in own if len(w) > 3}
+    stems = {w[:_STEM] for w in own if len(w) > 3 and w not in _SPEAKER_WORDS}
     best = {True: 0, False: 0}  # listener, speaker: the most of the line's words in one of their clauses
     for clause in _CLAUSE_END.split(said.lower().replace("’", "'")):
         opened: bool | None = None
