@@ -30,9 +30,9 @@ group's rank in a list is that of its best row. Three facts of one message then
 count once: they cannot push another message down a list three places. A
 message's rank among messages alone decides; its rank among all rows, facts
 included, adds ``key_weight`` of that. Once a collection holds facts the store
-searches messages and facts apart by meaning (two lists merged by score) and
-draws the BM25 list twice as deep, cut after its ``depth``-th message
-(milvus.py): facts never shorten the lists a message is ranked from.
+searches messages and facts apart, by meaning (two lists merged by score) and by
+words (each kind from its partition, milvus.py): facts never shorten the lists a
+message is ranked from.
 
 ``key_weight`` is 0: with the bundled 270M model a fact shows its message (the
 group is shown as its best-ranked fact, the message attached) but does not move
