@@ -103,17 +103,22 @@ def contradicts(fact: str, source: str) -> bool:
 _CLAUSE = re.compile(r"[,;:]\s+|\s+[-–—]\s+")
 
 
-def asked(fact: str, source: str) -> bool:
-    """True when the clauses of the source that share the most content words with the fact are all
-    questions: the last clause of a sentence that ends in "?" ("We have 2 cats, do you like them?"
-    states the cats, asks the liking)."""
-    words = content_words(fact)
-    clauses: list[tuple[str, bool]] = []
-    for sentence in _SENTENCE.split(source.strip()):
+def clauses(text: str) -> list[tuple[str, bool]]:
+    """The clauses of a message, each with whether it asks: the last clause of a sentence that ends
+    in "?" ("We have 2 cats, do you like them?" states the cats, asks the liking)."""
+    out: list[tuple[str, bool]] = []
+    for sentence in _SENTENCE.split(text.strip()):
         parts = [p for p in _CLAUSE.split(sentence.strip()) if p.strip()]
         question = sentence.rstrip().endswith("?")
-        clauses += [(part, question and i == len(parts) - 1) for i, part in enumerate(parts)]
-    shared = [(len(words & content_words(part)), question) for part, question in clauses]
+        out += [(part, question and i == len(parts) - 1) for i, part in enumerate(parts)]
+    return out
+
+
+def asked(fact: str, source: str) -> bool:
+    """True when the clauses of the source that share the most content words with the fact are all
+    questions (``clauses``)."""
+    words = content_words(fact)
+    shared = [(len(words & content_words(part)), question) for part, question in clauses(source)]
     best = max((n for n, _ in shared), default=0)
     return best > 0 and all(question for n, question in shared if n == best)
 

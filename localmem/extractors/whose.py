@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localmem.extractors.gates import clauses
 from localmem.records import Message
 
 # "Name: text" with one or two capitalised words before the colon. Words that open
@@ -167,7 +168,6 @@ def _agree(words: list[str], subject: int) -> None:
 _SPEAKER_WORDS = frozenset({"i", "i'm", "i've", "i'd", "i'll", "my", "me", "mine", "myself", "we", "we're",
                             "we've", "our", "us"})
 _LISTENER_WORDS = frozenset({"you", "you're", "you've", "you'd", "you'll", "your", "yours", "yourself"})
-_CLAUSE_END = re.compile(r"[.!?;,:]")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _STEM = 4  # words compare by their first letters: "loves" and "love", "painted" and "painting"
 
@@ -186,7 +186,7 @@ def about_listener(line: str, said: str) -> bool:
         return False
     stems = {w[:_STEM] for w in own if len(w) > 3 and w not in _SPEAKER_WORDS}
     best = {True: 0, False: 0}  # listener, speaker: the most of the line's words in one of their clauses
-    for clause in _CLAUSE_END.split(said.lower().replace("’", "'")):
+    for clause, _ in clauses(said.lower().replace("’", "'")):
         opened: bool | None = None
         words: set[str] = set()
         # A stretch runs from a person's word to the other person's ("you ... your kids" is one);

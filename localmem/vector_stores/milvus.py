@@ -458,7 +458,8 @@ class MilvusStore:
         if not apart:
             drawn = _messages_deep(drawn, group, draw)
         if stats is not None:
-            drawn = [(key, stats.score(text, records[key].memory)) for key, _ in drawn]
+            keys = [key for key, _ in drawn]
+            drawn = list(zip(keys, stats.scores(text, [records[key].memory for key in keys]), strict=True))
         by_words = _messages_deep(sorted((row for row in drawn if row[1] > 0), key=lambda row: -row[1]), group, depth)
         fused = self.fusion.fuse(by_meaning, by_words, group=group, keys=group.keys())
         # Each group is shown by its best fact (the memory; its message comes with it as a source),
@@ -713,10 +714,17 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
 
 def _ranks_alone(row: dict[str, Any]) -> bool:
     """A message, or a fact that stands for no message: the rows whose words the statistics count."""
+    return row.get("kind") != FACT or not _source_ids(row)
+
+
+def _source_ids(row: dict[str, Any]) -> list[str]:
+    """A row's source episode ids, however the backend returned its JSON field."""
     sources = row.get("sources") or {}
     if isinstance(sources, (str, bytes)):
         sources = json.loads(sources)
-    return row.get("kind") != FACT or not (sources.get(_SOURCE_IDS) if isinstance(sources, dict) else sources)
+    if isinstance(sources, dict):
+        sources = sources.get(_SOURCE_IDS) or []
+    return [str(s) for s in sources]
 
 
 def _within(row: dict[str, Any], scope: Scope) -> bool:
@@ -741,16 +749,11 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
     metadata = row.get("metadata") or {}
     if isinstance(metadata, (str, bytes)):
         metadata = json.loads(metadata)
-    sources = row.get("sources") or {}
-    if isinstance(sources, (str, bytes)):
-        sources = json.loads(sources)
-    if isinstance(sources, dict):
-        sources = sources.get(_SOURCE_IDS) or []
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
                         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
                         kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,
                         timestamp=int(row["timestamp"]) if row.get("timestamp") else None,
-                        sources=tuple(str(s) for s in sources), covered=bool(row.get("covered")))
+                        sources=tuple(_source_ids(row)), covered=bool(row.get("covered")))
 
 
 def _and(*parts: str) -> str:

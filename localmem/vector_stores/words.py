@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 _TOKEN = re.compile(r"\w+")
@@ -59,17 +59,21 @@ class WordStats:
 
     def score(self, query: str, text: str) -> float:
         """BM25 of ``text`` for ``query``: 0 when they share no word."""
+        return self.scores(query, [text])[0]
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        """BM25 of each text for ``query``, the query read once (a search scores ~100 texts)."""
         if self.docs <= 0:
-            return 0.0
-        words = Counter(tokens(text))
-        size = sum(words.values())
+            return [0.0] * len(texts)
         mean = self.length / self.docs if self.length > 0 else 1.0
-        total = 0.0
-        for word, weight in Counter(tokens(query)).items():
-            tf = words.get(word, 0)
-            if tf == 0:
-                continue
+        weights = {}
+        for word, count in Counter(tokens(query)).items():
             df = min(self.df.get(word, 0), self.docs)
-            idf = math.log((self.docs - df + 0.5) / (df + 0.5) + 1.0)
-            total += weight * idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * size / mean))
-        return total
+            weights[word] = count * math.log((self.docs - df + 0.5) / (df + 0.5) + 1.0)
+        out = []
+        for text in texts:
+            words = Counter(tokens(text))
+            norm = K1 * (1.0 - B + B * sum(words.values()) / mean)
+            out.append(sum(weight * tf * (K1 + 1.0) / (tf + norm)
+                           for word, weight in weights.items() if (tf := words.get(word, 0))))
+        return out
