@@ -22,6 +22,7 @@ from localmem.errors import ConfigError, LocalmemWarning
 Metric = Literal["COSINE", "L2", "IP"]
 IndexType = Literal["AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT"]
 OnExtractionFailure = Literal["raise", "store_raw"]
+FusionMethod = Literal["rrf", "weighted"]
 
 DEFAULT_DB_PATH = "./localmem.db"
 DEFAULT_COLLECTION = "localmem"
@@ -30,6 +31,9 @@ SUPPORTED_VERSION = "v1.1"
 
 _METRICS = ("COSINE", "L2", "IP")
 _INDEX_TYPES = ("AUTOINDEX", "FLAT", "HNSW", "IVF_FLAT")
+_FUSIONS = ("rrf", "weighted")
+# Each fused list's rows come back with their fields: deeper costs time for nothing a top 100 needs.
+_MAX_FUSION_DEPTH = 1000
 _HOSTED = {"openai", "azure_openai", "anthropic", "gemini", "groq", "together", "ollama", "vertexai",
            "lmstudio", "deepseek", "xai", "litellm", "aws_bedrock", "mistral", "vllm", "langchain"}
 
@@ -47,6 +51,16 @@ class VectorStoreConfig:
     index_type: IndexType | None = None
     # What the user asked for; the embedder's real size wins (see Memory).
     embedding_model_dims: int | None = None
+    # Search: BM25 word matches fused with the dense ones where the store runs BM25 (false: dense
+    # only), by reciprocal rank (k ``rrf_k``) or weighted scores, from each list's best
+    # ``fusion_depth`` rows. The defaults were chosen on LoCoMo dev data (vector_stores/fusion.py).
+    hybrid: bool = True
+    fusion: FusionMethod = "rrf"
+    rrf_k: int = 5
+    fusion_depth: int = 40
+    # On a Milvus Lite file: memories of the scopes searched kept in memory to answer searches
+    # without filters (vector_stores/scopes.py), at most this many in all (~4 KB each); 0: none.
+    cache_rows: int = 50_000
 
     @property
     def is_local_file(self) -> bool:
@@ -172,6 +186,15 @@ class MemoryConfig:
                 "underscores, not starting with a digit (a Milvus rule)")
         if not vs.uri:
             raise ConfigError("vector_store.config.url is empty: give a file path or an http(s):// uri")
+        if vs.fusion not in _FUSIONS:
+            raise ConfigError(f"vector_store.config.fusion must be one of {_FUSIONS}, got {vs.fusion!r}")
+        if vs.cache_rows < 0:
+            raise ConfigError(f"vector_store.config.cache_rows must be 0 or more, got {vs.cache_rows}")
+        if vs.rrf_k < 1:
+            raise ConfigError(f"vector_store.config.rrf_k must be at least 1, got {vs.rrf_k}")
+        if not 1 <= vs.fusion_depth <= _MAX_FUSION_DEPTH:
+            raise ConfigError(f"vector_store.config.fusion_depth must be in 1..{_MAX_FUSION_DEPTH}, "
+                              f"got {vs.fusion_depth}")
         if self.on_extraction_failure not in ("raise", "store_raw"):
             raise ConfigError("on_extraction_failure must be 'raise' or 'store_raw', "
                               f"got {self.on_extraction_failure!r}")
@@ -250,6 +273,8 @@ def _coerce(where: str, key: str, annotation: str, value: Any) -> Any:
             return value
         if annotation in ("Metric", "IndexType"):
             return str(value).upper()
+        if annotation == "FusionMethod":
+            return str(value).lower()
         if annotation.startswith("str") or annotation.startswith("OnExtractionFailure"):
             if not isinstance(value, str | Path):
                 raise TypeError

@@ -53,6 +53,10 @@ def test_llm_and_embedder_sections() -> None:
         ({"graph_store": {"provider": "neo4j"}}, "graph_store"),
         ({"llm": {"config": {"n_ctx": 16}}}, "n_ctx"),
         ({"on_extraction_failure": "ignore"}, "on_extraction_failure"),
+        ({"vector_store": {"config": {"fusion": "max"}}}, "fusion must be one of"),
+        ({"vector_store": {"config": {"rrf_k": 0}}}, "rrf_k must be at least 1"),
+        ({"vector_store": {"config": {"fusion_depth": 5000}}}, "fusion_depth must be in"),
+        ({"vector_store": {"config": {"hybrid": "sometimes"}}}, r"vector_store\.config\.hybrid"),
         ("not a dict", "dict"),
     ],
 )
@@ -99,6 +103,14 @@ def test_top_level_values_are_coerced_like_nested_ones(key: str, value: object, 
 def test_top_level_values_of_the_wrong_type_are_refused_by_name(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"config.{key} has the wrong type"):
         MemoryConfig.from_dict({key: value})
+
+
+def test_search_settings_are_read_and_coerced() -> None:
+    vs = MemoryConfig.from_dict({"vector_store": {"config": {
+        "hybrid": "false", "fusion": "Weighted", "rrf_k": "60", "fusion_depth": 30}}}).vector_store
+    assert (vs.hybrid, vs.fusion, vs.rrf_k, vs.fusion_depth) == (False, "weighted", 60, 30)
+    default = MemoryConfig.from_dict({}).vector_store
+    assert (default.hybrid, default.fusion, default.rrf_k, default.fusion_depth) == (True, "rrf", 5, 40)
 
 
 def test_nested_booleans_accept_only_true_and_false() -> None:

@@ -72,6 +72,25 @@ def test_a_store_without_bm25_searches_dense_and_warns_once(tmp_path: Path, hash
         assert hits[0]["score"] == pytest.approx(hits[0]["distance"])  # the cosine, as before
 
 
+def test_search_settings_come_from_the_config(tmp_path: Path, hashing_embedder: HashingEmbedder) -> None:
+    """hybrid=false is dense only (no warning); rrf_k sets the fused score's scale."""
+    uri = str(tmp_path / "settings.db")
+    with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=uri)), embedder=hashing_embedder) as memory:
+        _fill(memory)
+    dense_only = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, hybrid=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Memory(dense_only, embedder=hashing_embedder) as memory:
+            hits = memory.search("camping", user_id="c")["results"]
+    assert hits[0]["score"] == pytest.approx(hits[0]["distance"])  # a cosine, not a fused rank
+    textbook = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, rrf_k=60, fusion_depth=30))
+    with Memory(textbook, embedder=hashing_embedder) as memory:
+        top = memory.search("camping", user_id="c", limit=1)["results"][0]
+    assert "camping" in top["memory"]
+    assert top["score"] == pytest.approx(Fusion(k=60, depth=30).scale(top["distance"]))
+    assert top["distance"] <= 2.0 / 61 + 1e-9  # an RRF sum with k 60
+
+
 def test_a_group_ranks_once_per_list_at_its_best_row() -> None:
     # Message x has three facts that the dense list ranks first; message e is fourth there and
     # first by words. Row by row, x's facts push e to fourth; as groups, e is second in dense.

@@ -2,8 +2,10 @@
 
 Three ways to write the same LoCoMo turns, each into a fresh Milvus Lite folder:
 one ``Memory.add(infer=False)`` per message; one add() per batch of messages (a list
-in one call); and ``store.insert`` of prepared records with precomputed vectors (no
-embedding, no duplicate check, no history), which bounds what add() could reach.
+in one call); and, as the floor, pymilvus's own ``insert`` of the precomputed vectors and
+texts into a bare collection of the same shape (a text field feeding Milvus's BM25
+function, a FLAT index; no embedding, no duplicate check, no history): what add() could
+reach on this store. The benchmark uses localmem's public API only; the floor uses Milvus's.
 add(infer=True) needs the language model and is measured by localmem/bench/extraction.py.
 """
 
@@ -20,11 +22,9 @@ from localmem.bench.datasets import FETCH_HINT
 from localmem.bench.embedding import Embedders, normalise
 from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
-from localmem.records import MemoryRecord, Scope, now_iso, text_hash
-from localmem.vector_stores.milvus import MilvusStore
 
 BATCH = 50  # messages per add() call in the batched mode
-BULK = 1000  # records per store.insert call
+BULK = 1000  # rows per pymilvus insert call in the floor
 
 
 def _memory(emb: Embedders, path: Path) -> Memory:
@@ -60,22 +60,42 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
                           "per_add_ms": 1000 * elapsed / len(chunks)}
 
     vectors = normalise(emb.embed_raw_cached(texts[:n_batched]))
-    with _memory(emb, workdir / "ingest_bulk.db") as memory:
-        stamp = now_iso()
-        records = [MemoryRecord(str(uuid.UUID(int=i)), t, text_hash(t), Scope(user_id="bench"), {}, stamp)
-                   for i, t in enumerate(texts[:n_batched])]
-        start = time.perf_counter()
-        for lo in range(0, n_batched, BULK):
-            memory.store.insert(records[lo:lo + BULK], vectors[lo:lo + BULK])
-        inserted = time.perf_counter()
-        assert isinstance(memory.store, MilvusStore)
-        memory.store.flush()  # count the flush a first search would pay, so the figure is end to end
-        done = time.perf_counter()
-        out["store_bulk"] = {"records": n_batched, "memories_per_s": n_batched / (done - start),
-                             "insert_s": inserted - start, "flush_s": done - inserted}
+    out["store_bulk"] = milvus_floor(texts[:n_batched], vectors, workdir / "ingest_floor.db")
     out["infer"] = (extraction(conversations=extraction_conversations, turns=extraction_turns, seed=seed)
                     if data.has("locomo") else {"skipped": f"needs LoCoMo ({FETCH_HINT} locomo)"})
     return out
+
+
+def milvus_floor(texts: list[str], vectors: Any, path: Path) -> dict[str, Any]:
+    """pymilvus inserting the rows ``BULK`` per call into a fresh Lite folder, then the flush a first
+    search would pay: the store's own pace, with nothing of localmem's in between."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    client = MilvusClient(str(path))
+    try:
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(vectors.shape[1]))
+        schema.add_field("memory", DataType.VARCHAR, max_length=65535, enable_analyzer=True)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                     input_field_names=["memory"], output_field_names=["sparse"]))
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="FLAT", metric_type="COSINE")
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        client.create_collection("floor", schema=schema, index_params=index)
+        rows = [{"id": str(uuid.UUID(int=i)), "vector": v, "memory": t}
+                for i, (t, v) in enumerate(zip(texts, vectors.tolist(), strict=True))]
+        start = time.perf_counter()
+        for lo in range(0, len(rows), BULK):
+            client.insert("floor", rows[lo:lo + BULK])
+        inserted = time.perf_counter()
+        client.flush("floor")
+        done = time.perf_counter()
+    finally:
+        client.close()
+    return {"records": len(rows), "memories_per_s": len(rows) / (done - start),
+            "insert_s": inserted - start, "flush_s": done - inserted}
 
 
 def extraction(*, conversations: int | None, turns: int | None, seed: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ textbook-RRF variants, which is how the fusion was chosen), and the default ``in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -43,10 +44,9 @@ from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
 from localmem.protocols import Embedder, LanguageModel
 from localmem.temporal import parse_locomo_datetime
-from localmem.vector_stores.fusion import RRF, WEIGHTED, Fusion
 
 # The usual RRF setting, kept as a row: the default's k and depth were chosen against it.
-TEXTBOOK_RRF = Fusion(k=60, depth=30)
+TEXTBOOK_RRF = {"rrf_k": 60, "fusion_depth": 30}
 
 K = 5
 QUICK_TURNS = 200
@@ -240,14 +240,18 @@ def found_in(result: dict[str, Any]) -> Found:
 
 
 def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequence[Question], workdir: Path, *,
-            infer: bool, fusions: dict[str, Fusion | None], llm: LanguageModel | None = None,
+            infer: bool, variants: dict[str, dict[str, Any]], llm: LanguageModel | None = None,
             progress: str = "") -> tuple[dict[str, list[list[Found]]], dict[str, Any]]:
-    """Add every turn (one add() each), then search every question under each fusion."""
-    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(workdir / f"quality_{infer}.db")))
+    """Add every turn (one add() each), then search every question under each search variant.
+
+    A variant is a set of ``vector_store.config`` search settings (``hybrid``, ``fusion``, ``rrf_k``,
+    ``fusion_depth``): the same folder is opened again with them, as a user would.
+    """
+    store_config = VectorStoreConfig(uri=str(workdir / f"quality_{infer}.db"))
     add_times: list[float] = []
     found: dict[str, list[list[Found]]] = {}
     search_times: dict[str, list[float]] = {}
-    with Memory(config, embedder=embedder, llm=llm) as memory:
+    with Memory(MemoryConfig(vector_store=store_config), embedder=embedder, llm=llm) as memory:
         total = sum(len(t) for t in turns.values())
         done = 0
         for conv, kept in turns.items():
@@ -259,36 +263,26 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
                 done += 1
                 if progress and done % 20 == 0:
                     print(f"  {progress}: {done}/{total} turns added", flush=True)
-        store: Any = memory.store
-        for name, fusion in fusions.items():
-            store.hybrid, store.fusion = (fusion is not None), (fusion or RRF)
+    for name, settings in variants.items():
+        config = MemoryConfig(vector_store=dataclasses.replace(store_config, **settings))
+        with Memory(config, embedder=embedder) as memory:
             rows, times = [], []
             for q in questions:
                 start = time.perf_counter()
                 results = memory.search(q.text, user_id=q.conversation, limit=K)["results"]
                 times.append(time.perf_counter() - start)
                 rows.append([found_in(r) for r in results])
-            found[name], search_times[name] = rows, [t for t in times]
-        if infer:  # what the facts alone find: the search restricted to facts, shown with their sources
-            store.hybrid, store.fusion = True, RRF
-            found[f"{next(iter(fusions))}, facts only"] = [
-                [found_in(r) for r in facts_only(memory, q)] for q in questions]
-        stored = {conv: len(memory.get_all(user_id=conv, limit=16_384)["results"]) for conv in turns}
+            found[name], search_times[name] = rows, times
+            if infer and not settings:  # what the facts alone find: the default search, filtered to facts
+                found[f"{name}, facts only"] = [
+                    [found_in(r) for r in memory.search(q.text, user_id=q.conversation, limit=K,
+                                                        filters={"kind": "fact"})["results"]]
+                    for q in questions]
+            stored = {conv: len(memory.get_all(user_id=conv, limit=16_384)["results"]) for conv in turns}
     timing = {"add": summarize(add_times).to_dict(),
               "search": {name: summarize(t).to_dict() for name, t in search_times.items()},
               "memories_listed": stored}
     return found, timing
-
-
-def facts_only(memory: Memory, question: Question) -> list[dict[str, Any]]:
-    """The top results of a search over the facts alone (the benchmark's "facts only" row)."""
-    from localmem.records import FACT, Scope
-    from localmem.results import assemble
-
-    store = memory.store
-    hits = store.search(memory.embedder.embed([question.text]), Scope(user_id=question.conversation), None,
-                        K + 20, text=question.text, kinds=(FACT,))
-    return assemble(hits, K, None, store.get)
 
 
 def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Path, infer_only: bool = False,
@@ -307,9 +301,9 @@ def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Pat
                          + [q.text for q in questions])
             rows = raw_rows(primed, turns, questions)
             found, timing = library(primed, turns, questions, workdir, infer=False, progress="infer=False",
-                                    fusions={"infer=False": RRF, "infer=False, dense only": None,
-                                             "infer=False, weighted fusion": WEIGHTED,
-                                             "infer=False, RRF k 60, 30 deep": TEXTBOOK_RRF})
+                                    variants={"infer=False": {}, "infer=False, dense only": {"hybrid": False},
+                                              "infer=False, weighted fusion": {"fusion": "weighted"},
+                                              "infer=False, RRF k 60, 30 deep": TEXTBOOK_RRF})
             rows.update(found)
             out["rows"] = {name: score(questions, f) for name, f in rows.items()}
             out["timing"] = {"infer=False": timing}
@@ -339,7 +333,7 @@ def infer_subset(embedder: Embedder, turns: dict[str, list[Turn]], questions: Se
         for infer in (False, True):
             name = f"infer={infer}"
             found, timing = library(embedder, subset, asked, workdir / name, infer=infer,
-                                    fusions={name: RRF}, llm=llm if infer else None, progress=name)
+                                    variants={name: {}}, llm=llm if infer else None, progress=name)
             for row, results in found.items():
                 out["rows"][row] = score(asked, results)
             out["timing"][name] = timing

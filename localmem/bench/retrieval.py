@@ -4,12 +4,14 @@ Each turn "Speaker: text" is stored as a memory scoped to its conversation
 (user_id = sample_id, one add() per session). Each category 1-4 question is searched
 in its conversation; a result counts for every dialogue turn whose text it holds.
 The floor is issue #2's yardstick: the same query embedding plus an exact numpy cosine
-scan over the vectors Milvus holds for that conversation. Targets: search p50 at most
+scan over the vectors Milvus holds for that conversation (read through `export`). Targets: search p50 at most
 1.5x the floor's, hit@5 at least the floor's.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import random
 import re
 import time
@@ -50,7 +52,7 @@ def run(emb: Embedders, *, conversations: int | None, max_questions: int | None,
     with Memory(config, embedder=emb.default) as memory:
         for (conv, _), texts in sessions.items():
             memory.add([{"role": "user", "content": t} for t in texts], user_id=conv, infer=False)
-        matrices = {c: _stored(memory, c) for c in convs}
+        matrices = _stored(memory)
         found: dict[int, list[str]] = {}
 
         def product(i: int) -> None:
@@ -152,10 +154,17 @@ def _said(memory: str) -> str:
     return _DATED.sub("", memory, count=1).strip()
 
 
-def _stored(memory: Memory, conv: str) -> tuple[list[str], Vectors]:
-    """The texts and the very vectors Milvus holds for one conversation."""
-    records = memory.get_all(user_id=conv, limit=16_384)["results"]
-    vectors = memory.store.get_vectors([r["id"] for r in records])
-    texts = [r["memory"] for r in records if r["id"] in vectors]
-    matrix = np.stack([vectors[r["id"]].reshape(-1) for r in records if r["id"] in vectors]).astype(np.float32)
-    return texts, matrix
+def _stored(memory: Memory) -> dict[str, tuple[list[str], Vectors]]:
+    """Each conversation's texts and the very vectors Milvus holds, read as `localmem export --vectors` does."""
+    from localmem.transfer import export_store
+
+    out = io.StringIO()
+    export_store(memory, out, with_vectors=True)
+    rows: dict[str, tuple[list[str], list[list[float]]]] = defaultdict(lambda: ([], []))
+    for line in out.getvalue().splitlines():
+        item = json.loads(line)
+        if item.get("type") == "memory":
+            texts, vectors = rows[item["user_id"]]
+            texts.append(item["memory"])
+            vectors.append(item["vector"])
+    return {conv: (texts, np.asarray(vectors, dtype=np.float32)) for conv, (texts, vectors) in rows.items()}

@@ -16,13 +16,17 @@ background worker. A server manages its own segments, so none of this applies.
 Retrieval is hybrid where the store can: the ``memory`` text field feeds
 Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
 text runs a dense and a BM25 search of the same rows, fused by reciprocal rank
-(RRF, k=5, 40 deep; a fact is an extra key of its source message, weighted 0 with
-the bundled model; chosen on the LoCoMo dev data, see fusion.py and
-localmem/bench/memory_quality.py). The fused score is scaled so that 1.0 means
-"first in both lists" (the RRF sum divided by its maximum); it is higher
-for better hits and ``threshold`` compares against it. A server without the
-BM25 function (Milvus before 2.5) keeps dense search, whose score is the
-similarity, and says so once with a LocalmemWarning.
+(RRF, k=5, 40 deep by default, set by the config's ``hybrid``, ``fusion``, ``rrf_k`` and
+``fusion_depth``; a fact is an extra key of its source message, weighted 0 with the bundled
+model; chosen on the LoCoMo dev data, see fusion.py and localmem/bench/memory_quality.py).
+The fused score is scaled so that 1.0 means "first in both lists" (the RRF sum
+divided by its maximum); it is higher for better hits and ``threshold`` compares
+against it. A server without the BM25 function (Milvus before 2.5) keeps dense
+search, whose score is the similarity, and says so once with a LocalmemWarning.
+
+On a Lite folder, a search without filters is answered from a copy of the scope
+kept in this process (scopes.py says why and how it stays exact); the lists it
+fuses are the ones Milvus's searches would give, every row scored.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimi
 from localmem.records import EPISODE, FACT, MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
 from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
-from localmem.vector_stores.fusion import RRF, Fusion
+from localmem.vector_stores.fusion import Fusion
 from localmem.vector_stores.milvus_filters import literal, render
+from localmem.vector_stores.ranking import DENSE_DIGITS, WORD_DIGITS, best_first, fused_hits, groups, messages_deep
+from localmem.vector_stores.scopes import ScopeCache, ScopeIndex
 from localmem.vector_stores.words import WordStats
 
 # The schema _create() makes; an older collection is migrated on open (milvus_migrations.py;
@@ -92,6 +98,9 @@ _WORD_STATS_ROWS = 100_000
 # with a different top 5, 2x 9 (each of them a fact that shows two messages at once).
 _WORD_DRAW = 2
 _WORD_FIELDS = ["id", "memory", "kind", "sources", *SCOPE_KEYS]
+# What loading a scope reads: its whole rows for a copy in memory (scopes.py), else what the
+# word statistics count (_WORD_FIELDS).
+_COPY_FIELDS = [*_RECORD_FIELDS, "vector"]
 
 
 class MilvusStore:
@@ -107,15 +116,16 @@ class MilvusStore:
         self._dirty = False
         self._closed = False
         self._stored_index_type: str | None = None  # set when an existing collection is opened
-        self.fusion: Fusion = RRF
+        self.fusion = Fusion(method=config.fusion, k=config.rrf_k, depth=config.fusion_depth)
         # Whether the collection holds facts (None: not asked yet): a hybrid search keeps them apart then.
         self._holds_facts: bool | None = None
         self._facts_apart = False  # whether facts are written to _FACTS_PARTITION (set on open)
-        # BM25 statistics per scope searched (words.py). Taken before self._lock, never inside it:
-        # writes hold it around their call so that a scope loaded meanwhile counts a row once.
-        self._words: dict[Scope, WordStats | None] = {}  # None: a scope too large to count
+        # Per scope searched: BM25 statistics, and on Lite the scope's rows (scopes.py). The lock is
+        # taken before self._lock, never inside it: writes hold it around their call so that a
+        # scope loaded meanwhile counts a row once.
+        self._scopes = ScopeCache(config.cache_rows if self._lite else 0)
         self._words_lock = threading.Lock()
-        self._words_stale = False  # set by _reload (under self._lock): drop them at the next use
+        self._words_stale = False  # set by _reload and reset (under self._lock): drop them at the next use
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         try:
@@ -124,7 +134,8 @@ class MilvusStore:
                 self._check_existing()
             else:
                 self._create(self._name)
-            self.hybrid = self._has_bm25()
+            # Dense only when asked (no warning then), or when the collection has no BM25 field.
+            self.hybrid = config.hybrid and self._has_bm25()
             self._facts_apart = self._client.has_partition(self._name, _FACTS_PARTITION)
             self._client.load_collection(self._name)
         except StoreError:
@@ -168,29 +179,44 @@ class MilvusStore:
         self._write("upsert", records, vectors)
 
     def get(self, ids: Sequence[str]) -> list[MemoryRecord]:
+        with self._words_lock:  # a search's sources, usually: the scope's copy holds them
+            copied = [] if self._words_stale else [self._scopes.record(i) for i in ids]
+        if copied and all(r is not None for r in copied):
+            return [r for r in copied if r is not None]
         by_id = {row["id"]: _to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)}
         return [by_id[i] for i in ids if i in by_id]
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._words_lock:
             for chunk in _chunks(ids):
-                old = self._rows_by_id(chunk, _WORD_FIELDS) if self._words else []
+                old = self._old_records(chunk)
                 # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
                 self._call("delete", lambda chunk=chunk: self._client.delete(self._name,
                                                                              filter=_ids_expression(chunk)))
                 self._mark_written(len(chunk))
-                self._count_words(old, -1)
+                self._scopes.deleted(chunk, old)
 
     def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
                text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
-        """Nearest memories; with ``text`` (and a BM25-capable store) dense and BM25 fused."""
+        """Nearest memories; with ``text`` (and a BM25-capable store) dense and BM25 fused.
+
+        Without filters, a scope copied in memory (scopes.py) answers; else Milvus does."""
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_dims(query.shape[0])
-        expression = _and(_expression(scope, filters), _kinds(kinds))
+        hybrid = text is not None and bool(text.strip()) and self.hybrid
+        unfiltered = as_filter(filters) is None
+        # A hybrid search needs the scope's word statistics, filtered or not.
+        index = self._scope_index(scope) if hybrid or (self._lite and unfiltered) else None
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
-        if text is not None and text.strip() and self.hybrid:
-            stats = self._word_stats(scope)
+        if index is not None and index.full and unfiltered:
+            with threads, self._words_lock:
+                if not self._words_stale:  # else a failed write or a reset dropped the copy meanwhile
+                    return self._copy_search(index, query, text if hybrid else None, limit, kinds)
+        expression = _and(_expression(scope, filters), _kinds(kinds))
+        if hybrid:
+            assert text is not None
+            stats = index.stats if index is not None else None
             with threads:
                 hits: list[SearchHit] = self._call(
                     "hybrid search",
@@ -428,7 +454,7 @@ class MilvusStore:
 
     def _hybrid(self, query: Vectors, text: str, expression: str, limit: int, *,
                 split: bool, stats: WordStats | None) -> list[SearchHit]:
-        """Dense and BM25 searches, fused here (fusion.py says why not in Milvus, and how a fact counts).
+        """Dense and BM25 searches in Milvus, fused here (fusion.py says why not in Milvus, and how a fact counts).
 
         Once the collection holds facts (and ``split``: no kinds were asked for), facts never shorten
         the lists a message is ranked from: messages and facts are searched apart, by meaning (two
@@ -451,26 +477,41 @@ class MilvusStore:
         else:
             words = self._words_search(text, expression, draw * 2 if keyed else draw, None)
         records = {hit["id"]: _to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
-        # A fact is a key to the message it came from: both rank as one group (fusion.py).
-        group = {r.id: r.sources[0] for r in records.values() if r.kind == FACT and r.sources}
-        by_meaning = sorted(((h["id"], self._score(float(h["distance"]))) for h in dense), key=lambda row: -row[1])
+        group = groups(records)
+        by_meaning = best_first(((h["id"], self._score(float(h["distance"]))) for h in dense), records, DENSE_DIGITS)
         drawn = [(h["id"], abs(float(h["distance"]))) for h in words]
         if not apart:
-            drawn = _messages_deep(drawn, group, draw)
+            drawn = messages_deep(drawn, group, draw)
         if stats is not None:
             keys = [key for key, _ in drawn]
             drawn = list(zip(keys, stats.scores(text, [records[key].memory for key in keys]), strict=True))
-        by_words = _messages_deep(sorted((row for row in drawn if row[1] > 0), key=lambda row: -row[1]), group, depth)
-        fused = self.fusion.fuse(by_meaning, by_words, group=group, keys=group.keys())
-        # Each group is shown by its best fact (the memory; its message comes with it as a source),
-        # or by the message itself when none of its facts was drawn.
-        best: dict[str, str] = {}
-        for key, _ in self.fusion.fuse(by_meaning, by_words):
-            head = group.get(key, key)
-            if head not in best or (key in group and best[head] not in group):
-                best[head] = key
-        return [SearchHit(record=records[best[key]], score=self.fusion.scale(raw), distance=raw)
-                for key, raw in fused[:limit]]
+        by_words = messages_deep(best_first((row for row in drawn if row[1] > 0), records, WORD_DIGITS), group, depth)
+        return fused_hits(self.fusion, records, by_meaning, by_words, limit)
+
+    def _copy_search(self, index: ScopeIndex, query: Vectors, text: str | None, limit: int,
+                     kinds: Sequence[Kind] | None) -> list[SearchHit]:
+        """What _hybrid (with ``text``) or a dense search returns, from the scope's copy: the same
+        lists, drawn exactly (every row scored) instead of from Milvus's searches."""
+        if text is None:
+            return [SearchHit(record=self._copied(index, key), score=self._score(distance), distance=distance)
+                    for key, distance in index.dense(query, self.metric, limit, kinds)]
+        depth = max(limit, self.fusion.depth)
+        if kinds is None and index.facts:  # facts never shorten the messages' list (see _hybrid)
+            dense = [*index.dense(query, self.metric, depth, [EPISODE]),
+                     *index.dense(query, self.metric, depth, [FACT])]
+        else:
+            dense = index.dense(query, self.metric, depth, kinds)
+        words = index.words(text, depth, kinds)
+        records = {key: self._copied(index, key) for key, _ in [*dense, *words]}
+        by_meaning = best_first(((key, self._score(distance)) for key, distance in dense), records, DENSE_DIGITS)
+        by_words = messages_deep(best_first(words, records, WORD_DIGITS), groups(records), depth)
+        return fused_hits(self.fusion, records, by_meaning, by_words, limit)
+
+    @staticmethod
+    def _copied(index: ScopeIndex, memory_id: str) -> MemoryRecord:
+        record = index.record(memory_id)
+        assert record is not None  # the lists hold only ids of the copy
+        return record
 
     def _words_search(self, text: str, expression: str, limit: int, partition: str | None) -> list[dict[str, Any]]:
         """The rows BM25 matches with ``text``, best first by Milvus's scores, with their fields."""
@@ -560,52 +601,60 @@ class MilvusStore:
         rows = [_to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
         with self._words_lock:
-            old = self._rows_by_id([r.id for r in records], _WORD_FIELDS) if self._words and op == "upsert" else []
+            old = self._old_records([r.id for r in records]) if op == "upsert" else []
             # A kind never changes, so a row stays in its partition; a batch of both kinds is two calls,
             # which the writer's journal covers as it covers its insert-then-upsert (writer.py).
             for partition in (_MESSAGES_PARTITION, _FACTS_PARTITION):
-                part = [row for row in rows if self._partition(row["kind"]) == partition]
-                if part:
+                at = [i for i, row in enumerate(rows) if self._partition(row["kind"]) == partition]
+                if at:
+                    part = [rows[i] for i in at]
                     self._call(op, lambda part=part, partition=partition: method(self._name, part,
                                                                                    partition_name=partition))
                     self._mark_written(len(part))
                     written = {row["id"] for row in part}  # counted as written, should the next call fail
-                    self._count_words([row for row in old if row["id"] in written], -1)
-                    self._count_words(part, 1)
+                    self._scopes.written([records[i] for i in at], [rows[i]["vector"] for i in at],
+                                         [r for r in old if r.id in written])
         if any(r.kind == FACT for r in records):
             self._holds_facts = True
 
-    def _word_stats(self, scope: Scope) -> WordStats | None:
-        """The scope's word statistics, loaded on its first search; None for a scope too large."""
+    def _scope_index(self, scope: Scope) -> ScopeIndex | None:
+        """What this store keeps for the scope (scopes.py), loaded on its first search: on Lite its rows,
+        when the cache has room for them, else its word statistics; None for a scope too large to count."""
         with self._words_lock:
             if self._words_stale:
-                self._words.clear()
+                self._scopes.clear()
                 self._words_stale = False
-            if scope in self._words:
-                return self._words[scope]
+            if scope in self._scopes:
+                return self._scopes.get(scope)
             expression = _expression(scope, None)
             total = self._query(expression, ["count(*)"], None)
-            if total and int(total[0]["count(*)"]) > _WORD_STATS_ROWS:
-                self._words[scope] = None
+            rows = int(total[0]["count(*)"]) if total else 0
+            full = self._lite and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
+            if not full and rows > _WORD_STATS_ROWS:
+                self._scopes.keep(scope, None)
                 return None
-            stats = WordStats()
+            index = ScopeIndex(scope, self.embedder.dims, full=full)
             with _quiet_pymilvus():
                 pages = self._call("query", lambda: self._client.query_iterator(
-                    self._name, batch_size=_IDS_PER_CALL, filter=expression, output_fields=_WORD_FIELDS),
-                    flush=self._dirty)
+                    self._name, batch_size=_IDS_PER_CALL, filter=expression,
+                    output_fields=_COPY_FIELDS if full else _WORD_FIELDS), flush=self._dirty)
             try:
                 while page := self._call("query", pages.next):
-                    stats.count(row["memory"] for row in page if _ranks_alone(row))
+                    if full:
+                        for row in page:
+                            index.put(_to_record(row), row["vector"])
+                    else:
+                        index.stats.count(row["memory"] for row in page if _ranks_alone(row))
             finally:
                 pages.close()
-            self._words[scope] = stats
-            return stats
+            self._scopes.keep(scope, index)
+            return index
 
-    def _count_words(self, rows: Sequence[dict[str, Any]], sign: int) -> None:
-        """Count rows in (1) or out (-1) of the statistics of every loaded scope they belong to."""
-        for scope, stats in self._words.items():
-            if stats is not None:
-                stats.count((row["memory"] for row in rows if _ranks_alone(row) and _within(row, scope)), sign)
+    def _old_records(self, ids: Sequence[str]) -> list[MemoryRecord]:
+        """The stored versions of ``ids``, when a statistics-only copy must take them out (a server's)."""
+        if not self._scopes.needs_old_rows:
+            return []
+        return [_to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)]
 
     def _partition(self, kind: str) -> str:
         return _FACTS_PARTITION if self._facts_apart and kind == FACT else _MESSAGES_PARTITION
@@ -725,23 +774,6 @@ def _source_ids(row: dict[str, Any]) -> list[str]:
     if isinstance(sources, dict):
         sources = sources.get(_SOURCE_IDS) or []
     return [str(s) for s in sources]
-
-
-def _within(row: dict[str, Any], scope: Scope) -> bool:
-    return all(getattr(scope, key) is None or row.get(key) == getattr(scope, key) for key in SCOPE_KEYS)
-
-
-def _messages_deep(ranking: list[tuple[str, float]], group: dict[str, str],
-                   depth: int) -> list[tuple[str, float]]:
-    """The head of a ranking (best first) down to its ``depth``-th row not in ``group``: facts
-    drawn from a message ride along without using up the depth."""
-    rows = 0
-    for end, (key, _) in enumerate(ranking):
-        if key not in group:
-            rows += 1
-            if rows == depth:
-                return ranking[:end + 1]
-    return ranking
 
 
 def _to_record(row: dict[str, Any]) -> MemoryRecord:

@@ -61,15 +61,22 @@ class WordStats:
         """BM25 of ``text`` for ``query``: 0 when they share no word."""
         return self.scores(query, [text])[0]
 
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        """BM25 of each text for ``query``, the query read once (a search scores ~100 texts)."""
+    def mean_length(self) -> float:
+        return self.length / self.docs if self.docs > 0 and self.length > 0 else 1.0
+
+    def weights(self, query: str) -> dict[str, float]:
+        """Each query word's weight: its count in the query times its idf in these documents."""
         if self.docs <= 0:
-            return [0.0] * len(texts)
-        mean = self.length / self.docs if self.length > 0 else 1.0
-        weights = {}
+            return {}
+        out = {}
         for word, count in Counter(tokens(query)).items():
             df = min(self.df.get(word, 0), self.docs)
-            weights[word] = count * math.log((self.docs - df + 0.5) / (df + 0.5) + 1.0)
+            out[word] = count * math.log((self.docs - df + 0.5) / (df + 0.5) + 1.0)
+        return out
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        """BM25 of each text for ``query``, the query read once (a search scores ~100 texts)."""
+        weights, mean = self.weights(query), self.mean_length()
         out = []
         for text in texts:
             words = Counter(tokens(text))

@@ -2,6 +2,9 @@
 
 ``lite``: a Milvus Lite folder in tmp_path. ``server``: a collection of its own on the
 session's real Milvus server (tests/conftest.py::milvus_server_uri), dropped afterwards.
+The store contracts also run on ``lite-uncopied``: a Lite folder whose store keeps no copy of
+the scopes it searches (``cache_rows=0``), so that Milvus Lite's own searches answer
+(vector_stores/scopes.py); filters always go to Milvus, so the filter contract needs no such run.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ StoreFactory = Callable[..., MilvusStore]
 
 
 BACKENDS = ["lite", "server"]
+STORE_BACKENDS = ["lite", "lite-uncopied", "server"]
 
 
 def backend(request: pytest.FixtureRequest, folder: Path) -> str:
     """The uri of the backend named by ``request.param``: a Lite folder under ``folder``, or the session server."""
-    if request.param == "lite":
+    if request.param.startswith("lite"):
         return str(folder / "contract.db")
     uri: str = request.getfixturevalue("milvus_server_uri")
     return uri
@@ -62,19 +66,28 @@ def drop(uri: str, collection: str) -> None:
         client.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend(request, tmp_path)
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """(uri, config settings) of this test's backend."""
+    return backend(request, tmp_path), {"cache_rows": 0} if request.param == "lite-uncopied" else {}
 
 
 @pytest.fixture
-def make_store(backend_uri: str) -> Iterator[StoreFactory]:
+def backend_uri(store_backend: tuple[str, dict[str, Any]]) -> str:
+    return store_backend[0]
+
+
+@pytest.fixture
+def make_store(store_backend: tuple[str, dict[str, Any]]) -> Iterator[StoreFactory]:
     """Open MilvusStores on this test's backend; each test gets its own collection."""
+    backend_uri, settings = store_backend
     collection = new_collection()
     opened: list[MilvusStore] = []
 
     def factory(identity: EmbedderIdentity = IDENTITY, **config: Any) -> MilvusStore:
         config.setdefault("collection_name", collection)
+        for key, value in settings.items():
+            config.setdefault(key, value)
         store = open_store(backend_uri, identity, **config)
         opened.append(store)
         return store

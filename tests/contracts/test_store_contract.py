@@ -83,6 +83,26 @@ def test_search_ranks_by_similarity_within_the_scope(make_store: StoreFactory) -
     assert [h.record.id for h in store.search(_unit([1.0]), Scope(agent_id="helper"), None, 10)] == ["other"]
 
 
+def test_a_search_sees_every_write_made_after_the_scope_was_searched(make_store: StoreFactory) -> None:
+    """On Lite the first search of a scope copies it into memory (scopes.py): later writes must show."""
+    store = make_store()
+    store.insert([_record("a", "apple pie"), _record("b", "banana bread")], _unit([1.0], [0.0, 1.0]))
+    assert [h.record.id for h in store.search(_unit([1.0]), ALICE, None, 5, text="apple")][:1] == ["a"]
+    store.insert([_record("c", "cherry tart"), _record("d", "elsewhere", scope=BOB)],
+                 _unit([0.0, 0.0, 1.0], [1.0]))
+    moved = _record("a", "quince jam")
+    store.upsert([moved], _unit([0.0, 0.0, 0.0, 1.0]))
+    store.delete(["b"])
+    hits = store.search(_unit([0.0, 0.0, 1.0]), ALICE, None, 5, text="cherry")
+    assert [h.record.id for h in hits] == ["c", "a"]
+    assert hits[1].record == moved and store.get(["a", "b"]) == [moved]
+    assert [h.record.id for h in store.search(_unit([0.0, 0.0, 0.0, 1.0]), ALICE, None, 1)] == ["a"]
+    store.reset()
+    assert store.search(_unit([1.0]), ALICE, None, 5, text="apple") == []
+    store.insert([_record("e", "apple again")], _unit([1.0]))
+    assert [h.record.id for h in store.search(_unit([1.0]), ALICE, None, 5, text="apple")] == ["e"]
+
+
 def test_list_is_oldest_first_and_honours_the_limit(make_store: StoreFactory) -> None:
     store = make_store()
     records = [_record(f"m{i}", f"text {i}", second=59 - i) for i in range(5)]
