@@ -186,3 +186,17 @@ def test_quick_run_without_any_data_runs_the_data_free_sections_cleanly(tmp_path
     assert results["ingestion"]["texts"] == "generated" and "skipped" in results["ingestion"]["infer"]
     assert "Skipped for want of data" in (folder / "report.md").read_text()
     assert (folder / "latency_vs_n.png").is_file()
+
+
+def test_the_accelerator_check_compares_the_auto_path_with_torch_on_the_cpu(shared_root, monkeypatch):
+    """On this CPU machine auto is the ONNX export (or torch); on a GPU machine it is torch on cuda:
+    either way its vectors must be the CPU torch path's."""
+    from localmem.bench import accelerator
+
+    monkeypatch.setattr(accelerator, "TEXTS", 40)
+    monkeypatch.setattr(accelerator, "QUERIES", 10)
+    result = accelerator.run(None)
+    assert result["auto"]["device"] == "cpu" and result["texts"] == 40 and result["queries"] == 10
+    assert result["identity_equal"] and result["cosine_auto_vs_cpu"]["min"] >= 0.9999
+    assert result["same_top5_share"] >= 0.9
+    assert all(v > 0 for v in [*result["query_p50_ms"].values(), *result["batch_texts_per_s"].values()])
