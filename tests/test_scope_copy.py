@@ -136,3 +136,14 @@ def test_copies_grown_by_writes_past_the_bound_leave_too() -> None:
     assert scope in cache
     cache.written(records[3:], [[1.0, 0.0]], [])
     assert scope not in cache  # searched in Milvus until a search loads it again (as statistics only)
+
+
+def test_the_duplicate_check_reads_the_copy_for_the_exact_scope() -> None:
+    index = ScopeIndex(U, 2, full=True)
+    agent = Scope(user_id="u", agent_id="x")
+    for key, scope in (("a", U), ("b", agent)):
+        index.put(MemoryRecord(id=key, memory="same text", hash="h", scope=scope), [1.0, 0.0])
+    assert [r.id for r in index.by_hash(["h", "other"], U)] == ["a"]
+    assert [r.id for r in index.by_hash(["h"], agent)] == ["b"]
+    index.remove("a")
+    assert index.by_hash(["h"], U) == [] and [r.id for r in index.by_hash(["h"], agent)] == ["b"]

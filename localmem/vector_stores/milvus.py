@@ -71,6 +71,8 @@ LIMITS = StoreLimits(max_text_bytes=_TEXT_BYTES, max_results=_QUERY_CAP)
 # Pending (unflushed) rows above which scalar reads flush first: below it the
 # memtable scan is cheaper than a flush (measured: +100 rows adds ~2 ms).
 _FLUSH_BEFORE_QUERY_ROWS = 256
+# Pending rows after which a write flushes them (measured: ~7 ms for a handful of rows).
+_FLUSH_AFTER_WRITE_ROWS = 1024
 _HNSW_EF = 256
 _IDS_PER_CALL = 1000
 # Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
@@ -205,14 +207,15 @@ class MilvusStore:
         self._check_dims(query.shape[0])
         hybrid = text is not None and bool(text.strip()) and self.hybrid
         unfiltered = as_filter(filters) is None
-        # A hybrid search needs the scope's word statistics, filtered or not.
-        index = self._scope_index(scope) if hybrid or (self._lite and unfiltered) else None
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
-        if index is not None and index.full and unfiltered:
-            with threads, self._words_lock:
-                if not self._words_stale:  # else a failed write or a reset dropped the copy meanwhile
-                    return self._copy_search(index, query, text if hybrid else None, limit, kinds)
+        index = None
+        if hybrid or (self._lite and unfiltered):  # a hybrid search needs the word statistics, filtered or not
+            with self._words_lock:  # held while the copy answers: no write can change it meanwhile
+                index = self._scope_locked(scope)
+                if index is not None and index.full and unfiltered:
+                    with threads:
+                        return self._copy_search(index, query, text if hybrid else None, limit, kinds)
         expression = _and(_expression(scope, filters), _kinds(kinds))
         if hybrid:
             assert text is not None
@@ -252,6 +255,12 @@ class MilvusStore:
     def find_by_hash(self, hashes: Sequence[str], scope: Scope) -> list[MemoryRecord]:
         if not hashes:
             return []
+        # add()'s duplicate check, once per add: from the scope's copy on Lite (loaded here if need be).
+        if self._lite and self._scopes.max_rows > 0:
+            with self._words_lock:
+                index = self._scope_locked(scope)
+                if index is not None and index.full:
+                    return index.by_hash(hashes, scope)
         # Exactly this scope: an unset key must be unset on the row too.
         parts = [f"{key} == {literal(getattr(scope, key) or '')}" for key in SCOPE_KEYS]
         parts.append(f"hash in [{', '.join(literal(h) for h in hashes)}]")
@@ -616,39 +625,43 @@ class MilvusStore:
                                          [r for r in old if r.id in written])
         if any(r.kind == FACT for r in records):
             self._holds_facts = True
+        if self._pending >= _FLUSH_AFTER_WRITE_ROWS:
+            # Searches and the duplicate check read the scope's copy, not Milvus: without this, rows
+            # would wait in Lite's memtable (and its WAL, replayed on open) until 128 MB of them.
+            self._call("flush", self._flush_locked)
 
-    def _scope_index(self, scope: Scope) -> ScopeIndex | None:
-        """What this store keeps for the scope (scopes.py), loaded on its first search: on Lite its rows,
-        when the cache has room for them, else its word statistics; None for a scope too large to count."""
-        with self._words_lock:
-            if self._words_stale:
-                self._scopes.clear()
-                self._words_stale = False
-            if scope in self._scopes:
-                return self._scopes.get(scope)
-            expression = _expression(scope, None)
-            total = self._query(expression, ["count(*)"], None)
-            rows = int(total[0]["count(*)"]) if total else 0
-            full = self._lite and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
-            if not full and rows > _WORD_STATS_ROWS:
-                self._scopes.keep(scope, None)
-                return None
-            index = ScopeIndex(scope, self.embedder.dims, full=full)
-            with _quiet_pymilvus():
-                pages = self._call("query", lambda: self._client.query_iterator(
-                    self._name, batch_size=_IDS_PER_CALL, filter=expression,
-                    output_fields=_COPY_FIELDS if full else _WORD_FIELDS), flush=self._dirty)
-            try:
-                while page := self._call("query", pages.next):
-                    if full:
-                        for row in page:
-                            index.put(_to_record(row), row["vector"])
-                    else:
-                        index.stats.count(row["memory"] for row in page if _ranks_alone(row))
-            finally:
-                pages.close()
-            self._scopes.keep(scope, index)
-            return index
+    def _scope_locked(self, scope: Scope) -> ScopeIndex | None:
+        """What this store keeps for the scope (scopes.py), loaded on its first use: on Lite its rows,
+        when the cache has room for them, else its word statistics; None for a scope too large to count.
+        The caller holds ``_words_lock``."""
+        if self._words_stale:
+            self._scopes.clear()
+            self._words_stale = False
+        if scope in self._scopes:
+            return self._scopes.get(scope)
+        expression = _expression(scope, None)
+        total = self._query(expression, ["count(*)"], None)
+        rows = int(total[0]["count(*)"]) if total else 0
+        full = self._lite and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
+        if not full and rows > _WORD_STATS_ROWS:
+            self._scopes.keep(scope, None)
+            return None
+        index = ScopeIndex(scope, self.embedder.dims, full=full)
+        with _quiet_pymilvus():
+            pages = self._call("query", lambda: self._client.query_iterator(
+                self._name, batch_size=_IDS_PER_CALL, filter=expression,
+                output_fields=_COPY_FIELDS if full else _WORD_FIELDS), flush=self._dirty)
+        try:
+            while page := self._call("query", pages.next):
+                if full:
+                    for row in page:
+                        index.put(_to_record(row), row["vector"])
+                else:
+                    index.stats.count(row["memory"] for row in page if _ranks_alone(row))
+        finally:
+            pages.close()
+        self._scopes.keep(scope, index)
+        return index
 
     def _old_records(self, ids: Sequence[str]) -> list[MemoryRecord]:
         """The stored versions of ``ids``, when a statistics-only copy must take them out (a server's)."""

@@ -64,6 +64,7 @@ class ScopeIndex:
         self._alone = np.zeros(len(self._vectors), dtype=bool)
         self._lengths = np.zeros(len(self._vectors), dtype=np.float64)
         self._postings: dict[str, dict[int, int]] = {}
+        self._hashes: dict[str, set[int]] = {}  # for the duplicate check of add()
         self.facts = 0
 
     def __len__(self) -> int:
@@ -90,6 +91,7 @@ class ScopeIndex:
         self.facts += record.kind == FACT
         for word, tf in counts.items():
             self._postings.setdefault(word, {})[slot] = tf
+        self._hashes.setdefault(record.hash, set()).add(slot)
         if ranks_alone(record):
             self.stats.count([record.memory])
 
@@ -105,6 +107,11 @@ class ScopeIndex:
                 posting.pop(slot, None)
                 if not posting:
                     del self._postings[word]
+        same = self._hashes.get(record.hash)
+        if same is not None:
+            same.discard(slot)
+            if not same:
+                del self._hashes[record.hash]
         if ranks_alone(record):
             self.stats.count([record.memory], -1)
         self.facts -= record.kind == FACT
@@ -126,6 +133,16 @@ class ScopeIndex:
     def record(self, memory_id: str) -> MemoryRecord | None:
         slot = self._slot.get(memory_id)
         return None if slot is None else self._records[slot]
+
+    def by_hash(self, hashes: Iterable[str], scope: Scope) -> list[MemoryRecord]:
+        """Records with one of ``hashes`` whose scope is exactly ``scope`` (one this copy covers)."""
+        out = []
+        for key in hashes:
+            for slot in sorted(self._hashes.get(key, ())):
+                record = self._records[slot]
+                if record is not None and record.scope == scope:
+                    out.append(record)
+        return out
 
     def dense(self, query: Vectors, metric: str, limit: int, kinds: Iterable[Kind] | None) -> list[tuple[str, float]]:
         """The ``limit`` nearest records, best first, as (id, distance as Milvus returns it for ``metric``)."""
