@@ -147,3 +147,28 @@ def test_the_duplicate_check_reads_the_copy_for_the_exact_scope() -> None:
     assert [r.id for r in index.by_hash(["h"], agent)] == ["b"]
     index.remove("a")
     assert index.by_hash(["h"], U) == [] and [r.id for r in index.by_hash(["h"], agent)] == ["b"]
+
+
+def test_two_memories_on_one_folder_see_each_other_s_writes(tmp_path: Path) -> None:
+    """A copy is exact only while its store makes every write: a second store of this process
+    on the folder (a second Memory on the same path) turns the first one's copies off."""
+    from localmem.embedders.fake import HashingEmbedder
+
+    embedder = HashingEmbedder()
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "one.db")))
+    first = Memory(config, embedder=embedder)
+    try:
+        first.add("Caroline likes pottery", user_id="u", infer=False)
+        assert len(first.search("pottery", user_id="u")["results"]) == 1  # copies the scope
+        with Memory(config, embedder=embedder) as second:
+            second.add("Caroline went camping", user_id="u", infer=False)
+            assert len(first.search("camping", user_id="u")["results"]) == 2
+            first.add("Melanie paints sunsets", user_id="u", infer=False)
+            assert len(second.search("sunsets", user_id="u")["results"]) == 3
+            again = second.add("Melanie paints sunsets", user_id="u", infer=False)["results"]
+            assert [(r["event"], r["flags"]) for r in again] == [("NONE", ["exact_duplicate"])]
+        first.add("Melanie runs", user_id="u", infer=False)  # alone again: copies come back, exact
+        shown = " | ".join(h["memory"] for h in first.search("runs", user_id="u")["results"])
+        assert "Melanie runs" in shown and "Caroline went camping" in shown
+    finally:
+        first.close()

@@ -29,6 +29,7 @@ GRPC_OPTIONS: dict[str, int] = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepa
 
 _lock = threading.Lock()
 _clients: Counter[str] = Counter()  # open clients per folder, this process
+_opened: Counter[str] = Counter()  # clients ever opened per folder, this process (never goes down)
 
 
 def open_client(path: Path, **kwargs: Any) -> Any:
@@ -38,6 +39,7 @@ def open_client(path: Path, **kwargs: Any) -> Any:
     client = MilvusClient(uri=str(path), grpc_options=dict(GRPC_OPTIONS), **kwargs)
     with _lock:
         _clients[_key(path)] += 1
+        _opened[_key(path)] += 1
     return client
 
 
@@ -73,3 +75,10 @@ def shared(path: Path) -> bool:
     """Whether more than one store of this process uses ``path`` (a reload would pull the engine from under it)."""
     with _lock:
         return _clients[_key(path)] > 1
+
+
+def opened(path: Path) -> int:
+    """How many clients this process has opened on ``path`` so far: a change means another store
+    may have written it (a scope's copy in memory, vector_stores/scopes.py, would miss that)."""
+    with _lock:
+        return _opened[_key(path)]

@@ -130,6 +130,7 @@ class MilvusStore:
         self._words_stale = False  # set by _reload and reset (under self._lock): drop them at the next use
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
+        self._opened_seen, self._shared_seen = self._lite_clients()  # see _alone_on_folder
         try:
             upgrade.finish_interrupted(self._client, self._name)
             if self._client.has_collection(self._name):
@@ -182,7 +183,8 @@ class MilvusStore:
 
     def get(self, ids: Sequence[str]) -> list[MemoryRecord]:
         with self._words_lock:  # a search's sources, usually: the scope's copy holds them
-            copied = [] if self._words_stale else [self._scopes.record(i) for i in ids]
+            fresh = not self._words_stale and self._alone_on_folder()
+            copied = [self._scopes.record(i) for i in ids] if fresh else []
         if copied and all(r is not None for r in copied):
             return [r for r in copied if r is not None]
         by_id = {row["id"]: _to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)}
@@ -637,12 +639,13 @@ class MilvusStore:
         if self._words_stale:
             self._scopes.clear()
             self._words_stale = False
+        alone = self._alone_on_folder()
         if scope in self._scopes:
             return self._scopes.get(scope)
         expression = _expression(scope, None)
         total = self._query(expression, ["count(*)"], None)
         rows = int(total[0]["count(*)"]) if total else 0
-        full = self._lite and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
+        full = self._lite and alone and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
         if not full and rows > _WORD_STATS_ROWS:
             self._scopes.keep(scope, None)
             return None
@@ -662,6 +665,23 @@ class MilvusStore:
             pages.close()
         self._scopes.keep(scope, index)
         return index
+
+    def _lite_clients(self) -> tuple[int, bool]:
+        path = self.lite_path
+        return (lite.opened(path), lite.shared(path)) if path is not None else (0, False)
+
+    def _alone_on_folder(self) -> bool:
+        """Whether this store is the only one of this process on its Lite folder (``_words_lock`` held).
+
+        Copies are exact only while this store makes every write: once another store of this
+        process opens the folder (a second Memory on the same path), copies made before are
+        dropped, and none is made while the other is open; statistics-only ones are kept then,
+        as on a server."""
+        opened, shared = self._lite_clients()
+        if (opened, shared) != (self._opened_seen, self._shared_seen):
+            self._scopes.clear()
+            self._opened_seen, self._shared_seen = opened, shared
+        return not shared
 
     def _old_records(self, ids: Sequence[str]) -> list[MemoryRecord]:
         """The stored versions of ``ids``, when a statistics-only copy must take them out (a server's)."""

@@ -12,8 +12,10 @@ Here both lists of that scope take well under a millisecond.
 The copy is kept exact by construction: every write of the store goes through
 ``written``/``deleted`` after Milvus accepted it, a failed write or a reset drops
 every copy (the next search loads the scope again), and no other process can
-write the folder. A server is shared, so there only the statistics are kept and
-Milvus searches. Searches with filters go to Milvus too: its filter dialect is
+write the folder. Another store of this process can (a second Memory on the same
+path): while one is open, or once one has been, copies made before are dropped
+and none is made (milvus.py, ``_alone_on_folder``). A server is shared, so there
+only the statistics are kept and Milvus searches. Searches with filters go to Milvus too: its filter dialect is
 the reference (milvus_filters.py), and a second evaluator here could disagree.
 
 The copies are bounded by ``vector_store.config.cache_rows`` in all (least
