@@ -21,8 +21,9 @@ hit@5 / answer recall@5, first 200 turns of each conversation, then whole ones:
 k 60 depth 30 (the textbook setting): 0.633 / 0.576 and 0.560 / 0.533 (numpy);
 k 5 depth 40: 0.694 / 0.618 (the library); k 5 depth 50 in numpy 0.687 / 0.610
 and 0.605 / 0.566. With BM25 scored on the scope's own statistics
-(milvus.py, words.py): k 5 depth 40 0.683 / 0.616 and 0.604 / 0.567, k 60 depth 30
-0.651 / 0.594 and 0.559 / 0.532. Depth costs time: each list's rows come back with their fields.
+(milvus.py, words.py), every row scored (scopes.py): k 5 depth 40 0.683 / 0.616 and
+0.604 / 0.567, k 60 depth 30 0.648 / 0.594 and 0.560 / 0.532. Depth costs time where Milvus
+answers (each list's rows come back with their fields), little from a scope's copy.
 
 A list ranks **groups**, not rows: a fact is a search key for the message it was
 drawn from (issue #17), so a fact and its source episode share one group, and a
