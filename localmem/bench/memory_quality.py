@@ -251,6 +251,7 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
     add_times: list[float] = []
     found: dict[str, list[list[Found]]] = {}
     search_times: dict[str, list[float]] = {}
+    stored: dict[str, int] = {}
     with Memory(MemoryConfig(vector_store=store_config), embedder=embedder, llm=llm) as memory:
         total = sum(len(t) for t in turns.values())
         done = 0
@@ -278,7 +279,8 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
                     [found_in(r) for r in memory.search(q.text, user_id=q.conversation, limit=K,
                                                         filters={"kind": "fact"})["results"]]
                     for q in questions]
-            stored = {conv: len(memory.get_all(user_id=conv, limit=16_384)["results"]) for conv in turns}
+            if not settings:  # what a user lists: the same whatever the search settings, so counted once
+                stored = {conv: len(memory.get_all(user_id=conv, limit=16_384)["results"]) for conv in turns}
     timing = {"add": summarize(add_times).to_dict(),
               "search": {name: summarize(t).to_dict() for name, t in search_times.items()},
               "memories_listed": stored}
