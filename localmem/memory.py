@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from localmem import preload
 from localmem.config import MemoryConfig
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.filters import Filter, parse_filters
@@ -51,7 +52,12 @@ class Memory:
                  llm: LanguageModel | None = None) -> None:
         self.config = config or MemoryConfig()
         self.config.validate()
+        # The default store's client libraries load beside the embedder (see preload.py).
+        store_modules_loaded = (preload.store_modules(self.config.vector_store.is_local_file)
+                                if store is None and embedder is None else None)
         self.embedder = embedder or _default_embedder(self.config)
+        if store_modules_loaded is not None:
+            store_modules_loaded()
         self._warn_on_dims(self.config, self.embedder)
         _require_meaningful_scores(self.config, self.embedder)
         self.store = store or _default_store(self.config, self.embedder)

@@ -1,5 +1,5 @@
 """The ``localmem`` command line."""
 
-from localmem.cli.main import main
+from localmem.cli.main import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

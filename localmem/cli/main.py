@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -70,6 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cmds.register(commands, EPILOG)
     server_cmds.register(commands, EPILOG)
     return parser
+
+
+def run() -> None:
+    """The console script: ``main()``, then an immediate exit.
+
+    By the time ``main`` returns, every store it opened is closed (its engine stopped, history
+    committed), so all that is left is the interpreter's teardown of pymilvus, gRPC and pandas:
+    ~0.4 s of a ~2 s cold command. Anything left open (a library misused by a plugin) would fare as
+    after a kill -9, which the store and history are built to survive. The streams and logging
+    handlers are flushed first.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from localmem import preload
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
 
@@ -238,12 +239,14 @@ def _memory(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def open_memory(args: argparse.Namespace) -> Any:
-    from localmem import Memory
     from localmem.config import MemoryConfig, VectorStoreConfig
 
     uri = args.uri or args.db
-    config = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, token=args.token, collection_name=args.collection),
-                          history_db_path=args.history_db)
+    store = VectorStoreConfig(uri=uri, token=args.token, collection_name=args.collection)
+    preload.store_modules(store.is_local_file)  # the slowest imports, begun before localmem's own
+    from localmem import Memory
+
+    config = MemoryConfig(vector_store=store, history_db_path=args.history_db)
     return Memory(config)
 
 

@@ -13,21 +13,14 @@ fraction of the time.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from localmem.errors import DependencyError, InvalidInputError, ModelError
 from localmem.protocols import EmbedderIdentity, Vectors
 from localmem.threads import intra_op_threads, onnx_session_options
-
-# One text at a time runs on a one-thread session: splitting a few dozen tokens across
-# threads costs more in hand-offs than it saves, and one thread never waits on a core that
-# another process is using. Batches use the sized pool.
-_SMALL_BATCH = 2
 
 
 class OnnxEmbedder:
@@ -41,7 +34,6 @@ class OnnxEmbedder:
         except ImportError as exc:
             raise DependencyError(f"the ONNX embedder needs onnxruntime and tokenizers: pip install onnxruntime "
                                   f"tokenizers ({exc})") from exc
-        self._ort = ort
         self._identity = identity
         self._batch_size = max(1, batch_size)
         self.label = label
@@ -54,10 +46,18 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(max_length=max_length)
         pad_id = self._tokenizer.token_to_id("[PAD]")
         self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
-        self._threads = intra_op_threads()
-        self._sessions: dict[int, Any] = {}
-        self._lock = threading.Lock()
-        self._inputs = {i.name for i in self._session(1).get_inputs()}
+        # One session on the sized pool, single texts included. Measured on 2 cores with a
+        # ~50-token LoCoMo turn, p50 per text: 1 thread 14.7 ms idle / 14.2 ms beside a busy
+        # loop / 32.9 ms beside two; 2 threads 11.0 / 12.9 / 28.3 ms. Its workers block when idle
+        # (allow_spinning=0, threads.py), so a second thread costs nothing between calls.
+        try:
+            self._session = ort.InferenceSession(
+                str(model_file), sess_options=onnx_session_options(ort, intra_op_threads()),
+                providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load the ONNX export {model_file}: {exc}; run "
+                             "'localmem models prepare' to rebuild it") from exc
+        self._inputs = {i.name for i in self._session.get_inputs()}
 
     @property
     def identity(self) -> EmbedderIdentity:
@@ -81,8 +81,7 @@ class OnnxEmbedder:
         return out
 
     def close(self) -> None:
-        with self._lock:
-            self._sessions.clear()
+        return None  # the session's memory goes with the object; nothing else is held
 
     def _embed_batch(self, texts: list[str]) -> Vectors:
         encodings = self._tokenizer.encode_batch(texts)
@@ -91,27 +90,12 @@ class OnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        session = self._session(1 if len(texts) <= _SMALL_BATCH else self._threads)
-        tokens = session.run(None, feeds)[0]  # (batch, tokens, dims)
+        tokens = self._session.run(None, feeds)[0]  # (batch, tokens, dims)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         if self._identity.normalized:
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(pooled, dtype=np.float32)
-
-    def _session(self, threads: int) -> Any:
-        with self._lock:
-            session = self._sessions.get(threads)
-            if session is None:
-                try:
-                    session = self._ort.InferenceSession(
-                        str(self.model_file), sess_options=onnx_session_options(self._ort, threads),
-                        providers=["CPUExecutionProvider"])
-                except Exception as exc:
-                    raise ModelError(f"cannot load the ONNX export {self.model_file}: {exc}; run "
-                                     "'localmem models prepare' to rebuild it") from exc
-                self._sessions[threads] = session
-            return session
 
 
 def _max_seq_length(folder: Path) -> int:
