@@ -49,6 +49,7 @@ from localmem.records import (
     Scope,
     SearchHit,
     now_iso,
+    stable_id,
     text_hash,
 )
 from localmem.writer import Write, Writer
@@ -115,6 +116,11 @@ class AddPipeline:
         self.store = store
         self.writer = writer
         self._llm = llm  # a factory: the model loads only when infer=True is first used
+        # Through a server, other processes may add the same text to the same scope at the same
+        # moment; their duplicate checks cannot see each other's rows in flight. Stable ids make
+        # both writes one row (the store upserts them there). A Lite folder has one process, whose
+        # write lock makes the duplicate check exact: random ids, as Mem0 gives.
+        self._stable_ids = not config.vector_store.is_local_file
 
     def run(self, request: AddRequest) -> list[Change]:
         episodes = self._episodes(said(request.messages, request.scope, request.moment), request)
@@ -159,7 +165,7 @@ class AddPipeline:
             record = _new_record(m.text, request.scope, request.metadata, kind=EPISODE, speaker=m.speaker,
                                  timestamp=request.epoch)
             writes.append(Write(Event.ADD, record, vectors[rows[m.text]][None, :]))
-        return _Episodes(writes, [m.indices for m in messages])
+        return _Episodes(self._with_stable_ids(writes), [m.indices for m in messages])
 
     # -- extract -----------------------------------------------------------
     def _facts(self, request: AddRequest) -> tuple[list[Fact], tuple[str, ...]]:
@@ -216,7 +222,29 @@ class AddPipeline:
             writes.append(write)
             if write.event is Event.DELETE:
                 writes += self._uncover(write.record, touched)
-        return writes
+        return self._with_stable_ids(writes)
+
+    def _with_stable_ids(self, writes: list[Write]) -> list[Write]:
+        """ADDs renamed to their stable ids (records.stable_id) where stable ids are used.
+
+        An id the store holds with another text keeps the random one: that memory was updated
+        since it was added, and reusing its id would overwrite it. (The same text there means
+        another process added it since our duplicate check: the upsert lands on its row.)
+        """
+        if not self._stable_ids or not any(w.event is Event.ADD for w in writes):
+            return writes
+        wanted = {w.record.id: stable_id(w.record.scope, w.record.kind, w.record.hash)
+                  for w in writes if w.event is Event.ADD}
+        hashes = {wanted[w.record.id]: w.record.hash for w in writes if w.event is Event.ADD}
+        taken = {r.id for r in self.store.get(list(hashes)) if r.hash != hashes[r.id]}
+        out = []
+        for w in writes:
+            new_id = wanted.get(w.record.id) if w.event is Event.ADD else None
+            if new_id is not None and new_id not in taken:
+                taken.add(new_id)  # one text twice in one call: the second keeps its random id
+                w = replace(w, record=replace(w.record, id=new_id))
+            out.append(w)
+        return out
 
     def _uncover(self, fact: MemoryRecord, touched: set[str]) -> list[Write]:
         """A fact deleted by reconciliation leaves its messages standing as memories again.

@@ -8,6 +8,7 @@ public API returns.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -25,6 +26,20 @@ KINDS: tuple[Kind, ...] = (EPISODE, FACT)
 # localmem's own bound on a scope id (longer ones are almost surely a bug); a store
 # sizes its fields to hold it (Milvus: VARCHAR of 4 bytes a character).
 MAX_SCOPE_ID_LENGTH = 512
+
+
+# Namespace of stable_id's uuid5s: fixed, so every process (and version) derives the same ids.
+_STABLE_ID_NAMESPACE = uuid.UUID("5b0f3c8e-6a1d-4f7e-9c52-0d3e8a7b41f6")
+
+
+def stable_id(scope: Scope, kind: str, hash_: str) -> str:
+    """The id two processes give the same text of one scope: a uuid5 of scope, kind and text hash.
+
+    Used where several processes write through one server (pipeline.py): the second upsert
+    of the same add then lands on the first one's row instead of beside it.
+    """
+    key = "\x1f".join((scope.user_id or "", scope.agent_id or "", scope.run_id or "", kind, hash_))
+    return str(uuid.uuid5(_STABLE_ID_NAMESPACE, key))
 
 
 class Event(str, Enum):

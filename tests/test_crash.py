@@ -1,10 +1,11 @@
 """kill -9 between the journal, the store and the history: a real subprocess dies at each named step.
 
-The child opens a real Milvus Lite folder, makes acknowledged writes, then sets
-LOCALMEM_CRASH_AT and starts one more operation, which SIGKILLs the child at
-that step (writer.checkpoint). This process then reopens the folder, which runs
-the journal's recovery, and checks that store and history agree, that every
-acknowledged write is there, and that the interrupted operation was completed.
+The child opens a real Milvus Lite folder (or a collection on the session's real Milvus
+server, whose history and journal live on the server), makes acknowledged writes, then sets
+LOCALMEM_CRASH_AT and starts one more operation, which SIGKILLs the child at that step
+(writer.checkpoint). This process then reopens the store, which runs the journal's recovery,
+and checks that store and history agree, that every acknowledged write is there, and that
+the interrupted operation was completed.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
 
-from localmem import Memory, MemoryConfig, VectorStoreConfig
+from localmem import LocalmemWarning, Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.records import Event, HistoryEvent
 from localmem.writer import CRASH_ENV
@@ -37,8 +39,8 @@ CHILD = textwrap.dedent("""
     from localmem.transfer import FORMAT, VERSION, import_store
     from localmem.writer import CRASH_ENV
 
-    op, step, where = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    memory = Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(where / "mem.db"))),
+    op, step, where, uri, collection = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4], sys.argv[5]
+    memory = Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=uri, collection_name=collection)),
                     embedder=HashingEmbedder())
     ids = [memory.add(f"fact {i} of {u}", user_id=u, infer=False)["results"][0]["id"]
            for u in ("u", "v") for i in range(3)]
@@ -76,11 +78,22 @@ CASES = [("add", "journaled"), ("add", "inserted"), ("add", "stored"),
          ("import", "journaled"), ("import", "inserted"), ("import", "stored")]
 
 
-def _crash(op: str, step: str, where: Path) -> list[str]:
+# On a server the journal lives in a collection there (history/milvus.py); one case per kind of
+# operation at the step between store and history, plus each step of an add.
+SERVER_CASES = [("add", "journaled"), ("add", "inserted"), ("add", "stored"), ("update", "stored"),
+                ("delete", "stored"), ("delete_all", "stored"), ("reset", "stored"), ("import", "stored")]
+
+
+def _lite(where: Path) -> VectorStoreConfig:
+    return VectorStoreConfig(uri=str(where / "mem.db"))
+
+
+def _crash(op: str, step: str, where: Path, store: VectorStoreConfig | None = None) -> list[str]:
+    store = store or _lite(where)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop(CRASH_ENV, None)
-    child = subprocess.run([sys.executable, "-c", CHILD, op, step, str(where)], cwd=where, env=env,
-                           capture_output=True, text=True, timeout=300)
+    child = subprocess.run([sys.executable, "-c", CHILD, op, step, str(where), store.uri, store.collection_name],
+                           cwd=where, env=env, capture_output=True, text=True, timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr[-3000:]
     assert "survived" not in child.stdout
     acknowledged: list[str] = json.loads(child.stdout.splitlines()[0])
@@ -110,9 +123,21 @@ def _agree(memory: Memory) -> dict[str, str]:
 
 @pytest.mark.parametrize(("op", "step"), CASES)
 def test_a_kill_at_each_step_is_recovered_on_open(tmp_path: Path, op: str, step: str) -> None:
-    ids = _crash(op, step, tmp_path)
-    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "mem.db")))
-    memory = Memory(config, embedder=HashingEmbedder())  # a fresh process: recovery runs here
+    _kill_and_recover(op, step, tmp_path, _lite(tmp_path))
+
+
+@pytest.mark.parametrize(("op", "step"), SERVER_CASES)
+def test_a_kill_at_each_step_is_recovered_on_open_through_a_server(tmp_path: Path, milvus_server_uri: str, op: str,
+                                                                   step: str) -> None:
+    store = VectorStoreConfig(uri=milvus_server_uri, collection_name=f"crash_{op}_{step}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LocalmemWarning)  # Milvus 2.3 has no BM25: dense search, said once
+        _kill_and_recover(op, step, tmp_path, store)
+
+
+def _kill_and_recover(op: str, step: str, tmp_path: Path, store: VectorStoreConfig) -> None:
+    ids = _crash(op, step, tmp_path, store)
+    memory = Memory(MemoryConfig(vector_store=store), embedder=HashingEmbedder())  # a fresh process: recovery
     try:
         live = _agree(memory)
         others = [i for i in ids if i not in live]

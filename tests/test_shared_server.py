@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,94 @@ def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_emb
         shared = reader.get_all(user_id="shared", limit=1000)["results"]
         # Revised texts are as written; added ones carry their date: "(28 November 2026) p0 fact ...".
         assert {m["memory"].split(") ")[-1].split()[0] for m in shared} == {"p0", "p1"}
+
+
+SAME_TEXTS = """
+import json, os, sys, time
+from pathlib import Path
+from localmem import Memory, MemoryConfig
+from localmem.config import VectorStoreConfig
+uri, collection, go, ready = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+config = MemoryConfig(vector_store=VectorStoreConfig(uri=uri, collection_name=collection))
+with Memory(config) as memory:
+    memory.add("warm-up", user_id="warm-up", infer=False)  # models loaded, connection made
+    ready.touch()
+    while not go.exists():  # both processes start their add at once
+        time.sleep(0.001)
+    messages = [{"role": "user", "content": f"note {i}: the meeting moved to room {i}"} for i in range(20)]
+    # One call: its duplicate check runs before its write, as the other process's does.
+    result = memory.add(messages, user_id="same", infer=False, timestamp="2026-11-20T10:00:00Z")
+print(json.dumps([r["id"] for r in result["results"]]))
+"""
+
+
+def test_two_processes_adding_the_same_texts_store_each_once(milvus_uri: str, real_embedder, tmp_path: Path) -> None:
+    """Both processes' duplicate checks run before either writes: stable ids make their writes one row each."""
+    collection, go = "same_texts", tmp_path / "go"
+    ready = [tmp_path / f"ready-{k}" for k in range(2)]
+    writers = [subprocess.Popen([sys.executable, "-c", SAME_TEXTS, milvus_uri, collection, str(go), str(flag)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                                cwd=tmp_path) for flag in ready]
+    deadline = time.monotonic() + 300
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    ids = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=600)
+        assert writer.returncode == 0, err[-3000:]
+        ids.append(json.loads(out.strip().splitlines()[-1]))
+    assert len(ids[0]) == len(ids[1]) == 20
+
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=milvus_uri, collection_name=collection))
+    with pytest.warns(LocalmemWarning, match="no BM25"):
+        reader = Memory(config, embedder=real_embedder)
+    with reader:
+        stored = reader.get_all(user_id="same", limit=1000)["results"]
+        assert len(stored) == 20, f"{len(stored)} memories for 20 texts"
+        assert {m["id"] for m in stored} == set(ids[0]) | set(ids[1])
+        for memory in stored:
+            events = reader.history(memory["id"])
+            assert events and all(e["event"] == "ADD" and e["new_memory"] == memory["memory"] for e in events)
+
+
+HOLDER = """
+import sys, time
+from localmem.config import VectorStoreConfig
+from localmem.history.milvus import MilvusHistory
+history = MilvusHistory(VectorStoreConfig(uri=sys.argv[1], collection_name=sys.argv[2]))
+print(history.begin('{"state": "redo", "deletes": ["x"]}'), flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_intent_is_finished_by_another_process_only_once_its_writer_is_gone(milvus_uri: str) -> None:
+    from localmem.history.milvus import MilvusHistory
+
+    config = VectorStoreConfig(uri=milvus_uri, collection_name="intent_owner")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, milvus_uri, config.collection_name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    history = MilvusHistory(config)
+    try:
+        assert holder.stdout is not None
+        intent_id = int(holder.stdout.readline())
+        assert history.intents() == []  # its writer runs: finishing it here could undo that writer's next write
+        mine = history.begin('{"state": "redo", "deletes": ["y"]}')
+        assert [i for i, _ in history.intents()] == [mine]
+        holder.kill()
+        holder.communicate(timeout=60)
+        assert [i for i, _ in history.intents()] == sorted([intent_id, mine])
+        history.mark(intent_id, '{"state": "undo", "remove": ["x"]}')  # a new version replaces the old
+        assert dict(history.intents())[intent_id] == '{"state": "undo", "remove": ["x"]}'
+        history.discard(intent_id)
+        history.commit(mine, [])
+        assert history.intents() == []
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate(timeout=60)
+        history.reset()
+        history.close()
 
 
 def test_server_history_keeps_order_export_ids_and_reset(milvus_uri: str) -> None:

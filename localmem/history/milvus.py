@@ -15,6 +15,9 @@ request, so a batch of events lands whole or not at all.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +33,15 @@ _FIELDS = ["id", "memory_id", "event", "created_at", "seq", "body"]
 _PAGE = 1000
 _QUERY_CAP = 16384  # Milvus's largest query window
 _ID_CHUNK = 500
+_INTENT_FIELDS = ["intent", "version", "part", "parts", "owner", "body"]
+_INTENT_PIECE = 60000  # characters of ASCII JSON per row, under VARCHAR's 65,535 bytes
+# Who wrote an intent: host, process id and a token unique to this process (a later process
+# with a reused pid is told apart by it). Read by _finishable.
+_HOST = socket.gethostname()
+_OWNER = json.dumps([_HOST, os.getpid(), secrets.token_hex(8)])
+# An intent of a process on another host is finished once it is this old: its writer cannot be
+# asked whether it still runs, and a batch takes milliseconds to seconds.
+_FOREIGN_INTENT_AGE_S = 60
 
 
 class MilvusHistory:
@@ -39,10 +51,9 @@ class MilvusHistory:
         from pymilvus import MilvusClient
 
         self.name = f"{config.collection_name}_history"
+        self.intents_name = f"{config.collection_name}_intents"
         self._where = f"{config.uri} collection {self.name!r}"
         self._lock = threading.Lock()
-        self._intents: dict[int, str] = {}
-        self._next_intent = 0
         kwargs: dict[str, Any] = {k: v for k, v in (("token", config.token), ("db_name", config.db_name)) if v}
         try:
             self._client = MilvusClient(uri=config.uri, **kwargs)
@@ -52,6 +63,9 @@ class MilvusHistory:
             if not self._client.has_collection(self.name):
                 self._create()
             self._client.load_collection(self.name)
+            if not self._client.has_collection(self.intents_name):
+                self._create_intents()
+            self._client.load_collection(self.intents_name)
         except Exception as exc:
             self._client.close()
             raise HistoryError(f"cannot open history {self._where}: {exc}") from exc
@@ -61,7 +75,8 @@ class MilvusHistory:
             return
         base = time.time_ns()
         rows = [_to_row(e, base + i) for i, e in enumerate(events)]
-        self._call("write", lambda: self._client.insert(self.name, rows))
+        # Upsert: an intent finished twice (see the journal below) writes the same event ids again.
+        self._call("write", lambda: self._client.upsert(self.name, rows))
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
         # One memory has a handful of events: far below the 16384-row query window.
@@ -92,34 +107,65 @@ class MilvusHistory:
         return found
 
     # -- journal (protocols.HistoryStore) ---------------------------------------
-    # A server has no transaction spanning two collections, so intents live in this
-    # process only: the Writer still undoes a failed batch exactly, but a batch cut by
-    # a crash is not finished by the next open as it is with SQLite (see README).
+    # Intents live in ``<collection>_intents`` on the server, so a batch cut by a kill -9 is
+    # finished by the next open, as with SQLite. A server has no transaction spanning two
+    # collections; what stands in for one: an intent is written before the store is touched;
+    # the events it carries keep their ids and are upserted (a replay writes the same rows);
+    # the intent is deleted only after its events are in. Every step is idempotent, so an intent
+    # finished twice (its writer's last step and a recovering process's) leaves one outcome.
     def begin(self, intent: str) -> int:
-        with self._lock:
-            self._next_intent += 1
-            self._intents[self._next_intent] = intent
-            return self._next_intent
+        # Time-ordered across processes of one host (intents() replays oldest first), with random
+        # low digits so two processes starting a batch in the same microsecond differ.
+        intent_id = time.time_ns() // 1000 * 1000 + secrets.randbelow(1000)
+        self._write_intent(intent_id, 0, intent)
+        return intent_id
 
     def commit(self, intent_id: int, events: Sequence[HistoryEvent], *, reset: bool = False) -> None:
         if reset:
             self.reset()
         self.record(events)
-        with self._lock:
-            self._intents.pop(intent_id, None)
+        self.discard(intent_id)
 
     def mark(self, intent_id: int, intent: str) -> None:
-        with self._lock:
-            if intent_id in self._intents:
-                self._intents[intent_id] = intent
+        # A new version first, then the old one goes: a crash in between leaves both, and
+        # intents() reads the newest complete version.
+        versions = {v for i, v, _, _ in self._intent_parts() if i == intent_id}
+        self._write_intent(intent_id, max(versions, default=-1) + 1, intent)
+        for version in versions:
+            self._call("journal", lambda v=version: self._client.delete(
+                self.intents_name, filter=f"intent == {intent_id} and version == {v}"))
 
     def discard(self, intent_id: int) -> None:
-        with self._lock:
-            self._intents.pop(intent_id, None)
+        self._call("journal", lambda: self._client.delete(self.intents_name, filter=f"intent == {intent_id}"))
 
     def intents(self) -> list[tuple[int, str]]:
-        with self._lock:
-            return sorted(self._intents.items())
+        """The intents this process may finish: its own, and those of writers no longer running."""
+        chunks: dict[tuple[int, int], dict[int, str]] = {}
+        parts_of: dict[tuple[int, int], int] = {}
+        owners: dict[int, str] = {}
+        for intent_id, version, part, row in self._intent_parts():
+            chunks.setdefault((intent_id, version), {})[part] = row["body"]
+            parts_of[(intent_id, version)] = int(row["parts"])
+            owners[intent_id] = row["owner"]
+        newest: dict[int, str] = {}
+        for (intent_id, version), got in sorted(chunks.items()):
+            if len(got) == parts_of[(intent_id, version)]:  # complete: a later version replaces an earlier
+                newest[intent_id] = "".join(got[p] for p in sorted(got))
+        return [(i, body) for i, body in sorted(newest.items()) if _finishable(owners[i], i)]
+
+    def _write_intent(self, intent_id: int, version: int, intent: str) -> None:
+        # ASCII JSON (escapes for the rest), cut into pieces a VARCHAR holds; one insert lands whole.
+        text = json.dumps(json.loads(intent))
+        pieces = [text[i:i + _INTENT_PIECE] for i in range(0, len(text), _INTENT_PIECE)] or [""]
+        rows = [{"id": f"{intent_id}:{version}:{n}", "intent": intent_id, "version": version, "part": n,
+                 "parts": len(pieces), "owner": _OWNER, "body": piece, "placeholder": [0.0] * _PLACEHOLDER_DIM}
+                for n, piece in enumerate(pieces)]
+        self._call("journal", lambda: self._client.insert(self.intents_name, rows))
+
+    def _intent_parts(self) -> list[tuple[int, int, int, dict[str, Any]]]:
+        rows = self._call("journal", lambda: self._client.query(
+            self.intents_name, filter="intent >= 0", output_fields=_INTENT_FIELDS, limit=_QUERY_CAP))
+        return [(int(r["intent"]), int(r["version"]), int(r["part"]), r) for r in rows]
 
     def reset(self) -> None:
         def run() -> None:
@@ -148,12 +194,57 @@ class MilvusHistory:
         index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
         self._client.create_collection(self.name, schema=schema, index_params=index, consistency_level="Strong")
 
+    def _create_intents(self) -> None:
+        from pymilvus import DataType
+
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
+        schema.add_field("intent", DataType.INT64)
+        schema.add_field("version", DataType.INT64)
+        schema.add_field("part", DataType.INT64)
+        schema.add_field("parts", DataType.INT64)
+        schema.add_field("owner", DataType.VARCHAR, max_length=512)
+        schema.add_field("body", DataType.VARCHAR, max_length=_INTENT_PIECE)
+        schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=_PLACEHOLDER_DIM)
+        index = self._client.prepare_index_params()
+        index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
+        self._client.create_collection(self.intents_name, schema=schema, index_params=index,
+                                       consistency_level="Strong")
+
     def _call(self, what: str, fn: Any) -> Any:
         with self._lock:
             try:
                 return fn()
             except Exception as exc:
                 raise HistoryError(f"history {what} on {self._where} failed: {exc}") from exc
+
+
+def _finishable(owner: str, intent_id: int) -> bool:
+    """Whether this process may finish the intent: its own, or its writer's process is gone.
+
+    Finishing the intent of a writer still at work would be harmless for the store (the same
+    rows, upserted) but could undo a later write of that writer to the same memory, were its
+    rows upserted after that write.
+    """
+    try:
+        host, pid, token = json.loads(owner)
+    except (ValueError, TypeError):
+        return True
+    if [host, pid, token] == json.loads(_OWNER):
+        return True
+    if host != _HOST:
+        return (time.time_ns() - intent_id) / 1e9 > _FOREIGN_INTENT_AGE_S
+    return pid == os.getpid() or not _running(int(pid))  # our pid with another token: a past process
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
 
 
 def _to_row(event: HistoryEvent, seq: int) -> dict[str, Any]:

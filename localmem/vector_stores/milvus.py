@@ -176,7 +176,9 @@ class MilvusStore:
         return Path(self.config.uri).expanduser().resolve() if self._lite else None
 
     def insert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None:
-        self._write("insert", records, vectors)
+        # On a server another process may add the same stable id at the same moment (records.stable_id),
+        # and Milvus keeps both rows of a repeated primary key on insert: there, only upsert is safe.
+        self._write("insert" if self._lite else "upsert", records, vectors)
 
     def upsert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None:
         self._write("upsert", records, vectors)
