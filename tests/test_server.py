@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,3 +275,86 @@ def test_mcp_over_stdio(server: Served, tmp_path: Path, direct: bool) -> None:
                 await _use_mcp_tools(s)
 
     anyio.run(scenario)
+
+
+SERVE_ON_A_FULL_DISK = """
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import httpx
+
+where, port = Path(sys.argv[1]), sys.argv[2]
+small = where / "small"
+small.mkdir()
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+(small / "ballast").write_bytes(b"x" * 600_000)
+url = f"http://127.0.0.1:{port}"
+
+
+def start():
+    log = open(where / "serve.log", "ab")
+    serve = subprocess.Popen([sys.executable, "-m", "localmem", "serve", "--db", str(small / "mem.db"),
+                              "--port", port, "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(3000):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return serve
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("serve did not start")
+
+
+def listed():
+    answer = httpx.get(url + "/memories", params={"user_id": "u", "limit": 16384}, timeout=120)
+    return answer.status_code, answer.json()
+
+
+serve = start()
+acknowledged, errors = [], []
+while len(errors) < 3 and len(acknowledged) < 5000:  # a few refusals in a row: the disk is full
+    answer = httpx.post(url + "/memories", timeout=120, json={
+        "messages": [{"role": "user", "content": f"memory {len(acknowledged)} " + "padding " * 300}],
+        "user_id": "u", "infer": False})
+    if answer.status_code == 200:
+        acknowledged += [r["id"] for r in answer.json()["results"]]
+        errors.clear()
+    else:
+        errors.append([answer.status_code, answer.text])
+status, body = listed()
+full_view = "complete" if status == 200 and set(acknowledged) <= {m["id"] for m in body["results"]} else [status, body]
+(small / "ballast").unlink()  # the user frees space; the server lives on
+status, body = listed()
+freed_view = "complete" if status == 200 and set(acknowledged) <= {m["id"] for m in body["results"]} else [status, body]
+serve.send_signal(signal.SIGTERM)
+serve.wait(timeout=120)
+serve = start()  # a restart on the same folder
+status, body = listed()
+after = {m["id"] for m in body["results"]} if status == 200 else set()
+histories = [httpx.get(f"{url}/memories/{i}/history", timeout=60).json() for i in acknowledged[:20]]
+serve.send_signal(signal.SIGTERM)
+serve.wait(timeout=120)
+print(json.dumps({"acknowledged": len(acknowledged), "errors": errors, "full_view": full_view,
+                  "freed_view": freed_view, "missing_after_restart": len(set(acknowledged) - after),
+                  "histories": [[e["event"] for e in h] for h in histories]}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or shutil.which("unshare") is None, reason="needs unshare (Linux)")
+def test_a_full_disk_under_serve_gives_a_clear_error_and_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """``serve`` on a Lite folder on a 4 MB tmpfs (a private user+mount namespace): adds until ENOSPC."""
+    if subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("user namespaces are not available here")
+    driver = subprocess.run(["unshare", "-Urm", sys.executable, "-c", SERVE_ON_A_FULL_DISK, str(tmp_path),
+                             str(free_port())], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                            timeout=900)
+    log = (tmp_path / "serve.log").read_text(errors="replace") if (tmp_path / "serve.log").exists() else ""
+    assert driver.returncode == 0, driver.stderr[-3000:] + log[-3000:]
+    report = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert report["acknowledged"] > 0 and report["errors"], report
+    for status, text in report["errors"]:
+        body = json.loads(text)  # one line of JSON naming the problem, never a traceback
+        assert status in (500, 503, 507) and body["error"].endswith("Error"), report
+        assert "No space left" in body["detail"] and "Traceback" not in text, report
+    assert report["full_view"] == "complete" or report["full_view"][0] >= 500, report  # never a partial view
+    assert report["freed_view"] == "complete", report
+    assert report["missing_after_restart"] == 0, report
+    assert all(events == ["ADD"] for events in report["histories"]), report
