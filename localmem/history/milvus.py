@@ -8,7 +8,7 @@ process wrote it, and needs nothing shared but the server.
 Order: events sort by ``seq``, the writer's wall clock in nanoseconds (plus the position in
 its batch); processes on one host share that clock, and a memory's own events are written
 under one process's write lock, so per-memory order holds. Milvus 2.3 requires a vector
-field in every collection: a 2-d zero vector stands in, never searched. One insert is one
+field in every collection: a 2-d zero vector stands in, never searched. One upsert is one
 request, so a batch of events lands whole or not at all.
 """
 
@@ -35,13 +35,27 @@ _QUERY_CAP = 16384  # Milvus's largest query window
 _ID_CHUNK = 500
 _INTENT_FIELDS = ["intent", "version", "part", "parts", "owner", "body"]
 _INTENT_PIECE = 60000  # characters of ASCII JSON per row, under VARCHAR's 65,535 bytes
-# Who wrote an intent: host, process id and a token unique to this process (a later process
-# with a reused pid is told apart by it). Read by _finishable.
-_HOST = socket.gethostname()
-_OWNER = json.dumps([_HOST, os.getpid(), secrets.token_hex(8)])
 # An intent of a process on another host is finished once it is this old: its writer cannot be
 # asked whether it still runs, and a batch takes milliseconds to seconds.
 _FOREIGN_INTENT_AGE_S = 60
+# Who wrote an intent: host, process id and a token unique to this process (a later process
+# with a reused pid is told apart by it; a forked child draws its own). Read by _finishable.
+_HOST = socket.gethostname()
+_token = secrets.token_hex(8)
+
+
+def _new_token() -> None:
+    global _token
+    _token = secrets.token_hex(8)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_token)
+
+
+def _owner() -> list[Any]:
+    return [_HOST, os.getpid(), _token]
+
 
 
 class MilvusHistory:
@@ -157,8 +171,9 @@ class MilvusHistory:
         # ASCII JSON (escapes for the rest), cut into pieces a VARCHAR holds; one insert lands whole.
         text = json.dumps(json.loads(intent))
         pieces = [text[i:i + _INTENT_PIECE] for i in range(0, len(text), _INTENT_PIECE)] or [""]
+        owner = json.dumps(_owner())
         rows = [{"id": f"{intent_id}:{version}:{n}", "intent": intent_id, "version": version, "part": n,
-                 "parts": len(pieces), "owner": _OWNER, "body": piece, "placeholder": [0.0] * _PLACEHOLDER_DIM}
+                 "parts": len(pieces), "owner": owner, "body": piece, "placeholder": [0.0] * _PLACEHOLDER_DIM}
                 for n, piece in enumerate(pieces)]
         self._call("journal", lambda: self._client.insert(self.intents_name, rows))
 
@@ -230,7 +245,7 @@ def _finishable(owner: str, intent_id: int) -> bool:
         host, pid, token = json.loads(owner)
     except (ValueError, TypeError):
         return True
-    if [host, pid, token] == json.loads(_OWNER):
+    if [host, pid, token] == _owner():
         return True
     if host != _HOST:
         return (time.time_ns() - intent_id) / 1e9 > _FOREIGN_INTENT_AGE_S
