@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+import localmem
 from localmem import Memory, MemoryConfig
 from localmem.bench import data, metrics
 from localmem.bench.timing import median_of_passes, summarize, time_interleaved
@@ -153,7 +154,10 @@ def run_cold(repeats: int, workdir: Path) -> dict[str, Any]:
     db = str(workdir / "cold.db")
     subprocess.run([sys.executable, "-m", "localmem", "add", "warm-up", "--user", "u", "--no-infer", "--db", db],
                    cwd=_ROOT, check=True, capture_output=True)
-    out: dict[str, Any] = {"load": loadavg()}
+    # Compiled bytecode saves ~0.1 s of a cold command. A wheel install has it; an editable
+    # checkout run with PYTHONDONTWRITEBYTECODE set recompiles localmem on every start.
+    cached = any((Path(localmem.__file__).parent / "__pycache__").glob("memory.*.pyc"))
+    out: dict[str, Any] = {"load": loadavg(), "localmem_bytecode_cached": cached}
     for name, template in COLD_COMMANDS.items():
         command = [part.replace("{db}", db) for part in template]
         times = []
@@ -312,6 +316,8 @@ def report(results: dict[str, Any]) -> str:
                   "|---|---|---|---|"]
         lines += [f"| `{k}` | {v['wall_s_median']:.2f} | {v['wall_s_min']:.2f} | {v['imports_torch']} |"
                   for k, v in c.items() if isinstance(v, dict)]
+        if "localmem_bytecode_cached" in c:
+            lines += ["", f"localmem's compiled bytecode cached: {c['localmem_bytecode_cached']}"]
         lines += [""]
     if "ingest" in results:
         g = results["ingest"]
