@@ -8,6 +8,14 @@ Why our own launcher script instead of ``milvus-server --etcd-port``: the embedd
 2379/2380 whatever that option says (it only tells Milvus where to connect), so two servers on one
 machine (two test sessions, a developer's own) collide. The script gives etcd a config file with
 loopback ports of its own; the package picks Milvus's other ports free by itself.
+
+Loopback only: the Milvus 2.3.5 binary listens on all interfaces (proxy, metrics on 9091, every
+component's gRPC port), whatever its config says. Where user and network namespaces are
+available (``unshare -Urn``), the server runs in a network namespace of its own, with only a
+loopback interface, so nothing outside this machine's tests can reach it; the tests reach its
+proxy through a listening socket this process opens on 127.0.0.1 and hands to the launcher, which
+keeps its namespace (sockets belong to the namespace they were made in) and relays each
+connection to the proxy inside. Elsewhere the server runs as before, on the host's interfaces.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +40,7 @@ from pathlib import Path
 import milvus
 
 data, proxy, client, peer = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+relay_fd = int(sys.argv[5]) if len(sys.argv) > 5 else None
 etcd = Path(data) / "etcd.yaml"
 Path(data).mkdir(parents=True, exist_ok=True)
 etcd.write_text(
@@ -46,6 +56,37 @@ config.template_text = config.template_text.replace(marker, f"{marker}\n  config
 server.set_base_dir(data)
 config.set("proxy_port", proxy)
 config.set("etcd_port", client)
+if relay_fd is not None:
+    import socket, threading
+
+    def pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def relay():
+        listener = socket.socket(fileno=relay_fd)  # made outside this namespace, on the host's 127.0.0.1
+        while True:
+            outside, _ = listener.accept()
+            try:
+                inside = socket.create_connection(("127.0.0.1", proxy))
+            except OSError:  # not up yet: the client retries
+                outside.close()
+                continue
+            for end in (outside, inside):
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=pump, args=(outside, inside), daemon=True).start()
+            threading.Thread(target=pump, args=(inside, outside), daemon=True).start()
+
+    threading.Thread(target=relay, daemon=True).start()
 server.start()
 server.wait()
 '''
@@ -75,10 +116,21 @@ def start(data_dir: Path) -> MilvusServer:
     """Start a server with its data in ``data_dir``; return once it answers a client, or raise."""
     proxy, client, peer = _free_ports(3)
     log = data_dir / "launcher.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, str(data_dir), str(proxy), str(client), str(peer)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    command = [sys.executable, "-c", _LAUNCHER, str(data_dir), str(proxy), str(client), str(peer)]
+    listener = _relay_listener() if _private_network() else None
+    if listener is not None:
+        command = [*_IN_OWN_NETWORK, *command, str(listener.fileno())]
+    try:
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, pass_fds=() if listener is None else
+                                       (listener.fileno(),))
+    finally:
+        if listener is not None:
+            port = int(listener.getsockname()[1])
+            listener.close()  # the launcher holds its own copy
+    if listener is not None:
+        proxy = port
     server = MilvusServer(uri=f"http://127.0.0.1:{proxy}", process=process, log=log)
     try:
         _wait_until_ready(server, proxy)
@@ -110,6 +162,26 @@ def _wait_until_ready(server: MilvusServer, port: int) -> None:
         time.sleep(1)
     raise TimeoutError(f"milvus-server did not answer on {server.uri} within {START_TIMEOUT_S} s "
                        f"(last error: {last}); see {server.log}")
+
+
+# A user and network namespace with its loopback up; "$0" "$@" is the launcher's command line.
+_IN_OWN_NETWORK = ["unshare", "-Urn", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+
+
+def _private_network() -> bool:
+    """Whether this machine lets an unprivileged process make its own network namespace."""
+    if sys.platform != "linux" or not (shutil.which("unshare") and shutil.which("ip")):
+        return False
+    probe = subprocess.run([*_IN_OWN_NETWORK, "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _relay_listener() -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.set_inheritable(True)
+    return listener
 
 
 def _free_ports(n: int) -> list[int]:
