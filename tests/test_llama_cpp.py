@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -439,3 +440,33 @@ def test_real_model_batch_names_speakers_and_stays_grounded(real_model: LlamaCpp
         assert is_grounded(fact.text.rsplit(" (", 1)[0], f"{speaker} {text}"), fact
         assert "(8 May 2023)" in fact.text or "(7 May 2023)" in fact.text, fact
         assert not fact.text.startswith(("I ", "My ")), fact
+
+
+@pytest.mark.slow
+def test_greedy_completion_gives_what_create_completion_gives_with_the_grammar() -> None:
+    """The fast path (best allowed token first, parallel.GrammarPicker) against llama-cpp-python's own
+    grammar sampler, on reconciliation prompts: the same answers, whichever machine computes them."""
+    import llama_cpp
+
+    from localmem.extractors.llama_cpp import LlamaCppBackend
+
+    grammars: Any = llama_cpp  # LlamaGrammar is not in the package's type stubs
+
+    backend = LlamaCppBackend(LlmConfig())
+    try:
+        pairs = [("Melanie's daughter turned 8", ["Melanie has a daughter who is 7", "Melanie runs on Sundays"]),
+                 ("Alice no longer plays tennis", ["Alice plays tennis every Sunday"]),
+                 ("Jon lost his job at the bank", ["Jon works at a bank", "Gina opened a dance studio"])]
+        for fact, texts in pairs:
+            candidates = [Candidate(key=i, text=t) for i, t in enumerate(texts)]
+            prompt = prompting.reconcile_prompt(Fact(fact), candidates)
+            grammar = prompting.reconcile_grammar(candidates)
+            fast = backend.complete(prompt, grammar, 64)
+            reference: Any = backend._llm.create_completion(
+                backend._llm.tokenize(prompt.encode("utf-8"), add_bos=True), max_tokens=64, temperature=0.0,
+                grammar=grammars.LlamaGrammar.from_string(grammar, verbose=False), repeat_penalty=1.0)
+            assert fast.text == reference["choices"][0]["text"]
+            assert fast.completion_tokens == reference["usage"]["completion_tokens"]
+            assert prompting.parse_decision(fast.text, candidates) is not None  # an answer the grammar allows
+    finally:
+        backend.close()

@@ -38,7 +38,7 @@ from localmem.errors import (
 )
 from localmem.extractors import rules, whose
 from localmem.extractors.gates import GateCounts
-from localmem.extractors.parallel import PARALLEL, ParallelDecoder, common_prefix
+from localmem.extractors.parallel import PARALLEL, GrammarPicker, ParallelDecoder, common_prefix
 from localmem.extractors.postprocess import finish, merge
 from localmem.extractors.prompting import (
     extraction_prompt,
@@ -316,6 +316,7 @@ class LlamaCppBackend:
         # (n_ctx x 262k floats; 0.5 s a call measured), which made reconciliation 2x slower.
         self._grammars: dict[str, Any] = {}
         self._parallel: ParallelDecoder | None = None  # made on the first batch
+        self._picker: GrammarPicker | None = None  # made on the first single completion
 
     def _check_output(self) -> None:
         """Refuse a GGUF whose tensor data is damaged, as a ModelError, before it is used.
@@ -344,26 +345,64 @@ class LlamaCppBackend:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True))
 
     def complete(self, prompt: str, grammar: str, max_tokens: int) -> Completion:
+        """One completion on the model's own context, which keeps the previous prompt's tokens:
+        the part a new prompt shares with it (reconciliation's few-shot prefix) is not evaluated again."""
         llama_cpp = self._llama_cpp
-        compiled = self._grammars.get(grammar)
-        if compiled is None:
-            compiled = self._grammars[grammar] = llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
         ctx = self._llm._ctx.ctx  # the C context, for llama.cpp's own decode timings
         llama_cpp.llama_perf_context_reset(ctx)
         started = time.perf_counter()
-        result: Any = self._llm.create_completion(
-            self._llm.tokenize(prompt.encode("utf-8"), add_bos=True), max_tokens=max_tokens,
-            temperature=self.config.temperature, seed=self.config.seed, grammar=compiled, repeat_penalty=1.0)
+        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True)
+        if self.config.temperature == 0:
+            answer, finished = self._greedy(tokens, grammar, max_tokens)
+            text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
+            used = len(answer)
+        else:
+            compiled = self._grammars.get(grammar)
+            if compiled is None:
+                compiled = self._grammars[grammar] = llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+            result: Any = self._llm.create_completion(
+                tokens, max_tokens=max_tokens, temperature=self.config.temperature, seed=self.config.seed,
+                grammar=compiled, repeat_penalty=1.0)
+            choice = result["choices"][0]
+            text, finished = choice["text"], choice["finish_reason"] != "length"
+            used = int(result["usage"]["completion_tokens"])
         wall = time.perf_counter() - started
         perf = llama_cpp.llama_perf_context(ctx)
-        usage = result["usage"]
         seconds = perf.t_eval_ms / 1000.0 if perf.n_eval > 0 else wall
-        choice = result["choices"][0]
-        if choice["finish_reason"] == "length":
+        if not finished:
             raise ExtractionError(f"the model's answer was cut at max_tokens={max_tokens} before the grammar "
-                                  f"ended it: {choice['text'][:200]!r}; raise llm.config.max_tokens")
-        return Completion(text=choice["text"], prompt_tokens=int(usage["prompt_tokens"]),
-                          completion_tokens=int(usage["completion_tokens"]), generation_seconds=seconds)
+                                  f"ended it: {text[:200]!r}; raise llm.config.max_tokens")
+        return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=used, generation_seconds=seconds)
+
+    def _greedy(self, tokens: list[int], grammar: str, max_tokens: int) -> tuple[list[int], bool]:
+        """(answer tokens, ended by the grammar) for temperature 0: what ``create_completion`` gives with
+        a grammar, its best allowed token each step, picked as the batched decoder picks them (see
+        parallel.GrammarPicker: llama-cpp-python's grammar sampler filtered all 262k words every token)."""
+        llm: Any = self._llm
+        if self._picker is None:
+            self._picker = GrammarPicker(self._llama_cpp, llm._model.vocab)
+        picker = self._picker
+        # Keep what the context already holds of this prompt, as Llama.generate does; at least the
+        # last token is evaluated again, for its logits. A cache that cannot drop a suffix starts over.
+        keep = min(common_prefix([llm.input_ids[:llm.n_tokens].tolist(), tokens]), len(tokens) - 1)
+        if keep > 0 and not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            keep = 0
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
+        compiled = picker.compile(grammar)
+        answer: list[int] = []
+        try:
+            for _ in range(max_tokens):
+                logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1),
+                                               shape=(picker.n_vocab,))
+                token = picker.pick(compiled, logits)
+                if picker.is_end(token):
+                    return answer, True
+                answer.append(token)
+                llm.eval([token])
+            return answer, False
+        finally:
+            picker.free(compiled)
 
     def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
         """The prompts decoded up to PARALLEL at a time (see parallel.py), in order."""
