@@ -7,7 +7,8 @@ its data in a temp folder. ~40 s to start on an idle machine; much more on 2 sha
 Why our own launcher script instead of ``milvus-server --etcd-port``: the embedded etcd listens on
 2379/2380 whatever that option says (it only tells Milvus where to connect), so two servers on one
 machine (two test sessions, a developer's own) collide. The script gives etcd a config file with
-loopback ports of its own; the package picks Milvus's other ports free by itself.
+loopback ports of its own. Milvus's other ports are fixed (9091, 19529, ...): two servers collide on
+them unless each runs in a network namespace of its own, as below.
 
 Loopback only: the Milvus 2.3.5 binary listens on all interfaces (proxy, metrics on 9091, every
 component's gRPC port), whatever its config says. Where user and network namespaces are
@@ -118,19 +119,18 @@ def start(data_dir: Path) -> MilvusServer:
     log = data_dir / "launcher.log"
     command = [sys.executable, "-c", _LAUNCHER, str(data_dir), str(proxy), str(client), str(peer)]
     listener = _relay_listener() if _private_network() else None
-    if listener is not None:
+    fds: tuple[int, ...] = ()
+    if listener is not None:  # the tests connect to the relay; the proxy's port is inside the namespace
         command = [*_IN_OWN_NETWORK, *command, str(listener.fileno())]
+        fds = (listener.fileno(),)
+        proxy = int(listener.getsockname()[1])
     try:
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, pass_fds=() if listener is None else
-                                       (listener.fileno(),))
+                                       start_new_session=True, pass_fds=fds)
     finally:
         if listener is not None:
-            port = int(listener.getsockname()[1])
             listener.close()  # the launcher holds its own copy
-    if listener is not None:
-        proxy = port
     server = MilvusServer(uri=f"http://127.0.0.1:{proxy}", process=process, log=log)
     try:
         _wait_until_ready(server, proxy)
