@@ -43,6 +43,21 @@ print(json.dumps(done))
 """
 
 
+def _outputs(writers: list[subprocess.Popen[str]]) -> list[tuple[str, str, int]]:
+    """(stdout, stderr, exit code) of every writer; all are waited for (or killed) before any is judged."""
+    done = []
+    try:
+        for writer in writers:
+            out, err = writer.communicate(timeout=600)
+            done.append((out, err, writer.returncode))
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.communicate()
+    return done
+
+
 @pytest.fixture
 def milvus_uri(milvus_server_uri: str) -> str:
     return milvus_server_uri  # the session's server (tests/conftest.py)
@@ -59,9 +74,8 @@ def test_two_processes_through_one_server_lose_nothing(milvus_uri: str, real_emb
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
                                         cwd=folder))
     expected: dict[str, list[Any]] = {}
-    for writer in writers:
-        out, err = writer.communicate(timeout=600)
-        assert writer.returncode == 0, err[-3000:]
+    for out, err, code in _outputs(writers):
+        assert code == 0, err[-3000:]
         expected.update(json.loads(out.strip().splitlines()[-1]))
     assert len(expected) == 2 * 2 * n  # distinct ids from both processes
 
@@ -113,9 +127,8 @@ def test_two_processes_adding_the_same_texts_store_each_once(milvus_uri: str, re
         time.sleep(0.05)
     go.touch()
     ids = []
-    for writer in writers:
-        out, err = writer.communicate(timeout=600)
-        assert writer.returncode == 0, err[-3000:]
+    for out, err, code in _outputs(writers):
+        assert code == 0, err[-3000:]
         ids.append(json.loads(out.strip().splitlines()[-1]))
     assert len(ids[0]) == len(ids[1]) == 20
 

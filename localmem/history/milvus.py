@@ -38,6 +38,8 @@ _INTENT_PIECE = 60000  # characters of ASCII JSON per row, under VARCHAR's 65,53
 # An intent of a process on another host is finished once it is this old: its writer cannot be
 # asked whether it still runs, and a batch takes milliseconds to seconds.
 _FOREIGN_INTENT_AGE_S = 60
+# How long an open waits for another process's creation of the collections to complete.
+_CONCURRENT_CREATE_S = 30
 # Who wrote an intent: host, process id and a token unique to this process (a later process
 # with a reused pid is told apart by it; a forked child draws its own). Read by _finishable.
 _HOST = socket.gethostname()
@@ -73,16 +75,22 @@ class MilvusHistory:
             self._client = MilvusClient(uri=config.uri, **kwargs)
         except Exception as exc:
             raise HistoryError(f"cannot connect to Milvus at {config.uri} for history: {exc}") from exc
-        try:
-            if not self._client.has_collection(self.name):
-                self._create()
-            self._client.load_collection(self.name)
-            if not self._client.has_collection(self.intents_name):
-                self._create_intents()
-            self._client.load_collection(self.intents_name)
-        except Exception as exc:
-            self._client.close()
-            raise HistoryError(f"cannot open history {self._where}: {exc}") from exc
+        # Another process may be creating these collections at this moment; each gets its index last,
+        # so one that loads is complete, and until then the open is tried again.
+        deadline = time.monotonic() + _CONCURRENT_CREATE_S
+        while True:
+            try:
+                for name, create in ((self.name, self._create), (self.intents_name, self._create_intents)):
+                    if not self._client.has_collection(name):
+                        create()
+                    self._client.load_collection(name)
+                break
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                self._client.close()
+                raise HistoryError(f"cannot open history {self._where}: {exc}") from exc
 
     def record(self, events: Sequence[HistoryEvent]) -> None:
         if not events:
@@ -205,9 +213,7 @@ class MilvusHistory:
         # old/new text and updated_at may be None: a JSON body keeps that without NULL columns (2.3 has none).
         schema.add_field("body", DataType.JSON)
         schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=_PLACEHOLDER_DIM)
-        index = self._client.prepare_index_params()
-        index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
-        self._client.create_collection(self.name, schema=schema, index_params=index, consistency_level="Strong")
+        self._create_indexed(self.name, schema)
 
     def _create_intents(self) -> None:
         from pymilvus import DataType
@@ -221,10 +227,13 @@ class MilvusHistory:
         schema.add_field("owner", DataType.VARCHAR, max_length=512)
         schema.add_field("body", DataType.VARCHAR, max_length=_INTENT_PIECE)
         schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=_PLACEHOLDER_DIM)
+        self._create_indexed(self.intents_name, schema)
+
+    def _create_indexed(self, name: str, schema: Any) -> None:
+        self._client.create_collection(name, schema=schema, consistency_level="Strong")
         index = self._client.prepare_index_params()
         index.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
-        self._client.create_collection(self.intents_name, schema=schema, index_params=index,
-                                       consistency_level="Strong")
+        self._client.create_index(name, index)  # last: a collection that loads is complete
 
     def _call(self, what: str, fn: Any) -> Any:
         with self._lock:

@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -60,6 +61,8 @@ from localmem.vector_stores.words import WordStats
 # The schema _create() makes; an older collection is migrated on open (milvus_migrations.py;
 # 1 -> 2, episodes and BM25, is upgrade.py).
 SCHEMA_VERSION = 2
+# How long an open waits for another process's creation of the collection to complete.
+_CONCURRENT_CREATE_S = 30
 _PROP_SCHEMA = milvus_migrations.PROP_SCHEMA
 _PROP_EMBEDDER = "localmem.embedder"
 # Milvus caps one query's result window (offset + limit) at 16384.
@@ -131,22 +134,33 @@ class MilvusStore:
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         self._opened_seen, self._shared_seen = self._lite_clients()  # see _alone_on_folder
-        try:
-            upgrade.finish_interrupted(self._client, self._name)
-            if self._client.has_collection(self._name):
-                self._check_existing()
-            else:
-                self._create(self._name)
-            # Dense only when asked (no warning then), or when the collection has no BM25 field.
-            self.hybrid = config.hybrid and self._has_bm25()
-            self._facts_apart = self._client.has_partition(self._name, _FACTS_PARTITION)
-            self._client.load_collection(self._name)
-        except StoreError:
-            self._disconnect()
-            raise
-        except Exception as exc:
-            self._disconnect()
-            raise StoreError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
+        # On a server another process may be creating the collection at this moment: its index comes
+        # last (_create), so until it exists loading fails, and the open is tried again.
+        deadline = time.monotonic() + (0 if self._lite else _CONCURRENT_CREATE_S)
+        while True:
+            try:
+                self._open_collection(config)
+                break
+            except StoreError:
+                self._disconnect()
+                raise
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                self._disconnect()
+                raise StoreError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
+
+    def _open_collection(self, config: VectorStoreConfig) -> None:
+        upgrade.finish_interrupted(self._client, self._name)
+        if self._client.has_collection(self._name):
+            self._check_existing()
+        else:
+            self._create(self._name)
+        # Dense only when asked (no warning then), or when the collection has no BM25 field.
+        self.hybrid = config.hybrid and self._has_bm25()
+        self._facts_apart = self._client.has_partition(self._name, _FACTS_PARTITION)
+        self._client.load_collection(self._name)
 
     # -- protocol ---------------------------------------------------------------
     @property
@@ -441,10 +455,12 @@ class MilvusStore:
                                          input_field_names=["memory"], output_field_names=["sparse"]))
             index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         self._client.create_collection(
-            name, schema=schema, index_params=index, consistency_level="Strong",
+            name, schema=schema, consistency_level="Strong",
             properties={_PROP_SCHEMA: str(SCHEMA_VERSION), _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
         if facts_apart:
             self._client.create_partition(name, _FACTS_PARTITION)
+        # The index last: a collection that can be loaded is complete (see __init__'s retry).
+        self._client.create_index(name, index)
 
     def _bm25_supported(self) -> bool:
         """Milvus Lite 3 and servers from 2.5 run the BM25 function; older servers do not."""
