@@ -21,6 +21,11 @@ from localmem.records import Message
     ("We're moving to Paris", "Deborah is moving to Paris"),
     ("I was a teacher", "Deborah was a teacher"),
     ("Max is a golden retriever", "Max is a golden retriever"),  # already third person: untouched
+    # Questions put the verb before the subject; "you" after a verb is its object.
+    ("Have you ever been to Paris?", "Has Jolene ever been to Paris?"),
+    ("What do you think?", "What does Jolene think?"),
+    ("Did I tell you about my dog?", "Did Deborah tell Jolene about Deborah's dog?"),
+    ("I hope you like it", "Deborah hopes Jolene likes it"),
 ])
 def test_first_and_second_person_become_names(line: str, expected: str) -> None:
     assert name_persons(line, "Deborah", "Jolene") == expected

@@ -132,7 +132,9 @@ def name_persons(text: str, speaker: str, addressee: str | None = None) -> str:
             out.append(name)
             if suffix:
                 out.append(" " + _IRREGULAR[suffix])
-            else:
+            elif (aux := _auxiliary_before(out)) is not None:  # a question: "Have you been" -> "Has Caroline been"
+                out[aux] = _matching_case(out[aux], third_person(out[aux]))
+            elif person != "you" or _opens_clause(out):  # "tell you about": an object, no verb to agree
                 _agree(words, i)
             i += 1
             continue
@@ -149,6 +151,38 @@ def name_persons(text: str, speaker: str, addressee: str | None = None) -> str:
         i += 1
     result = "".join(out)
     return result[:1].upper() + result[1:]
+
+
+# The verbs that open a question before its subject ("Have you ...", "Did I ...").
+_AUXILIARIES = frozenset({"am", "are", "is", "was", "were", "have", "has", "had", "do", "does", "did", "will",
+                          "would", "can", "could", "should", "shall", "may", "might", "must"})
+
+
+def _auxiliary_before(out: list[str]) -> int | None:
+    """The position in ``out`` of an auxiliary right before the subject just appended, if any."""
+    j = len(out) - 2
+    while j >= 0 and out[j].isspace():
+        j -= 1
+    return j if j >= 0 and out[j].lower() in _AUXILIARIES else None
+
+
+# Words after which a "you" is a subject (besides the start of a sentence).
+_CLAUSE_OPENERS = frozenset({"and", "but", "so", "because", "if", "when", "that", "then", "or", "while", "as",
+                             "since", "though", "although", "where", "why", "how", "what", "who", "hope", "hopes",
+                             "think", "thinks", "guess", "guesses", "bet", "bets", "know", "knows", "glad", "sure",
+                             "maybe"})
+
+
+def _opens_clause(out: list[str]) -> bool:
+    """Whether the subject just appended to ``out`` starts a clause (is a subject, not an object)."""
+    j = len(out) - 2
+    while j >= 0 and out[j].isspace():
+        j -= 1
+    return j < 0 or not out[j][:1].isalpha() or out[j].lower() in _CLAUSE_OPENERS
+
+
+def _matching_case(old: str, new: str) -> str:
+    return new[:1].upper() + new[1:] if old[:1].isupper() else new
 
 
 def _agree(words: list[str], subject: int) -> None:
