@@ -28,7 +28,7 @@ from localmem.inputs import (
 from localmem.pipeline import AddPipeline, AddRequest
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
-from localmem.records import EPISODE, FACT, MemoryRecord, Scope, text_hash
+from localmem.records import CONTEXT, EPISODE, FACT, KINDS, MemoryRecord, Scope, text_hash
 from localmem.results import assemble
 from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer
@@ -112,16 +112,20 @@ class Memory:
             old = self._record(memory_id)
             if text_hash(text) == old.hash:
                 return {"message": "Memory updated successfully!"}
-            self.writer.apply([Write.update(old, text, self.embedder.embed([text]))])
+            # The contexts that quote the old words of a message go with them (context.py).
+            self.writer.apply([Write.update(old, text, self.embedder.embed([text])),
+                               *(Write.delete(c) for c in self._contexts_of(old))])
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, str]:
         """Delete a memory. Deleting a fact also deletes the episodes it was drawn from that no other
         fact draws on: what was forgotten is not found again through its message. Deleting an
-        episode leaves the facts drawn from it (they no longer list it as a source)."""
+        episode leaves the facts drawn from it (they no longer list it as a source) and deletes
+        the contexts that quote it (context.py): its words leave the store."""
         with self._write_lock:
             record = self._record(memory_id)
-            self._delete([record, *self._orphaned_by(record)])
+            orphans = self._orphaned_by(record)
+            self._delete([record, *orphans, *self._contexts_of(record, *orphans)])
         return {"message": "Memory deleted successfully!"}
 
     def delete_all(self, user_id: str | None = None, *, agent_id: str | None = None,
@@ -157,7 +161,7 @@ class Memory:
         parsed = parse_filters(filters)
         _require_scope_or_filters("get_all()", scope, parsed)
         records = self.store.records(scope, parsed, check_limit(limit, self.store.limits.max_results),
-                                     hide_covered=not include_episodes)
+                                     kinds=KINDS, hide_covered=not include_episodes)
         return {"results": self._with_sources(records)}
 
     def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
@@ -212,7 +216,7 @@ class Memory:
     # -- internals ------------------------------------------------------------
     def _record(self, memory_id: str) -> MemoryRecord:
         found = self.store.get([check_memory_id(memory_id)])
-        if not found:
+        if not found or found[0].kind == CONTEXT:  # a context is a search key, not a memory (context.py)
             raise MemoryNotFoundError(memory_id)
         return found[0]
 
@@ -231,8 +235,14 @@ class Memory:
         """The source episodes of a fact that no other fact draws on."""
         if record.kind != FACT or not record.sources:
             return []
-        still_cited = {s for f in self.store.citing(list(record.sources)) if f.id != record.id for s in f.sources}
+        still_cited = {s for f in self.store.citing(list(record.sources)) if f.kind == FACT and f.id != record.id
+                       for s in f.sources}
         return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
+
+    def _contexts_of(self, *records: MemoryRecord) -> list[MemoryRecord]:
+        """The contexts that quote any of these episodes."""
+        episodes = [r.id for r in records if r.kind == EPISODE]
+        return [c for c in self.store.citing(episodes) if c.kind == CONTEXT] if episodes else []
 
     def _delete(self, records: list[MemoryRecord]) -> None:
         self.writer.apply([Write.delete(r) for r in records])

@@ -7,6 +7,9 @@ to them by id (``sources``); an episode whose message yielded a fact is marked
 ``covered`` (get_all then shows the fact), one that yielded none stands as the
 memory itself.
 
+Each new message also gets a context (context.py): itself with the messages said
+just before it, a search key for it that no model writes.
+
 Deterministic rules go first because they are more reliable than a small
 model: an exact duplicate (same hash in the scope) or a near-duplicate
 (cosine >= ``near_duplicate_threshold``) is never stored twice, and a fact
@@ -32,12 +35,15 @@ from typing import Any
 import numpy as np
 
 from localmem.config import MemoryConfig
+from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
 from localmem.episodes import Said, said
 from localmem.errors import ExtractionError
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
+from localmem.filters import parse_filters
 from localmem.inputs import check_text
 from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
 from localmem.records import (
+    CONTEXT,
     EPISODE,
     FACT,
     Change,
@@ -129,10 +135,11 @@ class AddPipeline:
         if not request.infer:
             self.writer.apply(episodes.writes)
             return [w.change() for w in episodes.writes]
+        contexts = self._contexts(episodes, request)
         extracted, flags = self._facts(request)
         if flags:
             writes = [_flagged(w, flags) for w in episodes.writes]
-            self.writer.apply(writes)
+            self.writer.apply([*writes, *contexts])
             return [w.change() for w in writes]
         vectors = self.embedder.embed([f.text for f in extracted]) if extracted else None
         facts = self._reconcile(extracted, vectors, request, episodes) if vectors is not None else []
@@ -141,7 +148,7 @@ class AddPipeline:
         cited = {s for w in facts if w.event in (Event.ADD, Event.UPDATE) for s in w.record.sources}
         stored = [replace(w, record=replace(w.record, covered=True)) if w.event is Event.ADD and w.record.id in cited
                   else w for w in episodes.writes]
-        self.writer.apply([*stored, *facts])
+        self.writer.apply([*stored, *facts, *contexts])
         shown = [w for w in stored if w.event is Event.ADD and not w.record.covered]
         # Episodes uncovered by a reconciliation DELETE are bookkeeping, not what this add() did.
         return [w.change() for w in [*[w for w in facts if w.record.kind == FACT], *shown]]
@@ -166,6 +173,40 @@ class AddPipeline:
                                  timestamp=request.epoch)
             writes.append(Write(Event.ADD, record, vectors[rows[m.text]][None, :]))
         return _Episodes(self._with_stable_ids(writes), [m.indices for m in messages])
+
+    # -- contexts ----------------------------------------------------------
+    def _contexts(self, episodes: _Episodes, request: AddRequest) -> list[Write]:
+        """A context (context.py) for each new message that has a message before it."""
+        if not any(w.event is Event.ADD for w in episodes.writes):
+            return []
+        said_here = [line_of(w.record) for w in episodes.writes]
+        # The messages said before this call: the scope's latest within the window, oldest first.
+        window = parse_filters({"timestamp": {"gte": request.epoch - WINDOW_S, "lte": request.epoch}})
+        here = {w.record.id for w in episodes.writes}
+        stored = sorted((r for r in self.store.records(request.scope, window, self.store.limits.max_results,
+                                                       kinds=(EPISODE,)) if r.id not in here),
+                        key=lambda r: (r.timestamp or 0, r.created_at, r.id))
+        earlier = [line_of(r) for r in stored[-TURNS_BEFORE:]]
+        texts: list[tuple[Write, list[Line], str]] = []
+        for write, line in zip(episodes.writes, said_here, strict=True):
+            lines = before(line, earlier)
+            earlier.append(line)
+            if write.event is not Event.ADD or not lines:
+                continue
+            text = context_text([*lines, line])
+            if len(text.encode("utf-8")) <= self.store.limits.max_text_bytes:
+                texts.append((write, lines, text))
+        if not texts:
+            return []
+        vectors = self.embedder.embed([text for _, _, text in texts])
+        writes = []
+        for (episode, lines, text), vector in zip(texts, vectors, strict=True):
+            # Its message first (the key of its group in search), then the messages it quotes.
+            record = _new_record(text, request.scope, request.metadata, kind=CONTEXT, speaker=episode.record.speaker,
+                                 timestamp=episode.record.timestamp or request.epoch,
+                                 sources=(episode.record.id, *(line.id for line in lines)))
+            writes.append(Write(Event.ADD, record, vector[None, :]))
+        return self._with_stable_ids(writes)
 
     # -- extract -----------------------------------------------------------
     def _facts(self, request: AddRequest) -> tuple[list[Fact], tuple[str, ...]]:
@@ -252,7 +293,8 @@ class AddPipeline:
         Its source episodes that no other fact draws on are no longer covered: get_all lists
         them, as it lists every message that yields no fact, so search and get_all agree.
         """
-        cited = {s for f in self.store.citing(list(fact.sources)) if f.id != fact.id for s in f.sources}
+        cited = {s for f in self.store.citing(list(fact.sources)) if f.kind == FACT and f.id != fact.id
+                 for s in f.sources}
         orphans = [e for e in self.store.get([s for s in fact.sources if s not in cited and s not in touched])
                    if e.kind == EPISODE and e.covered]
         vectors = self.store.get_vectors([e.id for e in orphans])

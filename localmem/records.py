@@ -17,12 +17,16 @@ from typing import Any, Literal
 from localmem.errors import InvalidInputError
 
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
-# What a stored record is: a message as it was said ("episode"), or a statement
-# drawn from messages ("fact"), which links to its source episodes.
-Kind = Literal["episode", "fact"]
+# What a stored record is: a message as it was said ("episode"), a statement drawn
+# from messages ("fact"), which links to its source episodes, or a message restated
+# in its conversation ("context", context.py): a search key for its first source,
+# never listed or shown itself. Facts and contexts are the *keys* of a message.
+Kind = Literal["episode", "fact", "context"]
 EPISODE: Kind = "episode"
 FACT: Kind = "fact"
-KINDS: tuple[Kind, ...] = (EPISODE, FACT)
+CONTEXT: Kind = "context"
+KINDS: tuple[Kind, ...] = (EPISODE, FACT)  # the kinds a user sees, lists and filters by
+KEY_KINDS: tuple[Kind, ...] = (FACT, CONTEXT)
 # localmem's own bound on a scope id (longer ones are almost surely a bug); a store
 # sizes its fields to hold it (Milvus: VARCHAR of 4 bytes a character).
 MAX_SCOPE_ID_LENGTH = 512

@@ -29,7 +29,18 @@ import numpy as np
 from localmem.errors import InvalidInputError
 from localmem.inputs import check_memory_id, json_object
 from localmem.protocols import EmbedderIdentity
-from localmem.records import EPISODE, FACT, SCOPE_KEYS, Event, HistoryEvent, MemoryRecord, Scope, text_hash
+from localmem.records import (
+    CONTEXT,
+    EPISODE,
+    FACT,
+    SCOPE_KEYS,
+    Event,
+    HistoryEvent,
+    Kind,
+    MemoryRecord,
+    Scope,
+    text_hash,
+)
 from localmem.temporal import parse_timestamp
 from localmem.writer import Write
 
@@ -39,6 +50,8 @@ if TYPE_CHECKING:
 FORMAT = "localmem-export"
 VERSION = 1
 _BATCH = 256
+# Each stored kind by its name; an older export's items without one are facts.
+_KINDS_STORED: dict[str, Kind] = {EPISODE: EPISODE, FACT: FACT, CONTEXT: CONTEXT}
 
 OnConflict = Literal["skip", "replace", "error"]
 Progress = Callable[[int], None]
@@ -298,7 +311,7 @@ def _from_item(item: dict[str, Any]) -> Item:
     record = MemoryRecord(id=item["id"], memory=text, hash=text_hash(text),
                           scope=Scope(**{k: item.get(k) for k in SCOPE_KEYS}), metadata=item.get("metadata") or {},
                           created_at=item["created_at"], updated_at=item.get("updated_at"),
-                          kind=EPISODE if item.get("kind") == EPISODE else FACT, speaker=item.get("speaker"),
+                          kind=_KINDS_STORED.get(str(item.get("kind")), FACT), speaker=item.get("speaker"),
                           timestamp=int(parse_timestamp(stamp).timestamp()) if stamp else None,
                           sources=tuple(str(s) for s in item.get("source_ids") or ()),
                           covered=bool(item.get("covered", False)))

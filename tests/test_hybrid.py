@@ -104,18 +104,23 @@ def test_a_group_ranks_once_per_list_at_its_best_row() -> None:
     assert [score for _, score in grouped] == pytest.approx([1 / 7 + 1 / 6, 1 / 6])
 
 
-def test_a_fact_adds_to_its_message_at_key_weight_and_never_takes_a_place() -> None:
-    # e and x tie on their own words; x's fact f1 ranks first by meaning and breaks the tie,
-    # adding key_weight of its rank among all rows, without moving e down the messages' ranks.
-    dense = [("f1", 0.9), ("e", 0.8), ("x", 0.7)]
+def test_a_context_adds_to_its_message_at_key_weight_and_a_fact_adds_nothing() -> None:
+    # e and x tie on their own words; x's context c1 ranks first by meaning and breaks the tie,
+    # adding key_weight of its rank among messages and contexts, without moving e down the messages' ranks.
+    dense = [("c1", 0.9), ("e", 0.8), ("x", 0.7)]
     words = [("x", 2.0), ("e", 1.0)]
     fusion = Fusion(k=5, key_weight=0.15)
-    fused = fusion.fuse(dense, words, group={"f1": "x"}, keys={"f1"})
+    fused = fusion.fuse(dense, words, group={"c1": "x"}, keys={"c1"})
     own = 1 / 6 + 1 / 7
     assert [key for key, _ in fused] == ["x", "e"]
-    assert [score for _, score in fused] == pytest.approx([own + 0.15 * (1 / 6 + 1 / 6), own + 0.15 * (1 / 7 + 1 / 7)])
+    assert [score for _, score in fused] == pytest.approx([(own + 0.15 * (1 / 6 + 1 / 6)) / 1.15,
+                                                           (own + 0.15 * (1 / 7 + 1 / 7)) / 1.15])
     assert fusion.scale(fused[0][1]) <= 1.0
-    # Without facts the two terms rank alike: plain RRF, and first in both lists scores 1.
+    # The same row as a fact ranks nothing: the messages keep their tie, in the dense order.
+    silent = fusion.fuse(dense, words, group={"c1": "x"}, keys={"c1"}, silent={"c1"})
+    assert [key for key, _ in silent] == ["e", "x"]
+    assert [score for _, score in silent] == pytest.approx([own, own])
+    # Without keys the two terms rank alike: plain RRF, and first in both lists scores 1.
     plain_rrf = fusion.fuse([("a", 0.9), ("b", 0.8)], [("a", 3.0)])
     assert [key for key, _ in plain_rrf] == ["a", "b"] and fusion.scale(plain_rrf[0][1]) == pytest.approx(1.0)
 

@@ -147,7 +147,8 @@ def test_facts_have_a_partition_of_their_own_and_older_collections_keep_theirs(
     with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(old))), embedder=hashing_embedder,
                 llm=ScriptedModel(facts=["Bob owns a red bicycle"])) as memory:
         memory.add("Bob: I own a red bicycle", user_id="bob")
-        assert _partitions_of(memory) == {"_default": {"episode", "fact"}}
+        # ... and its contexts (context.py: "hello" was said just before), keys as the facts are.
+        assert _partitions_of(memory) == {"_default": {"episode", "fact", "context"}}
         fact = next(r for r in memory.get_all(user_id="bob")["results"] if r["kind"] == "fact")
         memory.update(fact["id"], "Bob owns a blue bicycle")
         assert memory.search("blue bicycle", user_id="bob")["results"][0]["memory"] == "Bob owns a blue bicycle"

@@ -25,35 +25,36 @@ and 0.605 / 0.566. With BM25 scored on the scope's own statistics
 0.604 / 0.567, k 60 depth 30 0.648 / 0.594 and 0.560 / 0.532. Depth costs time where Milvus
 answers (each list's rows come back with their fields), little from a scope's copy.
 
-A list ranks **groups**, not rows: a fact is a search key for the message it was
-drawn from (issue #17), so a fact and its source episode share one group, and a
-group's rank in a list is that of its best row. Three facts of one message then
-count once: they cannot push another message down a list three places. A
-message's rank among messages alone decides; its rank among all rows, facts
-included, adds ``key_weight`` of that. Once a collection holds facts the store
-searches messages and facts apart, by meaning (two lists merged by score) and by
-words (each kind from its partition, milvus.py): facts never shorten the lists a
-message is ranked from.
+A list ranks **groups**, not rows: a fact or a context (a message restated in its
+conversation, context.py) is a search key for the message it was drawn from (issue
+#17), so keys and their source message share one group, and a group's rank in a
+list is that of its best row. Three keys of one message then count once: they
+cannot push another message down a list three places. A message's rank among
+messages alone decides; its rank among messages and contexts adds ``key_weight``
+of that. Facts rank nothing (a fact is shown for its group, its message attached,
+but does not move it). Once a collection holds keys the store searches messages
+and keys apart, by meaning (two lists merged by score) and by words (each kind
+from its partition, milvus.py): keys never shorten the lists a message is ranked
+from.
 
-``key_weight`` is 0: with the bundled 270M model a fact shows its message (the
-group is shown as its best-ranked fact, the message attached) but does not move
-it. Measured through Memory.search on LoCoMo dev turns added one per call with
-that model, evidence hit@5 / answer recall@5 (infer=False on the same turns:
-0.717 / 0.684 and 0.660 / 0.595):
-| key_weight | 6 conv x 70 turns, 113 q | 6 conv x 140 turns, 206 q |
+The weights were measured on the LoCoMo dev turns, first 200 of each conversation
+(281 questions), contexts of the two messages before, facts from the bundled 270M
+model (an offline replay of this fusion over the same rows; evidence hit@5 / answer
+recall@5; messages alone 0.683 / 0.616):
+| contexts | facts | hit@5 / recall@5 |
 |---|---|---|
-| 0 | 0.717 / 0.683 | 0.655 / 0.595 |
-| 0.05 | 0.708 / 0.674 | 0.650 / 0.592 |
-| 0.15 | 0.699 / 0.674 | 0.646 / 0.586 |
-| 0.3 | 0.681 / 0.651 | 0.665 / 0.595 |
-With 40 rows drawn, facts among them, weight 0.15 gave 0.699 / 0.671 on the
-first set. The weight is kept for a stronger extractor. (Facts ranked by their
-rank among facts alone fared worse: in a scope with few facts, any fact is first
-there, whatever it says.) BM25's statistics would still differ: Milvus Lite scores
-BM25 with each segment's own statistics, over every row of the segment (a row with
-empty text too), and facts' words would count in them (every fact names its person,
-so a name would weigh less in every message). Facts are written to a partition of
-their own (milvus.py), and a segment never spans partitions.
+| 1.0 | 0 | 0.772 / 0.698 |
+| 1.0 | 0.3 | 0.776 / 0.691 |
+| 1.0 | 1.0 | 0.754 / 0.678 |
+| 0.5 | 0 | 0.730 / 0.658 (one message before) |
+| 0 | 1.0 | 0.701 / 0.628 |
+With contexts present the model's facts add nothing to the ranking (more on
+multi-hop questions, less on single-hop ones), so they stay out of it. BM25's
+statistics would still differ: Milvus Lite scores BM25 with each segment's own
+statistics, over every row of the segment (a row with empty text too), and keys'
+words would count in them (every fact names its person, so a name would weigh
+less in every message). Keys are written to a partition of their own (milvus.py),
+and a segment never spans partitions.
 """
 
 from __future__ import annotations
@@ -72,29 +73,35 @@ class Fusion:
     dense_weight: float = 0.5
     # Candidates drawn from each list before fusing (at least the limit asked for).
     depth: int = 40
-    # What a fact's rank weighs beside its message's own (see above: 0 for the bundled model).
-    key_weight: float = 0.0
+    # What a group's rank among messages and contexts weighs beside its rank among messages (see above).
+    key_weight: float = 1.0
 
     def fuse(self, dense: Sequence[tuple[str, float]], words: Sequence[tuple[str, float]],
-             group: Mapping[str, str] | None = None,
-             keys: AbstractSet[str] = frozenset()) -> list[tuple[str, float]]:
+             group: Mapping[str, str] | None = None, keys: AbstractSet[str] = frozenset(),
+             silent: AbstractSet[str] = frozenset()) -> list[tuple[str, float]]:
         """(key, raw fused score) best first, from (id, score) lists each best first.
 
         ``dense`` scores are similarities (higher is better), ``words`` BM25 scores (positive).
         ``group`` maps an id to its group's key (an id not in it is its own group); each list
         then counts a group once, at its best row, and the result is keyed by group. A group's
         score is its rank among rows not in ``keys`` (the messages) plus ``key_weight`` times its
-        rank among all rows, facts included. Without facts both terms rank alike: plain RRF.
+        rank among the rows not in ``silent`` (messages and contexts; ``silent`` holds the facts).
+        Without keys both terms rank alike: plain RRF.
         Ties keep the dense order, then the word order, of the rows not in ``keys``: deterministic.
         """
         fused: dict[str, float] = {}
         own_rows = ([h for h in dense if h[0] not in keys], [h for h in words if h[0] not in keys])
         own = (_grouped(own_rows[0], group), _grouped(own_rows[1], group))
-        for weight, lists in ((1.0, own), (self.key_weight, (_grouped(dense, group), _grouped(words, group)))):
+        heard = (_grouped([h for h in dense if h[0] not in silent], group),
+                 _grouped([h for h in words if h[0] not in silent], group))
+        for weight, lists in ((1.0, own), (self.key_weight, heard)):
             for key, score in self._scores(*lists).items():
-                fused[key] = fused.get(key, 0.0) + weight * score
-        # Ties go by the messages' own order, so that facts leave even those alone.
+                # A weighted mean of the two terms: without keys, exactly the plain fused score.
+                fused[key] = fused.get(key, 0.0) + weight * score / (1.0 + self.key_weight)
+        # Ties go by the messages' own order, so that keys leave even those alone.
         groups = _grouped([*own_rows[0], *own_rows[1], *dense, *words], group)
+        for key, _ in groups:  # a group drawn by its facts alone (its message deleted) comes last
+            fused.setdefault(key, 0.0)
         order = {key: i for i, (key, _) in enumerate(groups)}
         return sorted(fused.items(), key=lambda item: (-item[1], order[item[0]]))
 
@@ -113,9 +120,9 @@ class Fusion:
 
     def scale(self, raw: float) -> float:
         """A fused score as localmem reports it, in (0, 1]: divided by its largest possible value,
-        (1 + key_weight) times 2/(k+1) for RRF (first in every list), 1 + key_weight weighted."""
+        2/(k+1) for RRF (first in every list), 1 weighted."""
         top = 2.0 / (self.k + 1) if self.method == "rrf" else 1.0
-        return raw / (top * (1.0 + self.key_weight))
+        return raw / top
 
 
 def _grouped(ranking: Sequence[tuple[str, float]], group: Mapping[str, str] | None) -> list[tuple[str, float]]:

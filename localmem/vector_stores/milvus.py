@@ -49,7 +49,18 @@ from localmem.config import VectorStoreConfig
 from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import as_filter
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
-from localmem.records import EPISODE, FACT, MAX_SCOPE_ID_LENGTH, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.records import (
+    CONTEXT,
+    EPISODE,
+    KEY_KINDS,
+    KINDS,
+    MAX_SCOPE_ID_LENGTH,
+    SCOPE_KEYS,
+    Kind,
+    MemoryRecord,
+    Scope,
+    SearchHit,
+)
 from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
 from localmem.vector_stores.fusion import Fusion
@@ -233,8 +244,11 @@ class MilvusStore:
                 index = self._scope_locked(scope)
                 if index is not None and index.full and unfiltered:
                     with threads:
-                        return self._copy_search(index, query, text if hybrid else None, limit, kinds)
-        expression = _and(_expression(scope, filters), _kinds(kinds))
+                        return self._copy_search(index, query, text if hybrid else None, limit,
+                                                 KINDS if kinds is None and not hybrid else kinds)
+        # Without fusion rows come back as they are: contexts, only keys to their message, stay out.
+        shown = _kinds(kinds) if kinds is not None or hybrid else f"kind != {literal(CONTEXT)}"
+        expression = _and(_expression(scope, filters), shown)
         if hybrid:
             assert text is not None
             stats = index.stats if index is not None else None
@@ -496,7 +510,7 @@ class MilvusStore:
         keyed = split and self._facts_present()
         dense = self._dense(query, _and(expression, _kinds([EPISODE])) if keyed else expression, depth)
         if keyed:
-            dense += self._dense(query, _and(expression, _kinds([FACT])), depth)
+            dense += self._dense(query, _and(expression, _kinds(KEY_KINDS)), depth)
         # Rescored, the rows drawn are a wider net: their order by Milvus's scores is only a guess.
         draw = depth * _WORD_DRAW if stats is not None else depth
         apart = keyed and self._facts_apart
@@ -515,7 +529,7 @@ class MilvusStore:
             keys = [key for key, _ in drawn]
             drawn = list(zip(keys, stats.scores(text, [records[key].memory for key in keys]), strict=True))
         by_words = messages_deep(best_first((row for row in drawn if row[1] > 0), records, WORD_DIGITS), group, depth)
-        return fused_hits(self.fusion, records, by_meaning, by_words, limit)
+        return fused_hits(self.fusion, records, by_meaning, by_words, limit, self.get)
 
     def _copy_search(self, index: ScopeIndex, query: Vectors, text: str | None, limit: int,
                      kinds: Sequence[Kind] | None) -> list[SearchHit]:
@@ -525,16 +539,17 @@ class MilvusStore:
             return [SearchHit(record=self._copied(index, key), score=self._score(distance), distance=distance)
                     for key, distance in index.dense(query, self.metric, limit, kinds)]
         depth = max(limit, self.fusion.depth)
-        if kinds is None and index.facts:  # facts never shorten the messages' list (see _hybrid)
+        if kinds is None and index.keys:  # keys never shorten the messages' list (see _hybrid)
             dense = [*index.dense(query, self.metric, depth, [EPISODE]),
-                     *index.dense(query, self.metric, depth, [FACT])]
+                     *index.dense(query, self.metric, depth, KEY_KINDS)]
         else:
             dense = index.dense(query, self.metric, depth, kinds)
         words = index.words(text, depth, kinds)
         records = {key: self._copied(index, key) for key, _ in [*dense, *words]}
         by_meaning = best_first(((key, self._score(distance)) for key, distance in dense), records, DENSE_DIGITS)
         by_words = messages_deep(best_first(words, records, WORD_DIGITS), groups(records), depth)
-        return fused_hits(self.fusion, records, by_meaning, by_words, limit)
+        return fused_hits(self.fusion, records, by_meaning, by_words, limit,
+                          lambda ids: [r for i in ids if (r := index.record(i)) is not None])
 
     @staticmethod
     def _copied(index: ScopeIndex, memory_id: str) -> MemoryRecord:
@@ -562,7 +577,7 @@ class MilvusStore:
         (Until it is reopened, a handle ranks facts that another process adds to a server collection
         in the messages' lists, as rows of their own.)"""
         if self._holds_facts is None:
-            self._holds_facts = bool(self._client.query(self._name, filter=f"kind == {literal(FACT)}",
+            self._holds_facts = bool(self._client.query(self._name, filter=f"kind != {literal(EPISODE)}",
                                                         output_fields=["id"], limit=1))
         return self._holds_facts
 
@@ -643,7 +658,7 @@ class MilvusStore:
                     written = {row["id"] for row in part}  # counted as written, should the next call fail
                     self._scopes.written([records[i] for i in at], [rows[i]["vector"] for i in at],
                                          [r for r in old if r.id in written])
-        if any(r.kind == FACT for r in records):
+        if any(r.kind != EPISODE for r in records):
             self._holds_facts = True
         if self._pending >= _FLUSH_AFTER_WRITE_ROWS:
             # Searches and the duplicate check read the scope's copy, not Milvus: without this, rows
@@ -708,7 +723,7 @@ class MilvusStore:
         return [_to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)]
 
     def _partition(self, kind: str) -> str:
-        return _FACTS_PARTITION if self._facts_apart and kind == FACT else _MESSAGES_PARTITION
+        return _FACTS_PARTITION if self._facts_apart and kind != EPISODE else _MESSAGES_PARTITION
 
     def _query(self, expression: str, fields: list[str], limit: int | None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"filter": expression, "output_fields": fields}
@@ -814,7 +829,7 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
 
 def _ranks_alone(row: dict[str, Any]) -> bool:
     """A message, or a fact that stands for no message: the rows whose words the statistics count."""
-    return row.get("kind") != FACT or not _source_ids(row)
+    return row.get("kind") == EPISODE or not _source_ids(row)
 
 
 def _source_ids(row: dict[str, Any]) -> list[str]:

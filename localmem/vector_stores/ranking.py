@@ -8,15 +8,15 @@ this module cuts the word list, fuses, and picks the row that shows each group.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from localmem.records import FACT, MemoryRecord, SearchHit
+from localmem.records import CONTEXT, EPISODE, FACT, MemoryRecord, SearchHit
 from localmem.vector_stores.fusion import Fusion
 
 
 def groups(records: Mapping[str, MemoryRecord]) -> dict[str, str]:
-    """Each fact drawn from a message, mapped to that message's id (the key of its group)."""
-    return {r.id: r.sources[0] for r in records.values() if r.kind == FACT and r.sources}
+    """Each key (a fact or a context) drawn from a message, mapped to that message's id (its group's key)."""
+    return {r.id: r.sources[0] for r in records.values() if r.kind != EPISODE and r.sources}
 
 
 # Scores are compared at these many decimals, and ties go to the older memory (then the lower id):
@@ -45,17 +45,28 @@ def messages_deep(ranking: Sequence[tuple[str, float]], group: Mapping[str, str]
 
 
 def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: Sequence[tuple[str, float]],
-               by_words: Sequence[tuple[str, float]], limit: int) -> list[SearchHit]:
+               by_words: Sequence[tuple[str, float]], limit: int,
+               fetch: Callable[[list[str]], Iterable[MemoryRecord]]) -> list[SearchHit]:
     """The best ``limit`` groups; ``by_meaning`` holds similarities and ``by_words`` BM25 scores,
-    each best first and cut to the depth fused; ``records`` holds every row of both."""
+    each best first and cut to the depth fused; ``records`` holds every row of both, and ``fetch``
+    reads the messages of groups drawn only by their contexts."""
     group = groups(records)
-    fused = fusion.fuse(by_meaning, by_words, group=group, keys=group.keys())
+    facts = {key for key in group if records[key].kind == FACT}
+    fused = fusion.fuse(by_meaning, by_words, group=group, keys=group.keys(), silent=facts)
     # Each group is shown by its best fact (the memory; its message comes with it as a source),
-    # or by the message itself when none of its facts was drawn.
+    # else by the message itself: a context is a search key, never shown.
     best: dict[str, str] = {}
     for key, _ in fusion.fuse(by_meaning, by_words):
         head = group.get(key, key)
-        if head not in best or (key in group and best[head] not in group):
+        if records[key].kind == CONTEXT:
+            best.setdefault(head, head)
+        elif head not in best or (key in facts and best[head] not in facts):
             best[head] = key
-    return [SearchHit(record=records[best[key]], score=fusion.scale(raw), distance=raw)
-            for key, raw in fused[:limit]]
+    shown = {key: records[key] for key in best.values() if key in records}
+    missing = [key for key, _ in fused[:limit] if best[key] not in shown]
+    if missing:
+        shown.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE)
+    # A group whose message is gone (deleted since its context was drawn: contexts go with it) is skipped.
+    hits = [SearchHit(record=shown[best[key]], score=fusion.scale(raw), distance=raw)
+            for key, raw in fused if best[key] in shown]
+    return hits[:limit]

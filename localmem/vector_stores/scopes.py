@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from localmem.protocols import Vectors
-from localmem.records import EPISODE, FACT, SCOPE_KEYS, Kind, MemoryRecord, Scope
+from localmem.records import CONTEXT, EPISODE, FACT, SCOPE_KEYS, Kind, MemoryRecord, Scope
 from localmem.vector_stores.ranking import WORD_DIGITS
 from localmem.vector_stores.words import K1, B, WordStats, tokens
 
@@ -41,7 +41,7 @@ _GROWTH = 2  # the vector matrix grows by this factor when full
 
 def ranks_alone(record: MemoryRecord) -> bool:
     """A message, or a fact that stands for no message: the records whose words the statistics count."""
-    return record.kind != FACT or not record.sources
+    return record.kind == EPISODE or not record.sources
 
 
 def within(record: MemoryRecord, scope: Scope) -> bool:
@@ -63,12 +63,13 @@ class ScopeIndex:
         self._vectors = np.zeros((16 if full else 0, dims), dtype=np.float32)
         self._norms = np.zeros(len(self._vectors), dtype=np.float32)
         self._live = np.zeros(len(self._vectors), dtype=bool)
-        self._fact = np.zeros(len(self._vectors), dtype=bool)
+        self._key = np.zeros(len(self._vectors), dtype=bool)  # a fact or a context
+        self._context = np.zeros(len(self._vectors), dtype=bool)
         self._alone = np.zeros(len(self._vectors), dtype=bool)
         self._lengths = np.zeros(len(self._vectors), dtype=np.float64)
         self._postings: dict[str, dict[int, int]] = {}
         self._hashes: dict[str, set[int]] = {}  # for the duplicate check of add()
-        self.facts = 0
+        self.keys = 0
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -88,10 +89,11 @@ class ScopeIndex:
         self._vectors[slot] = row
         self._norms[slot] = float(np.linalg.norm(row))
         self._live[slot] = True
-        self._fact[slot] = record.kind == FACT
+        self._key[slot] = record.kind != EPISODE
+        self._context[slot] = record.kind == CONTEXT
         self._alone[slot] = ranks_alone(record)
         self._lengths[slot] = sum(counts.values())
-        self.facts += record.kind == FACT
+        self.keys += record.kind != EPISODE
         for word, tf in counts.items():
             self._postings.setdefault(word, {})[slot] = tf
         self._hashes.setdefault(record.hash, set()).add(slot)
@@ -117,7 +119,7 @@ class ScopeIndex:
                 del self._hashes[record.hash]
         if ranks_alone(record):
             self.stats.count([record.memory], -1)
-        self.facts -= record.kind == FACT
+        self.keys -= record.kind != EPISODE
         self._records[slot] = None
         self._live[slot] = False
         self._free.append(slot)
@@ -128,8 +130,9 @@ class ScopeIndex:
         if slot >= len(self._vectors):
             size = max(16, len(self._vectors) * _GROWTH)
             self._vectors = _resized(self._vectors, size)
-            self._norms, self._live, self._fact, self._alone, self._lengths = (
-                _resized(a, size) for a in (self._norms, self._live, self._fact, self._alone, self._lengths))
+            self._norms, self._live, self._key, self._context, self._alone, self._lengths = (
+                _resized(a, size) for a in (self._norms, self._live, self._key, self._context, self._alone,
+                                            self._lengths))
         return slot
 
     # -- reading --------------------------------------------------------------------
@@ -196,11 +199,15 @@ class ScopeIndex:
     def _wanted(self, kinds: Iterable[Kind] | None) -> np.ndarray:
         n = len(self._records)
         keep = self._live[:n].copy()
-        wanted = set(kinds) if kinds is not None else {EPISODE, FACT}
-        if FACT not in wanted:
-            keep &= ~self._fact[:n]
+        if kinds is None:
+            return keep
+        wanted = set(kinds)
         if EPISODE not in wanted:
-            keep &= self._fact[:n]
+            keep &= self._key[:n]
+        if FACT not in wanted:
+            keep &= ~self._key[:n] | self._context[:n]
+        if CONTEXT not in wanted:
+            keep &= ~self._context[:n]
         return keep
 
     def _pairs(self, slots: np.ndarray, values: np.ndarray) -> list[tuple[str, float]]:
