@@ -107,6 +107,9 @@ class MemoryConfig:
     custom_fact_extraction_prompt: str | None = None
     custom_update_memory_prompt: str | None = None
     on_extraction_failure: OnExtractionFailure = "raise"
+    # With infer=True: whether the LLM extracts facts. False keeps what rules derive (contexts,
+    # localmem/context.py) and never loads the model: ~50 ms an add instead of ~0.7 s.
+    extract_facts: bool = True
     # Memories at least this similar (cosine) to a new fact are candidates for reconciliation.
     similarity_candidates: int = 5
     near_duplicate_threshold: float = 0.92
@@ -136,7 +139,7 @@ class MemoryConfig:
             "vector_store", "embedder", "llm", "history_db_path", "version",
             "custom_fact_extraction_prompt", "custom_update_memory_prompt", "custom_prompt",
             "on_extraction_failure", "similarity_candidates", "near_duplicate_threshold", "graph_store",
-            "strip_scope_from_query",
+            "strip_scope_from_query", "extract_facts",
         })
         if top.get("graph_store"):
             raise ConfigError("graph_store is not supported by localmem; remove it (relations are always [])")
@@ -163,7 +166,8 @@ class MemoryConfig:
             kwargs["custom_fact_extraction_prompt"] = _coerce("config", key, types["custom_fact_extraction_prompt"],
                                                               extraction_prompt)
         for key in ("history_db_path", "custom_update_memory_prompt", "on_extraction_failure",
-                    "similarity_candidates", "near_duplicate_threshold", "strip_scope_from_query", "version"):
+                    "similarity_candidates", "near_duplicate_threshold", "strip_scope_from_query", "extract_facts",
+                    "version"):
             if key in top and top[key] is not None:
                 kwargs[key] = _coerce("config", key, types[key], top[key])
         if kwargs.get("version", SUPPORTED_VERSION) != SUPPORTED_VERSION:

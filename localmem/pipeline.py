@@ -136,7 +136,7 @@ class AddPipeline:
             self.writer.apply(episodes.writes)
             return [w.change() for w in episodes.writes]
         contexts = self._contexts(episodes, request)
-        extracted, flags = self._facts(request)
+        extracted, flags = self._facts(request) if self.config.extract_facts else ([], ())
         if flags:
             writes = [_flagged(w, flags) for w in episodes.writes]
             self.writer.apply([*writes, *contexts])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
+from localmem.errors import MemoryNotFoundError
 from localmem.memory import Memory
 from localmem.records import CONTEXT, EPISODE, KINDS, MemoryRecord, Scope
 from tests.conftest import MemoryFactory
@@ -78,13 +81,16 @@ def test_each_message_gets_a_context_that_is_never_listed_shown_or_returned(make
         assert {r["id"] for r in results} <= set(episode_ids)
     assert memory.get_all(user_id="conv", filters={"kind": "episode"})["results"]
     # A context's id is no memory's: get, update and delete refuse it as unknown.
-    for call in (lambda: memory.get(contexts[0].id), lambda: memory.delete(contexts[0].id)):
-        try:
-            call()
-        except Exception as exc:  # noqa: BLE001 - the type is checked below
-            assert type(exc).__name__ == "MemoryNotFoundError"
-        else:
-            raise AssertionError("a context was handled as a memory")
+    for call in (memory.get, memory.delete, lambda key: memory.update(key, "new words")):
+        with pytest.raises(MemoryNotFoundError):
+            call(contexts[0].id)
+
+
+def test_contexts_without_facts_never_load_the_model(make_memory: MemoryFactory, hashing_embedder: Any) -> None:
+    memory = make_memory(hashing_embedder, ScriptedModel(fail=True), extract_facts=False)
+    ids = _add_turns(memory, TALK, infer=True)  # the model would raise if it were asked
+    assert len(ids) == 4 and len(_contexts(memory)) == 3
+    assert all(r["kind"] == "episode" for r in memory.get_all(user_id="conv")["results"])
 
 
 def test_infer_false_writes_no_context(make_memory: MemoryFactory, hashing_embedder: Any) -> None:

@@ -16,7 +16,8 @@ Rows: raw turns ("Speaker: text", no time) searched by exact dense cosine, by BM
 b 0.75, lower-cased word tokens) and by both fused with RRF (k 60), all in numpy; then the
 library with ``infer=False`` (the default fused search, and its dense-only, weighted-fusion and
 textbook-RRF variants, which is how the fusion was chosen), and the default ``infer=True`` on a subset
-(the 270M model costs seconds a turn), compared with ``infer=False`` on exactly that subset.
+(the 270M model costs seconds a turn), compared with ``infer=False`` and with ``infer=True`` without the
+model's facts (``extract_facts: false``: the contexts that rules write) on exactly that subset.
 ``--quick`` adds the first 200 turns of each conversation; the full run adds them all.
 """
 
@@ -241,7 +242,7 @@ def found_in(result: dict[str, Any]) -> Found:
 
 def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequence[Question], workdir: Path, *,
             infer: bool, variants: dict[str, dict[str, Any]], llm: LanguageModel | None = None,
-            progress: str = "") -> tuple[dict[str, list[list[Found]]], dict[str, Any]]:
+            progress: str = "", extract_facts: bool = True) -> tuple[dict[str, list[list[Found]]], dict[str, Any]]:
     """Add every turn (one add() each), then search every question under each search variant.
 
     A variant is a set of ``vector_store.config`` search settings (``hybrid``, ``fusion``, ``rrf_k``,
@@ -252,7 +253,8 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
     found: dict[str, list[list[Found]]] = {}
     search_times: dict[str, list[float]] = {}
     stored: dict[str, int] = {}
-    with Memory(MemoryConfig(vector_store=store_config), embedder=embedder, llm=llm) as memory:
+    with Memory(MemoryConfig(vector_store=store_config, extract_facts=extract_facts), embedder=embedder,
+                llm=llm) as memory:
         total = sum(len(t) for t in turns.values())
         done = 0
         for conv, kept in turns.items():
@@ -274,7 +276,7 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
                 times.append(time.perf_counter() - start)
                 rows.append([found_in(r) for r in results])
             found[name], search_times[name] = rows, times
-            if infer and not settings:  # what the facts alone find: the default search, filtered to facts
+            if infer and extract_facts and not settings:  # what the facts alone find: the default search, filtered
                 found[f"{name}, facts only"] = [
                     [found_in(r) for r in memory.search(q.text, user_id=q.conversation, limit=K,
                                                         filters={"kind": "fact"})["results"]]
@@ -332,10 +334,12 @@ def infer_subset(embedder: Embedder, turns: dict[str, list[Turn]], questions: Se
                            "timing": {}}
     llm = LlamaCppModel()
     try:
-        for infer in (False, True):
-            name = f"infer={infer}"
-            found, timing = library(embedder, subset, asked, workdir / name, infer=infer,
-                                    variants={name: {}}, llm=llm if infer else None, progress=name)
+        # What each part adds: the messages alone, then their contexts (rules, no model), then the default.
+        for name, infer, facts in (("infer=False", False, False), ("infer=True, no facts (contexts only)", True, False),
+                                   ("infer=True", True, True)):
+            found, timing = library(embedder, subset, asked, workdir / name.replace(" ", "_"), infer=infer,
+                                    variants={name: {}}, llm=llm if facts else None, progress=name,
+                                    extract_facts=facts)
             for row, results in found.items():
                 out["rows"][row] = score(asked, results)
             out["timing"][name] = timing
