@@ -828,7 +828,8 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
 
 
 def _ranks_alone(row: dict[str, Any]) -> bool:
-    """A message, or a fact that stands for no message: the rows whose words the statistics count."""
+    """A message, or a fact that stands for no message (not a key to one): the rows whose words the
+    statistics count."""
     return row.get("kind") == EPISODE or not _source_ids(row)
 
 

@@ -40,7 +40,8 @@ _GROWTH = 2  # the vector matrix grows by this factor when full
 
 
 def ranks_alone(record: MemoryRecord) -> bool:
-    """A message, or a fact that stands for no message: the records whose words the statistics count."""
+    """A message, or a fact that stands for no message (not a key to one): the records whose words the
+    statistics count."""
     return record.kind == EPISODE or not record.sources
 
 
