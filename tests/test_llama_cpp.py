@@ -20,8 +20,9 @@ import pytest
 
 from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
-from localmem.extractors import prompting, rules
+from localmem.extractors import parallel, prompting, rules
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
+from localmem.extractors.prompting import Grammar
 from localmem.models import MODELS_DIR_ENV, default_model, resolve_model
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, Message
@@ -39,7 +40,7 @@ class FakeBackend:
     def __init__(self, outputs: list[str], n_ctx: int = 4096) -> None:
         self.outputs = list(outputs)
         self.prompts: list[str] = []
-        self.grammars: list[str] = []
+        self.grammars: list[Grammar] = []
         self.batches: list[int] = []  # sizes of complete_many calls
         self._n_ctx = n_ctx
         self.closed = False
@@ -51,12 +52,12 @@ class FakeBackend:
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 1
 
-    def complete(self, prompt: str, grammar: str, max_tokens: int) -> Completion:
+    def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion:
         self.prompts.append(prompt)
         self.grammars.append(grammar)
         return Completion(self.outputs.pop(0), self.count_tokens(prompt), 5, 0.1)
 
-    def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
+    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int) -> list[Completion]:
         self.batches.append(len(prompts))
         return [self.complete(p, grammar, max_tokens) for p in prompts]
 
@@ -85,7 +86,7 @@ def test_prompt_and_grammar_files_ship_inside_the_package() -> None:
 
 def test_reconcile_grammar_lists_only_the_keys_shown() -> None:
     grammar = prompting.reconcile_grammar(_candidates("a", "b", "c"))
-    assert grammar.rstrip().endswith('key ::= "0" | "1" | "2"')
+    assert grammar.text.rstrip().endswith('key ::= "0" | "1" | "2"')
 
 
 # -- parsing -------------------------------------------------------------------------
@@ -443,6 +444,35 @@ def test_real_model_batch_names_speakers_and_stays_grounded(real_model: LlamaCpp
 
 
 @pytest.mark.slow
+def test_real_model_reads_more_messages_than_it_decodes_at_once_each_answer_its_own(
+        real_model: LlamaCppModel) -> None:
+    # More prompts than parallel.PARALLEL, of different lengths: a finished sequence hands its place
+    # to the next prompt mid-batch. Each fact must still come from its own message and speaker.
+    said = [("Anna", "I adopted a grey cat named Pixel last week."),
+            ("Ben", "Thanks!"),
+            ("Carla", "My brother Tom moved to Oslo in March and he works at a shipyard there now."),
+            ("Dev", "I have been learning the cello for three years and I practise every evening."),
+            ("Ema", "Wow, that is great."),
+            ("Finn", "I ran my first marathon in Berlin in September, it took me four hours."),
+            ("Gus", "We are painting the kitchen yellow this weekend."),
+            ("Hana", "I work as a nurse at the children's hospital downtown."),
+            ("Ivo", "My daughter starts school in August."),
+            ("Jade", "I bake sourdough bread every Sunday morning for my neighbours."),
+            ("Kai", "Ha, nice one."),
+            ("Lea", "I grow tomatoes and basil on my balcony.")]
+    assert len(said) > parallel.PARALLEL
+    conversation = [Message("user", f"{name}: {text}") for name, text in said]
+    calls = real_model.stats.calls
+    facts = real_model.extract_batch(conversation)
+    assert real_model.stats.calls - calls == len(said)  # one prompt a message, none lost or repeated
+    assert facts
+    for fact in facts:
+        (index,) = fact.sources[:1]
+        name, text = said[index]
+        assert fact.speaker == name and is_grounded(fact.text, f"{name} {text}"), (fact, said[index])
+
+
+@pytest.mark.slow
 def test_greedy_completion_gives_what_create_completion_gives_with_the_grammar() -> None:
     """The fast path (best allowed token first, parallel.GrammarPicker) against llama-cpp-python's own
     grammar sampler, on reconciliation prompts: the same answers, whichever machine computes them."""
@@ -464,7 +494,7 @@ def test_greedy_completion_gives_what_create_completion_gives_with_the_grammar()
             fast = backend.complete(prompt, grammar, 64)
             reference: Any = backend._llm.create_completion(
                 backend._llm.tokenize(prompt.encode("utf-8"), add_bos=True), max_tokens=64, temperature=0.0,
-                grammar=grammars.LlamaGrammar.from_string(grammar, verbose=False), repeat_penalty=1.0)
+                grammar=grammars.LlamaGrammar.from_string(grammar.text, verbose=False), repeat_penalty=1.0)
             assert fast.text == reference["choices"][0]["text"]
             assert fast.completion_tokens == reference["usage"]["completion_tokens"]
             assert prompting.parse_decision(fast.text, candidates) is not None  # an answer the grammar allows

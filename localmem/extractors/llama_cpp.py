@@ -38,11 +38,12 @@ from localmem.errors import (
 )
 from localmem.extractors import rules, whose
 from localmem.extractors.gates import GateCounts
-from localmem.extractors.parallel import PARALLEL, GrammarPicker, ParallelDecoder, common_prefix
+from localmem.extractors.parallel import GrammarPicker, ParallelDecoder, common_prefix
 from localmem.extractors.postprocess import finish, merge
 from localmem.extractors.prompting import (
+    Grammar,
+    extraction_grammar,
     extraction_prompt,
-    load_text,
     parse_decision,
     parse_lines,
     reconcile_grammar,
@@ -75,9 +76,9 @@ class Backend(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def complete(self, prompt: str, grammar: str, max_tokens: int) -> Completion: ...
+    def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion: ...
 
-    def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
+    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int) -> list[Completion]:
         """One completion per prompt, in order; a backend may decode them together."""
         ...
 
@@ -127,7 +128,7 @@ class LlamaCppModel:
         read = whose.turns(messages)
         windows = self._windows(messages, read, custom_prompt)
         outputs = self._complete_many([extraction_prompt(lines, custom_prompt) for _, lines in windows],
-                                      load_text("extract.gbnf"))
+                                      extraction_grammar())
         names = frozenset(t.speaker for t in read if t.speaker)
         facts: list[Fact] = []
         for (index, _), output in zip(windows, outputs, strict=True):
@@ -220,10 +221,10 @@ class LlamaCppModel:
     def _budget(self) -> int:
         return self._backend.n_ctx - self.config.max_tokens - _MARGIN
 
-    def _complete(self, prompt: str, grammar: str) -> str:
+    def _complete(self, prompt: str, grammar: Grammar) -> str:
         return self._complete_many([prompt], grammar, together=False)[0]
 
-    def _complete_many(self, prompts: Sequence[str], grammar: str, *, together: bool = True) -> list[str]:
+    def _complete_many(self, prompts: Sequence[str], grammar: Grammar, *, together: bool = True) -> list[str]:
         """Completions in order. Extraction prompts go ``together`` through the backend's batched
         decoder even one at a time (it keeps the few-shot prefix and filters the grammar cheaply);
         reconciliation prompts, with another prefix, use the plain path on the model's own context,
@@ -344,7 +345,7 @@ class LlamaCppBackend:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True))
 
-    def complete(self, prompt: str, grammar: str, max_tokens: int) -> Completion:
+    def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion:
         """One completion on the model's own context, which keeps the previous prompt's tokens:
         the part a new prompt shares with it (reconciliation's few-shot prefix) is not evaluated again."""
         llama_cpp = self._llama_cpp
@@ -357,9 +358,10 @@ class LlamaCppBackend:
             text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
             used = len(answer)
         else:
-            compiled = self._grammars.get(grammar)
+            compiled = self._grammars.get(grammar.text)
             if compiled is None:
-                compiled = self._grammars[grammar] = llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+                compiled = self._grammars[grammar.text] = llama_cpp.LlamaGrammar.from_string(grammar.text,
+                                                                                          verbose=False)
             result: Any = self._llm.create_completion(
                 tokens, max_tokens=max_tokens, temperature=self.config.temperature, seed=self.config.seed,
                 grammar=compiled, repeat_penalty=1.0)
@@ -374,7 +376,7 @@ class LlamaCppBackend:
                                   f"ended it: {text[:200]!r}; raise llm.config.max_tokens")
         return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=used, generation_seconds=seconds)
 
-    def _greedy(self, tokens: list[int], grammar: str, max_tokens: int) -> tuple[list[int], bool]:
+    def _greedy(self, tokens: list[int], grammar: Grammar, max_tokens: int) -> tuple[list[int], bool]:
         """(answer tokens, ended by the grammar) for temperature 0: what ``create_completion`` gives with
         a grammar, its best allowed token each step, picked as the batched decoder picks them (see
         parallel.GrammarPicker: llama-cpp-python's grammar sampler filtered all 262k words every token)."""
@@ -389,7 +391,7 @@ class LlamaCppBackend:
             keep = 0
         llm.n_tokens = keep
         llm.eval(tokens[keep:])
-        compiled = picker.compile(grammar)
+        compiled = picker.compile(grammar.text)
         answer: list[int] = []
         try:
             for _ in range(max_tokens):
@@ -399,34 +401,27 @@ class LlamaCppBackend:
                 if picker.is_end(token):
                     return answer, True
                 answer.append(token)
+                if picker.done(grammar, answer):
+                    return answer, True
                 llm.eval([token])
             return answer, False
         finally:
             picker.free(compiled)
 
-    def complete_many(self, prompts: Sequence[str], grammar: str, max_tokens: int) -> list[Completion]:
-        """The prompts decoded up to PARALLEL at a time (see parallel.py), in order."""
+    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int) -> list[Completion]:
+        """The prompts decoded PARALLEL at a time, each finished one's place taken by the next (see
+        parallel.py), in order."""
         if self._parallel is None:
             self._parallel = ParallelDecoder(self._llm, self._llama_cpp, self.n_ctx, max_tokens)
         tokenized = [self._llm.tokenize(p.encode("utf-8"), add_bos=True) for p in prompts]
-        shared = common_prefix(tokenized)
         out: list[Completion] = []
-        chunk: list[list[int]] = []
-        room = self._parallel.n_ctx - shared
-        for tokens in [*tokenized, None]:
-            # A chunk is full at PARALLEL prompts or when its lines and answers would overflow the cache.
-            need = sum(len(t) - shared + max_tokens for t in chunk)
-            if chunk and (tokens is None or len(chunk) == PARALLEL or need + len(tokens) - shared + max_tokens > room):
-                for prompt, (answer, finished, seconds) in zip(
-                        chunk, self._parallel.complete(chunk, grammar, max_tokens), strict=True):
-                    text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
-                    if not finished:
-                        raise ExtractionError(f"the model's answer was cut at max_tokens={max_tokens} before the "
-                                              f"grammar ended it: {text[:200]!r}; raise llm.config.max_tokens")
-                    out.append(Completion(text, len(prompt), len(answer), seconds))
-                chunk = []
-            if tokens is not None:
-                chunk.append(tokens)
+        for prompt, (answer, finished, seconds) in zip(
+                tokenized, self._parallel.complete(tokenized, grammar, max_tokens), strict=True):
+            text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
+            if not finished:
+                raise ExtractionError(f"the model's answer was cut at max_tokens={max_tokens} before the "
+                                      f"grammar ended it: {text[:200]!r}; raise llm.config.max_tokens")
+            out.append(Completion(text, len(prompt), len(answer), seconds))
         return out
 
     def close(self) -> None:
