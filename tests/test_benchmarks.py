@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import math
 import zipfile
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from localmem.bench import data, datasets, metrics, synthetic
+from localmem.bench.memory_quality import load
 from localmem.bench.run import Options, parse, run_suite
+from localmem.bench.sessions import main as sessions_main
+from localmem.bench.sessions import sessions
 from localmem.cli.main import main
 from tests.conftest import LoopbackServer
 
@@ -200,3 +204,19 @@ def test_the_accelerator_check_compares_the_auto_path_with_torch_on_the_cpu(shar
     assert result["identity_equal"] and result["cosine_auto_vs_cpu"]["min"] >= 0.9999
     assert result["same_top5_share"] >= 0.9
     assert all(v > 0 for v in [*result["query_p50_ms"].values(), *result["batch_texts_per_s"].values()])
+
+
+@pytest.mark.usefixtures("shared_root")
+def test_sessions_benchmark_adds_each_session_in_one_call_and_reports_the_floor(
+        shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    turns, _ = load(8)
+    first = next(iter(turns.values()))
+    grouped = sessions(first)
+    assert [t for group in grouped for t in group] == first
+    assert all(len({t.when for t in group}) == 1 for group in grouped)
+    assert all(a[-1].when != b[0].when for a, b in itertools.pairwise(grouped))
+    sessions_main(["--conversations", "1", "--turns", "8", "--data", str(shared_data)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"1 conversations, {len(grouped)} sessions, 8 turns")
+    infer, floor = (float(line.split(": ")[1].split()[0]) for line in lines[1:3])
+    assert infer > floor > 0  # the model's work is on top of embedding and storing
