@@ -235,14 +235,14 @@ class Memory:
         """The source episodes of a fact that no other fact draws on."""
         if record.kind != FACT or not record.sources:
             return []
-        still_cited = {s for f in self.store.citing(list(record.sources)) if f.kind == FACT and f.id != record.id
+        still_cited = {s for f in self.store.citing(list(record.sources), (FACT,)) if f.id != record.id
                        for s in f.sources}
         return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
 
     def _contexts_of(self, *records: MemoryRecord) -> list[MemoryRecord]:
         """The contexts that quote any of these episodes."""
         episodes = [r.id for r in records if r.kind == EPISODE]
-        return [c for c in self.store.citing(episodes) if c.kind == CONTEXT] if episodes else []
+        return self.store.citing(episodes, (CONTEXT,)) if episodes else []
 
     def _delete(self, records: list[MemoryRecord]) -> None:
         self.writer.apply([Write.delete(r) for r in records])

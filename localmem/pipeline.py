@@ -293,8 +293,7 @@ class AddPipeline:
         Its source episodes that no other fact draws on are no longer covered: get_all lists
         them, as it lists every message that yields no fact, so search and get_all agree.
         """
-        cited = {s for f in self.store.citing(list(fact.sources)) if f.kind == FACT and f.id != fact.id
-                 for s in f.sources}
+        cited = {s for f in self.store.citing(list(fact.sources), (FACT,)) if f.id != fact.id for s in f.sources}
         orphans = [e for e in self.store.get([s for s in fact.sources if s not in cited and s not in touched])
                    if e.kind == EPISODE and e.covered]
         vectors = self.store.get_vectors([e.id for e in orphans])

@@ -98,8 +98,8 @@ class VectorStore(Protocol):
         """Memories of the scope that pass the filters, oldest first."""
         ...
 
-    def citing(self, episode_ids: Sequence[str]) -> list[MemoryRecord]:
-        """Facts whose sources include any of these episodes."""
+    def citing(self, episode_ids: Sequence[str], kinds: Sequence[Kind]) -> list[MemoryRecord]:
+        """Records of these kinds (facts, contexts) whose sources include any of these episodes."""
         ...
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]: ...

@@ -272,12 +272,12 @@ class MilvusStore:
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
-    def citing(self, episode_ids: Sequence[str]) -> list[MemoryRecord]:
-        """Facts whose sources include any of these episodes."""
+    def citing(self, episode_ids: Sequence[str], kinds: Sequence[Kind]) -> list[MemoryRecord]:
+        """Records of these kinds whose sources include any of these episodes."""
         if not episode_ids:
             return []
         ids = ", ".join(literal(i) for i in episode_ids)
-        expression = f"json_contains_any(sources[{literal(_SOURCE_IDS)}], [{ids}])"
+        expression = _and(f"json_contains_any(sources[{literal(_SOURCE_IDS)}], [{ids}])", _kinds(kinds))
         return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
