@@ -39,7 +39,6 @@ from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text,
 from localmem.episodes import Said, said
 from localmem.errors import ExtractionError
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
-from localmem.filters import parse_filters
 from localmem.inputs import check_text
 from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
 from localmem.records import (
@@ -180,12 +179,11 @@ class AddPipeline:
         if not any(w.event is Event.ADD for w in episodes.writes):
             return []
         said_here = [line_of(w.record) for w in episodes.writes]
-        # The messages said before this call: the scope's latest within the window, oldest first.
-        window = parse_filters({"timestamp": {"gte": request.epoch - WINDOW_S, "lte": request.epoch}})
+        # The messages said before this call: the scope's latest within the window, oldest first
+        # (a message added again is one of this call's, not one before it).
         here = {w.record.id for w in episodes.writes}
-        stored = sorted((r for r in self.store.records(request.scope, window, self.store.limits.max_results,
-                                                       kinds=(EPISODE,)) if r.id not in here),
-                        key=lambda r: (r.timestamp or 0, r.created_at, r.id))
+        stored = [r for r in self.store.latest(request.scope, request.epoch - WINDOW_S, request.epoch,
+                                               TURNS_BEFORE + len(here), kinds=(EPISODE,)) if r.id not in here]
         earlier = [line_of(r) for r in stored[-TURNS_BEFORE:]]
         texts: list[tuple[Write, list[Line], str]] = []
         for write, line in zip(episodes.writes, said_here, strict=True):

@@ -98,6 +98,12 @@ class VectorStore(Protocol):
         """Memories of the scope that pass the filters, oldest first."""
         ...
 
+    def latest(self, scope: Scope, since: int, until: int, count: int, *,
+               kinds: Sequence[Kind] | None = None) -> list[MemoryRecord]:
+        """The ``count`` latest memories of the scope timed from ``since`` to ``until`` (epoch seconds,
+        both included), by timestamp then creation, oldest first."""
+        ...
+
     def citing(self, episode_ids: Sequence[str], kinds: Sequence[Kind]) -> list[MemoryRecord]:
         """Records of these kinds (facts, contexts) whose sources include any of these episodes."""
         ...

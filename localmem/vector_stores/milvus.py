@@ -272,6 +272,28 @@ class MilvusStore:
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
+    def latest(self, scope: Scope, since: int, until: int, count: int, *,
+               kinds: Sequence[Kind] | None = None) -> list[MemoryRecord]:
+        """The latest ``count`` by (timestamp, created_at, id), oldest first.
+
+        add(infer=True) asks for the messages before each new one (context.py). On Lite the
+        scope's copy answers; Milvus queries have no ORDER BY, so there every match is read (only
+        its id and times, the chosen rows whole). Reading whole rows through Lite made an add
+        grow with the messages of its last 3 hours: 49 -> 146 ms over 600 of them.
+        """
+        if count <= 0:
+            return []
+        if self._lite and self._scopes.max_rows > 0:
+            with self._words_lock:
+                index = self._scope_locked(scope)
+                if index is not None and index.full:
+                    return index.latest(since, until, count, kinds)
+        expression = _and(_expression(scope, None), f"timestamp >= {int(since)} and timestamp <= {int(until)}",
+                          _kinds(kinds))
+        rows = self._query(expression, ["id", "timestamp", "created_at"], _QUERY_CAP)
+        rows.sort(key=lambda row: (row.get("timestamp") or 0, row.get("created_at") or "", row["id"]))
+        return self.get([row["id"] for row in rows[-count:]])
+
     def citing(self, episode_ids: Sequence[str], kinds: Sequence[Kind]) -> list[MemoryRecord]:
         """Records of these kinds whose sources include any of these episodes."""
         if not episode_ids:

@@ -151,6 +151,14 @@ class ScopeIndex:
                     out.append(record)
         return out
 
+    def latest(self, since: int, until: int, count: int, kinds: Iterable[Kind] | None) -> list[MemoryRecord]:
+        """The ``count`` latest records timed from ``since`` to ``until``, oldest first (as MilvusStore.latest)."""
+        wanted = None if kinds is None else set(kinds)
+        timed = [r for r in self._records if r is not None and since <= (r.timestamp or 0) <= until
+                 and (wanted is None or r.kind in wanted)]
+        timed.sort(key=lambda r: (r.timestamp or 0, r.created_at, r.id))
+        return timed[-count:]
+
     def dense(self, query: Vectors, metric: str, limit: int, kinds: Iterable[Kind] | None) -> list[tuple[str, float]]:
         """The ``limit`` nearest records, best first, as (id, distance as Milvus returns it for ``metric``)."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)

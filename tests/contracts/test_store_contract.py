@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from localmem.errors import SchemaMismatchError
 from localmem.protocols import EmbedderIdentity, Vectors, VectorStore
-from localmem.records import MemoryRecord, Scope, text_hash
+from localmem.records import EPISODE, FACT, Kind, MemoryRecord, Scope, text_hash
 from localmem.vector_stores import milvus, milvus_migrations
 from localmem.vector_stores.milvus import MilvusStore
 from tests.contracts.conftest import DIMS, StoreFactory
@@ -213,3 +214,21 @@ def test_probe_says_what_the_store_holds_without_creating_anything(make_store: S
     store.close()
     bad = MilvusStore.probe(VectorStoreConfig(uri="http://127.0.0.1:1"))
     assert bad.status == "fail" and "127.0.0.1:1" in bad.detail
+
+
+def test_latest_gives_the_newest_of_a_time_window_oldest_first(make_store: StoreFactory) -> None:
+    # add(infer=True) reads the messages said before a new one this way (context.py).
+    store = make_store()
+
+    def timed(rid: str, timestamp: int, second: int, kind: Kind = EPISODE, scope: Scope = ALICE) -> MemoryRecord:
+        return replace(_record(rid, f"said {rid}", scope, second), timestamp=timestamp, kind=kind)
+
+    rows = [timed("a", 100, 0), timed("b", 200, 1), timed("c", 200, 2), timed("d", 300, 3, kind=FACT),
+            timed("e", 400, 4), timed("f", 250, 5, scope=BOB)]
+    store.insert(rows, _unit(*([1.0, float(i)] for i in range(len(rows)))))
+    assert [r.id for r in store.latest(ALICE, 100, 350, 2, kinds=(EPISODE,))] == ["b", "c"]  # ties: creation
+    assert [r.id for r in store.latest(ALICE, 100, 350, 5, kinds=(EPISODE,))] == ["a", "b", "c"]
+    assert [r.id for r in store.latest(ALICE, 150, 400, 2)] == ["d", "e"]
+    assert store.latest(ALICE, 150, 400, 2)[1] == rows[4]
+    assert store.latest(ALICE, 500, 600, 2) == [] and store.latest(ALICE, 0, 400, 0) == []
+    assert [r.id for r in store.latest(BOB, 0, 1000, 3)] == ["f"]
