@@ -39,9 +39,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -117,6 +117,8 @@ _WORD_FIELDS = ["id", "memory", "kind", "sources", *SCOPE_KEYS]
 # What loading a scope reads: its whole rows for a copy in memory (scopes.py), else what the
 # word statistics count (_WORD_FIELDS).
 _COPY_FIELDS = [*_RECORD_FIELDS, "vector"]
+
+_T = TypeVar("_T")
 
 
 class MilvusStore:
@@ -283,11 +285,9 @@ class MilvusStore:
         """
         if count <= 0:
             return []
-        if self._lite and self._scopes.max_rows > 0:
-            with self._words_lock:
-                index = self._scope_locked(scope)
-                if index is not None and index.full:
-                    return index.latest(since, until, count, kinds)
+        copied = self._from_copy(scope, lambda index: index.latest(since, until, count, kinds))
+        if copied is not None:
+            return copied
         expression = _and(_expression(scope, None), f"timestamp >= {int(since)} and timestamp <= {int(until)}",
                           _kinds(kinds))
         rows = self._query(expression, ["id", "timestamp", "created_at"], _QUERY_CAP)
@@ -310,11 +310,9 @@ class MilvusStore:
         if not hashes:
             return []
         # add()'s duplicate check, once per add: from the scope's copy on Lite (loaded here if need be).
-        if self._lite and self._scopes.max_rows > 0:
-            with self._words_lock:
-                index = self._scope_locked(scope)
-                if index is not None and index.full:
-                    return index.by_hash(hashes, scope)
+        copied = self._from_copy(scope, lambda index: index.by_hash(hashes, scope))
+        if copied is not None:
+            return copied
         # Exactly this scope: an unset key must be unset on the row too.
         parts = [f"{key} == {literal(getattr(scope, key) or '')}" for key in SCOPE_KEYS]
         parts.append(f"hash in [{', '.join(literal(h) for h in hashes)}]")
@@ -686,6 +684,14 @@ class MilvusStore:
             # Searches and the duplicate check read the scope's copy, not Milvus: without this, rows
             # would wait in Lite's memtable (and its WAL, replayed on open) until 128 MB of them.
             self._call("flush", self._flush_locked)
+
+    def _from_copy(self, scope: Scope, read: Callable[[ScopeIndex], _T]) -> _T | None:
+        """``read`` answered by the scope's full copy on Lite (loaded if need be); None without one."""
+        if not (self._lite and self._scopes.max_rows > 0):
+            return None
+        with self._words_lock:  # no write changes the copy while it answers
+            index = self._scope_locked(scope)
+            return read(index) if index is not None and index.full else None
 
     def _scope_locked(self, scope: Scope) -> ScopeIndex | None:
         """What this store keeps for the scope (scopes.py), loaded on its first use: on Lite its rows,
