@@ -22,12 +22,15 @@ from localmem.errors import DependencyError, InvalidInputError, ModelError
 from localmem.protocols import EmbedderIdentity, Vectors
 from localmem.threads import intra_op_threads, onnx_session_options
 
+# Texts per session run when the config leaves it open: see EmbedderConfig.batch_size.
+CPU_BATCH = 8
+
 
 class OnnxEmbedder:
     """Embeds with ``model_file`` (an ONNX export of the folder's transformer) and the folder's tokenizer."""
 
     def __init__(self, folder: Path, model_file: Path, identity: EmbedderIdentity, *,
-                 batch_size: int = 64, label: str = "onnx") -> None:
+                 batch_size: int | None = None, label: str = "onnx") -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -35,7 +38,7 @@ class OnnxEmbedder:
             raise DependencyError(f"the ONNX embedder needs onnxruntime and tokenizers: pip install onnxruntime "
                                   f"tokenizers ({exc})") from exc
         self._identity = identity
-        self._batch_size = max(1, batch_size)
+        self._batch_size = max(1, batch_size or CPU_BATCH)
         self.label = label
         self.model_file = model_file
         max_length = _max_seq_length(folder)

@@ -29,6 +29,9 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 
+# Texts per encode() call when the config leaves it open (see EmbedderConfig.batch_size).
+TORCH_BATCH = 64
+
 
 def force_offline() -> None:
     """Make every Hugging Face library refuse the network for this process."""
@@ -94,7 +97,7 @@ class SentenceTransformerEmbedder:
         # A model whose modules end in Normalize is unit-length whatever this flag says (the identity says so).
         with self._lock:
             out = self._model.encode(
-                list(texts), batch_size=self.config.batch_size, convert_to_numpy=True,
+                list(texts), batch_size=self.config.batch_size or TORCH_BATCH, convert_to_numpy=True,
                 normalize_embeddings=self.config.normalize, show_progress_bar=False)
         return np.ascontiguousarray(out, dtype=np.float32)
 
