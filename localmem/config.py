@@ -113,6 +113,10 @@ class MemoryConfig:
     # With infer=True: whether the LLM extracts facts. False keeps what rules derive (contexts,
     # localmem/context.py) and never loads the model: ~80 ms an add instead of ~0.7 s (LoCoMo turns, p50).
     extract_facts: bool = True
+    # With infer=True: add() returns once the messages are stored (findable) and their facts are drawn
+    # by a background thread from a queue kept in the history database, so a crash loses none
+    # (localmem/background.py); Memory.wait_for_extraction() waits for them. Needs an SQLite history.
+    background_extraction: bool = False
     # Memories at least this similar (cosine) to a new fact are candidates for reconciliation.
     similarity_candidates: int = 5
     near_duplicate_threshold: float = 0.92
@@ -142,7 +146,7 @@ class MemoryConfig:
             "vector_store", "embedder", "llm", "history_db_path", "version",
             "custom_fact_extraction_prompt", "custom_update_memory_prompt", "custom_prompt",
             "on_extraction_failure", "similarity_candidates", "near_duplicate_threshold", "graph_store",
-            "strip_scope_from_query", "extract_facts",
+            "strip_scope_from_query", "extract_facts", "background_extraction",
         })
         if top.get("graph_store"):
             raise ConfigError("graph_store is not supported by localmem; remove it (relations are always [])")
@@ -170,7 +174,7 @@ class MemoryConfig:
                                                               extraction_prompt)
         for key in ("history_db_path", "custom_update_memory_prompt", "on_extraction_failure",
                     "similarity_candidates", "near_duplicate_threshold", "strip_scope_from_query", "extract_facts",
-                    "version"):
+                    "background_extraction", "version"):
             if key in top and top[key] is not None:
                 kwargs[key] = _coerce("config", key, types[key], top[key])
         if kwargs.get("version", SUPPORTED_VERSION) != SUPPORTED_VERSION:

@@ -38,7 +38,8 @@ class Intent:
     """One batch of store changes and the history that describes them.
 
     ``state`` says what recovery does with an intent left behind: ``redo``
-    writes ``upserts``, deletes ``deletes`` and appends ``events``; ``undo``
+    writes ``upserts``, deletes ``deletes``, appends ``events`` and changes the
+    job queue (``queue``, ``done``) with them; ``undo``
     writes ``restore`` back and deletes ``remove`` (the batch failed and its
     undo was interrupted). ``reset`` empties the collection and its history.
     """
@@ -47,6 +48,8 @@ class Intent:
     deletes: tuple[str, ...] = ()
     events: tuple[HistoryEvent, ...] = ()
     reset: bool = False
+    queue: tuple[str, ...] = ()  # background jobs (background.py) the batch queues
+    done: tuple[int, ...] = ()  # and the ones it finishes
     state: State = "redo"
     restore: tuple[Row, ...] = field(default=())
     remove: tuple[str, ...] = field(default=())
@@ -66,6 +69,10 @@ class Intent:
             body["deletes"] = list(self.deletes)
         if self.events:
             body["events"] = [e.to_dict() for e in self.events]
+        if self.queue:
+            body["queue"] = list(self.queue)
+        if self.done:
+            body["done"] = list(self.done)
         if self.restore:
             body["restore"] = [_row(r, v) for r, v in self.restore]
         if self.remove:
@@ -80,6 +87,7 @@ class Intent:
                    deletes=tuple(body.get("deletes", [])),
                    events=tuple(_event(x) for x in body.get("events", [])),
                    reset=bool(body.get("reset", False)), state=state,
+                   queue=tuple(str(j) for j in body.get("queue", [])), done=tuple(int(j) for j in body.get("done", [])),
                    restore=tuple(_unrow(x) for x in body.get("restore", [])),
                    remove=tuple(body.get("remove", [])))
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from localmem import preload
+from localmem.background import BackgroundExtractor
 from localmem.config import MemoryConfig
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.filters import Filter, parse_filters
@@ -25,13 +26,14 @@ from localmem.inputs import (
     check_threshold,
     parse_messages,
 )
-from localmem.pipeline import AddPipeline, AddRequest
+from localmem.jobs import AddRequest, Job
+from localmem.pipeline import AddPipeline
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
 from localmem.records import CONTEXT, EPISODE, FACT, KINDS, MemoryRecord, Scope, text_hash
 from localmem.results import assemble
 from localmem.temporal import parse_timestamp
-from localmem.writer import Write, Writer
+from localmem.writer import Write, Writer, checkpoint
 
 # Memories are removed in pages of this size by delete_all (the store caps one query's result).
 _PAGE = 1000
@@ -80,6 +82,18 @@ class Memory:
             self.store.close()
             raise
         self._pipeline = AddPipeline(self.config, self.embedder, self.store, self.writer, self._language_model)
+        self._background = BackgroundExtractor(self.history_store.jobs, self._extract_job)
+        try:
+            if self.config.background_extraction and not self.history_store.keeps_jobs:
+                raise ConfigError("background_extraction needs a history that keeps its queue: the server's history "
+                                  "collection does not (processes would run each other's jobs); set "
+                                  "history_db_path to an SQLite file")
+            if self.history_store.jobs():
+                self._background.notify()  # extraction acknowledged before a crash or close: run it now
+        except BaseException:
+            self.history_store.close()
+            self.store.close()
+            raise
 
     @classmethod
     def from_config(cls, config_dict: Mapping[str, Any]) -> Memory:
@@ -104,7 +118,18 @@ class Memory:
                              prompt=prompt, moment=parse_timestamp(timestamp))
         with self._write_lock:
             changes = self._pipeline.run(request)
+        if request.infer and self.config.background_extraction:
+            self._background.notify()
         return {"results": [c.to_dict() for c in changes], "relations": []}
+
+    def wait_for_extraction(self, timeout: float | None = None) -> bool:
+        """With ``background_extraction``: block until the facts of every add() made so far are written.
+
+        False when ``timeout`` (seconds) passed first, or when a job failed (it is logged on the
+        "localmem" logger and stays queued, tried again on the next add or open). True at once
+        when nothing is queued.
+        """
+        return self._background.wait(timeout)
 
     def update(self, memory_id: str, data: str) -> dict[str, str]:
         text = check_text(data, "data", self.store.limits.max_text_bytes)
@@ -198,6 +223,7 @@ class Memory:
         if self._closed:
             return
         self._closed = True
+        self._background.close()  # after the job under way; the rest stay queued for the next open
         with self._llm_lock:
             if self._llm is not None:
                 self._llm.close()
@@ -214,6 +240,14 @@ class Memory:
         self.close()
 
     # -- internals ------------------------------------------------------------
+    def _extract_job(self, job_id: int, body: str) -> None:
+        """One queued extraction (background.py): the model outside the write lock, the writes under it."""
+        job = Job.from_json(body)
+        extracted, flags = self._pipeline.extract(job)
+        checkpoint("extracted")
+        with self._write_lock:
+            self._pipeline.finish(job_id, job, extracted, flags)
+
     def _record(self, memory_id: str) -> MemoryRecord:
         found = self.store.get([check_memory_id(memory_id)])
         if not found or found[0].kind == CONTEXT:  # a context is a search key, not a memory (context.py)

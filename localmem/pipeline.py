@@ -29,7 +29,6 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from localmem.episodes import Said, said
 from localmem.errors import ExtractionError
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
 from localmem.inputs import check_text
+from localmem.jobs import AddRequest, Job
 from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
 from localmem.records import (
     CONTEXT,
@@ -48,9 +48,9 @@ from localmem.records import (
     Change,
     Event,
     Fact,
+    HistoryEvent,
     Kind,
     MemoryRecord,
-    Message,
     Scope,
     SearchHit,
     now_iso,
@@ -67,23 +67,10 @@ RELATED_THRESHOLD = 0.45
 # (the 32nd replaced an unrelated fact), at ~1 s each: most of an add's time.
 TOPIC_THRESHOLD = 0.5
 RAW_FALLBACK_FLAG = "unprocessed_raw_message"
+EXTRACTION_QUEUED_FLAG = "extraction_queued"  # add() returned before its facts were drawn (background.py)
 UNRECONCILED_FLAG = "unreconciled"
 # How many stored memories are searched for one that sets the same attribute as the fact.
 SLOT_SEARCH_LIMIT = 20
-
-
-@dataclass(frozen=True)
-class AddRequest:
-    messages: list[Message]
-    scope: Scope
-    metadata: dict[str, Any]
-    infer: bool
-    moment: datetime  # when the messages were said (aware UTC)
-    prompt: str | None = None
-
-    @property
-    def epoch(self) -> int:
-        return int(self.moment.timestamp())
 
 
 @dataclass(frozen=True)
@@ -92,10 +79,37 @@ class _Episodes:
 
     writes: list[Write]
     indices: list[tuple[int, ...]]  # per write, the positions of its message(s) in the add() call
+    stored: bool = False  # read back from the store for a queued job (background.py), not written yet
 
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(w.record.id for w in self.writes))
+
+    def job(self, request: AddRequest) -> Job:
+        """The extraction left to the background for these episodes."""
+        return Job(messages=tuple(request.messages), scope=request.scope, moment=request.moment,
+                   metadata=request.metadata, prompt=request.prompt,
+                   episodes=tuple((w.record.id, w.record.hash, at) for w, at in zip(self.writes, self.indices,
+                                                                                   strict=True)))
+
+    def marked(self, write: Write, fields: dict[str, Any], flags: tuple[str, ...] = ()) -> Write:
+        """One of these episodes with ``fields`` changed: in the ADD that stores it, or as an update of
+        the stored episode for a queued job. A repeat of an episode stored before stays as it was."""
+        if write.event is Event.ADD:
+            return replace(write, record=replace(write.record, **fields), flags=(*write.flags, *flags))
+        if not self.stored or write.vector is None:
+            return write
+        return Write(Event.UPDATE, replace(write.record, updated_at=now_iso(), **fields), write.vector,
+                     previous=write.record, previous_vector=write.vector.reshape(-1), flags=flags)
+
+    def history(self, writes: Sequence[Write]) -> list[HistoryEvent] | None:
+        """The history of a batch, None to let the Writer derive it: marking a stored episode covered or
+        flagged (``marked``) changes no memory's words, so it is no event, as it is none inline."""
+        if not self.stored:
+            return None
+        mine = set(self.ids)
+        return [w.history_event() for w in writes if w.event is not Event.NONE
+                and not (w.event is Event.UPDATE and w.record.id in mine and w.record.kind == EPISODE)]
 
     def sources_of(self, fact: Fact, vector: Vectors) -> list[MemoryRecord]:
         """The episodes a fact was read from: the extractor names its message(s) by position.
@@ -135,19 +149,54 @@ class AddPipeline:
             self.writer.apply(episodes.writes)
             return [w.change() for w in episodes.writes]
         contexts = self._contexts(episodes, request)
+        if self.config.background_extraction and self.config.extract_facts:
+            # The messages now (findable at once), their facts later (background.py): the job is
+            # queued in the transaction that stores them, so an acknowledged add is never lost.
+            self.writer.apply([*episodes.writes, *contexts], queue=[episodes.job(request).to_json()])
+            return [replace(w.change(), flags=(*w.flags, EXTRACTION_QUEUED_FLAG)) for w in episodes.writes]
         extracted, flags = self._facts(request) if self.config.extract_facts else ([], ())
+        return self._conclude(request, episodes, extracted, flags, contexts)
+
+    def extract(self, job: Job) -> tuple[list[Fact], tuple[str, ...]]:
+        """A queued job's facts (background.py); the model runs outside the write lock."""
+        return self._facts(job.request(), always_fall_back=True)
+
+    def finish(self, job_id: int, job: Job, extracted: list[Fact], flags: tuple[str, ...]) -> None:
+        """Write a queued job's facts and clear the job, in one batch; call under the write lock.
+
+        Its episodes are read again: one deleted or changed since add() is not a source (its
+        words were taken back), and facts drawn only from such messages are dropped.
+        """
+        found = {r.id: r for r in self.store.get(list(dict.fromkeys(i for i, _, _ in job.episodes)))}
+        alive = [(found[i], at) for i, digest, at in job.episodes
+                 if i in found and found[i].kind == EPISODE and found[i].hash == digest]
+        vectors = self.store.get_vectors([r.id for r, _ in alive])
+        alive = [(r, at) for r, at in alive if r.id in vectors]
+        if not alive:
+            self.writer.apply([], done=[job_id])
+            return
+        episodes = _Episodes([Write(Event.NONE, r, vectors[r.id][None, :]) for r, _ in alive],
+                             [at for _, at in alive], stored=True)
+        said_here = {p for _, at in alive for p in at}
+        kept = [f for f in extracted if not f.sources or set(f.sources) & said_here]
+        self._conclude(job.request(), episodes, kept, flags, done=(job_id,))
+
+    def _conclude(self, request: AddRequest, episodes: _Episodes, extracted: list[Fact], flags: tuple[str, ...],
+                  contexts: Sequence[Write] = (), done: Sequence[int] = ()) -> list[Change]:
+        """Reconcile the facts and write them with the episodes and contexts; the changes add() reports."""
         if flags:
-            writes = [_flagged(w, flags) for w in episodes.writes]
-            self.writer.apply([*writes, *contexts])
+            writes = [episodes.marked(w, _flags_of(w.record, flags), flags) for w in episodes.writes]
+            self.writer.apply([*writes, *contexts], episodes.history([*writes, *contexts]), done=done)
             return [w.change() for w in writes]
         vectors = self.embedder.embed([f.text for f in extracted]) if extracted else None
         facts = self._reconcile(extracted, vectors, request, episodes) if vectors is not None else []
         # An episode that a stored fact draws on is covered by it (get_all shows the fact); one that
         # no fact cites (no fact extracted, or only repeats of stored ones) is the memory itself.
         cited = {s for w in facts if w.event in (Event.ADD, Event.UPDATE) for s in w.record.sources}
-        stored = [replace(w, record=replace(w.record, covered=True)) if w.event is Event.ADD and w.record.id in cited
+        changed = {w.record.id for w in facts}
+        stored = [episodes.marked(w, {"covered": True}) if w.record.id in cited and w.record.id not in changed
                   else w for w in episodes.writes]
-        self.writer.apply([*stored, *facts, *contexts])
+        self.writer.apply([*stored, *facts, *contexts], episodes.history([*stored, *facts, *contexts]), done=done)
         shown = [w for w in stored if w.event is Event.ADD and not w.record.covered]
         # Episodes uncovered by a reconciliation DELETE are bookkeeping, not what this add() did.
         return [w.change() for w in [*[w for w in facts if w.record.kind == FACT], *shown]]
@@ -207,13 +256,14 @@ class AddPipeline:
         return self._with_stable_ids(writes)
 
     # -- extract -----------------------------------------------------------
-    def _facts(self, request: AddRequest) -> tuple[list[Fact], tuple[str, ...]]:
-        """The extracted facts (one per text), or the fallback flags when extraction failed under store_raw."""
+    def _facts(self, request: AddRequest, always_fall_back: bool = False) -> tuple[list[Fact], tuple[str, ...]]:
+        """The extracted facts (one per text), or the fallback flags when extraction failed under store_raw
+        (``always_fall_back``: in the background, where no caller is there to be raised to)."""
         prompt = request.prompt or self.config.custom_fact_extraction_prompt
         try:
             facts = self._llm().extract_facts(request.messages, prompt)
         except ExtractionError:
-            if self.config.on_extraction_failure == "store_raw":
+            if always_fall_back or self.config.on_extraction_failure == "store_raw":
                 return [], (RAW_FALLBACK_FLAG,)
             raise
         unique: dict[str, Fact] = {}
@@ -366,12 +416,9 @@ def _new_record(text: str, scope: Scope, metadata: dict[str, Any], *, kind: Kind
                         speaker=speaker, timestamp=timestamp, sources=sources)
 
 
-def _flagged(write: Write, flags: tuple[str, ...]) -> Write:
+def _flags_of(record: MemoryRecord, flags: tuple[str, ...]) -> dict[str, Any]:
     """An episode stored without extraction (it failed under store_raw): said so in its metadata."""
-    if write.event is not Event.ADD:
-        return write
-    metadata = {**write.record.metadata, "localmem_flags": list(flags)}
-    return replace(write, record=replace(write.record, metadata=metadata), flags=flags)
+    return {"metadata": {**record.metadata, "localmem_flags": list(flags)}}
 
 
 def _related(nearest: Sequence[SearchHit], hits: Sequence[SearchHit], slot: Slot | None) -> list[SearchHit]:

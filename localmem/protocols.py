@@ -148,8 +148,10 @@ class HistoryStore(Protocol):
         """Record an intent durably; return its id."""
         ...
 
-    def commit(self, intent_id: int, events: Sequence[HistoryEvent], *, reset: bool = False) -> None:
-        """Append ``events`` (after emptying the history when ``reset``) and clear the intent, atomically."""
+    def commit(self, intent_id: int | None, events: Sequence[HistoryEvent], *, reset: bool = False,
+               queue: Sequence[str] = (), done: Sequence[int] = ()) -> None:
+        """Append ``events`` (after emptying the history when ``reset``), add the jobs ``queue`` to the
+        extraction queue, remove the jobs ``done`` and clear the intent (if any), atomically."""
         ...
 
     def mark(self, intent_id: int, intent: str) -> None: ...
@@ -158,6 +160,13 @@ class HistoryStore(Protocol):
 
     def intents(self) -> list[tuple[int, str]]:
         """Intents left behind, oldest first."""
+        ...
+
+    # The background extraction queue (background.py), changed only through ``commit``.
+    keeps_jobs: bool  # False: ``commit`` refuses ``queue`` and ``done``
+
+    def jobs(self) -> list[tuple[int, str]]:
+        """Queued jobs, oldest first."""
         ...
 
     def reset(self) -> None: ...

@@ -97,25 +97,31 @@ class Writer:
         # intent to finish them by (an undo known here beats a stale "redo" row).
         self._unfinished: dict[int, Intent] = {}
 
-    def apply(self, writes: Sequence[Write], events: Sequence[HistoryEvent] | None = None) -> None:
-        """Write a batch; ``events`` replaces the history derived from the writes (import brings its own)."""
+    def apply(self, writes: Sequence[Write], events: Sequence[HistoryEvent] | None = None, *,
+              queue: Sequence[str] = (), done: Sequence[int] = ()) -> None:
+        """Write a batch; ``events`` replaces the history derived from the writes (import brings its own).
+        ``queue`` adds background jobs and ``done`` removes them, with the batch (background.py)."""
         writes = [w for w in writes if w.event is not Event.NONE]
         with self.lock:
             self._finish_unfinished()
             history = list(events) if events is not None else [w.history_event() for w in writes]
             if not writes:
-                self.history.record(history)  # no store change: one SQLite transaction is atomic already
+                # No store change: one history transaction is atomic already.
+                if queue or done:
+                    self.history.commit(None, history, queue=queue, done=done)
+                else:
+                    self.history.record(history)
                 return
             writes = self._with_previous(writes)
             intent = Intent(upserts=tuple((w.record, _row_vector(w)) for w in writes if w.event is not Event.DELETE),
                             deletes=tuple(w.record.id for w in writes if w.event is Event.DELETE),
-                            events=tuple(history))
+                            events=tuple(history), queue=tuple(queue), done=tuple(done))
             intent_id = self.history.begin(intent.to_json())
             try:
                 checkpoint("journaled")
                 self._store(writes)
                 checkpoint("stored")
-                self.history.commit(intent_id, history)
+                self.history.commit(intent_id, history, queue=intent.queue, done=intent.done)
             except BaseException as exc:
                 self._roll_back(intent_id, _undo_intent(writes), exc)
                 raise
@@ -226,7 +232,8 @@ class Writer:
         if intent.deletes:
             self.store.delete(list(intent.deletes))
         known = self.history.event_ids([e.id for e in intent.events])
-        self.history.commit(intent_id, [e for e in intent.events if e.id not in known])
+        self.history.commit(intent_id, [e for e in intent.events if e.id not in known], queue=intent.queue,
+                            done=intent.done)
 
     def close(self) -> None:
         """Try once more to finish what a failed write left; the next open does it otherwise."""

@@ -40,9 +40,16 @@ def _m002_intents(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE intents (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
 
 
+def _m003_jobs(conn: sqlite3.Connection) -> None:
+    # Extraction that add() acknowledged and left to the background (localmem/background.py): queued
+    # and cleared in the same transactions as the writes around it, so none is lost or run twice.
+    conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_history", _m001_history),
     ("002_intents", _m002_intents),
+    ("003_jobs", _m003_jobs),
 )
 
 

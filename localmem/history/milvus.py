@@ -61,7 +61,13 @@ def _owner() -> list[Any]:
 
 
 class MilvusHistory:
-    """Implements protocols.HistoryStore on a Milvus server collection."""
+    """Implements protocols.HistoryStore on a Milvus server collection.
+
+    No background extraction queue: processes on several machines would need to claim
+    its jobs from one another. Memory refuses background_extraction with this history.
+    """
+
+    keeps_jobs = False
 
     def __init__(self, config: VectorStoreConfig) -> None:
         from pymilvus import MilvusClient
@@ -142,11 +148,19 @@ class MilvusHistory:
         self._write_intent(intent_id, 0, intent)
         return intent_id
 
-    def commit(self, intent_id: int, events: Sequence[HistoryEvent], *, reset: bool = False) -> None:
+    def commit(self, intent_id: int | None, events: Sequence[HistoryEvent], *, reset: bool = False,
+               queue: Sequence[str] = (), done: Sequence[int] = ()) -> None:
+        if queue or done:
+            raise HistoryError(f"history {self._where} keeps no extraction queue (background_extraction needs "
+                               "an SQLite history: set history_db_path)")
         if reset:
             self.reset()
         self.record(events)
-        self.discard(intent_id)
+        if intent_id is not None:
+            self.discard(intent_id)
+
+    def jobs(self) -> list[tuple[int, str]]:
+        return []
 
     def mark(self, intent_id: int, intent: str) -> None:
         # A new version first, then the old one goes: a crash in between leaves both, and

@@ -6,6 +6,8 @@ earlier ones, so ``history(id)`` still explains a memory that is gone.
 The same database holds the write journal (journal.py): ``begin`` records an
 intent, ``commit`` appends a batch's events and clears its intent in one
 transaction, which is what makes a batch atomic across store and history.
+It also holds the background extraction queue (background.py), changed by
+``commit`` in that same transaction.
 
 Every sqlite3 error leaves this module as a HistoryError (``_run`` is the one
 boundary), so callers never see the driver's exception types.
@@ -30,6 +32,8 @@ _INSERT = ("INSERT INTO history (id, memory_id, old_memory, new_memory, event, c
 
 
 class SQLiteHistory:
+    keeps_jobs = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
@@ -69,7 +73,7 @@ class SQLiteHistory:
         return self._run("read history", run)
 
     def reset(self) -> None:
-        self._transaction("reset history", lambda: self._conn.execute("DELETE FROM history"))
+        self._transaction("reset history", self._empty)
 
     # -- journal ----------------------------------------------------------------
     def begin(self, intent: str) -> int:
@@ -80,13 +84,18 @@ class SQLiteHistory:
             return cursor.lastrowid
         return self._transaction("write the write journal", run)
 
-    def commit(self, intent_id: int, events: Sequence[HistoryEvent], *, reset: bool = False) -> None:
-        """Append ``events`` (after emptying the history when ``reset``) and clear the intent: all or nothing."""
+    def commit(self, intent_id: int | None, events: Sequence[HistoryEvent], *, reset: bool = False,
+               queue: Sequence[str] = (), done: Sequence[int] = ()) -> None:
+        """Append ``events`` (after emptying history and jobs when ``reset``), queue the jobs ``queue``,
+        remove the jobs ``done`` and clear the intent (if any): all or nothing."""
         def run() -> None:
             if reset:
-                self._conn.execute("DELETE FROM history")
+                self._empty()
             self._append(events)
-            self._conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+            self._conn.executemany("INSERT INTO jobs (body) VALUES (?)", [(body,) for body in queue])
+            self._conn.executemany("DELETE FROM jobs WHERE id = ?", [(job,) for job in done])
+            if intent_id is not None:
+                self._conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
         self._transaction("write history", run)
 
     def mark(self, intent_id: int, intent: str) -> None:
@@ -104,10 +113,21 @@ class SQLiteHistory:
             return [(int(r[0]), str(r[1])) for r in self._conn.execute("SELECT id, body FROM intents ORDER BY id")]
         return self._run("read the write journal", run)
 
+    def jobs(self) -> list[tuple[int, str]]:
+        """Queued background jobs, oldest first."""
+        def run() -> list[tuple[int, str]]:
+            return [(int(r[0]), str(r[1])) for r in self._conn.execute("SELECT id, body FROM jobs ORDER BY id")]
+        return self._run("read the extraction queue", run)
+
     def close(self) -> None:
         self._run("close", self._conn.close)
 
     # -- internals --------------------------------------------------------------
+    def _empty(self) -> None:
+        # Queued extraction reads messages that a reset removes: it goes with them.
+        self._conn.execute("DELETE FROM history")
+        self._conn.execute("DELETE FROM jobs")
+
     def _append(self, events: Sequence[HistoryEvent]) -> None:
         if not events:
             return

@@ -1,0 +1,282 @@
+"""Background extraction (config ``background_extraction``): add() returns once the messages are
+stored, a thread draws their facts from a queue in the history database, and nothing acknowledged
+is lost, whether the process closes, fails a job or is killed (a real SIGKILL, as in test_crash.py).
+
+A scripted model whose extraction waits for the test's go-ahead makes each state observable;
+one slow test runs the bundled models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localmem import ConfigError, ExtractionError, Memory, MemoryConfig, VectorStoreConfig
+from localmem.background import BackgroundExtractor
+from localmem.embedders.fake import HashingEmbedder
+from localmem.history.sqlite import SQLiteHistory
+from localmem.jobs import Job
+from localmem.journal import Intent
+from localmem.protocols import Candidate
+from localmem.records import Decision, Event, Fact, Message, Scope
+from localmem.writer import CRASH_ENV
+
+from .conftest import MemoryFactory
+from .test_crash import _agree
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class GatedModel:
+    """Extracts ``facts`` (or ``by_message[first message]``) once ``go`` is set; ``fail`` makes it raise."""
+
+    def __init__(self, facts: Sequence[str] = (), *, gated: bool = True,
+                 by_message: dict[str, list[str]] | None = None) -> None:
+        self.facts = list(facts)
+        self.by_message = by_message or {}
+        self.go = threading.Event()
+        if not gated:
+            self.go.set()
+        self.fail: Exception | None = None
+        self.seen: list[str] = []
+
+    def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]:
+        assert self.go.wait(30), "the test never let extraction go"
+        self.seen += [m.content for m in messages]
+        if self.fail is not None:
+            raise self.fail
+        return [Fact(f, sources=(0,)) for f in self.by_message.get(messages[0].content, self.facts)]
+
+    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
+                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
+        return self.extract_facts(messages, custom_prompt)
+
+    def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
+        return Decision(Event.ADD, fact.text)
+
+    def close(self) -> None:
+        pass
+
+
+def _background(make_memory: MemoryFactory, model: GatedModel) -> Memory:
+    return make_memory(HashingEmbedder(), model, background_extraction=True)
+
+
+def _facts(memory: Memory, user: str = "u") -> list[dict[str, Any]]:
+    return [r for r in memory.get_all(user_id=user)["results"] if r.get("kind") == "fact"]
+
+
+def test_add_returns_the_stored_message_and_its_facts_follow(make_memory: MemoryFactory) -> None:
+    model = GatedModel(["Plays tennis on Sundays"])
+    memory = _background(make_memory, model)
+    (change,) = memory.add("I play tennis every Sunday", user_id="u")["results"]
+    assert change["event"] == "ADD" and change["kind"] == "episode" and change["flags"] == ["extraction_queued"]
+    # Findable before the model has said anything: the message is the memory for now.
+    assert [r["id"] for r in memory.get_all(user_id="u")["results"]] == [change["id"]]
+    assert memory.search("tennis", user_id="u")["results"][0]["id"] == change["id"]
+    assert memory.wait_for_extraction(0.2) is False  # the job is still under way
+    model.go.set()
+    assert memory.wait_for_extraction(30) is True
+    (fact,) = _facts(memory)
+    assert fact["memory"] == "Plays tennis on Sundays"
+    assert [s["id"] for s in fact["sources"]] == [change["id"]]
+    # The episode is now covered by its fact, and that bookkeeping is no event in its history.
+    assert [r["id"] for r in memory.get_all(user_id="u")["results"]] == [fact["id"]]
+    assert [h["event"] for h in memory.history(change["id"])] == ["ADD"]
+    assert [h["event"] for h in memory.history(str(fact["id"]))] == ["ADD"]
+    assert memory.history_store.jobs() == []
+    _agree(memory)
+
+
+def test_close_leaves_queued_jobs_for_the_next_open(make_memory: MemoryFactory, tmp_path: Path) -> None:
+    said = {"I play tennis every Sunday": ["Plays tennis on Sundays"], "my dog Rex is two": ["Has a dog named Rex"]}
+    model = GatedModel(by_message=said)
+    memory = _background(make_memory, model)
+    memory.add("I play tennis every Sunday", user_id="u")
+    memory.add("my dog Rex is two", user_id="u")
+    closing = threading.Thread(target=memory.close)
+    closing.start()  # waits for the job under way, whose model is held at the gate
+    model.go.set()
+    closing.join(30)
+    assert not closing.is_alive()
+    history = SQLiteHistory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "mem.db")))
+                            .resolved_history_path())
+    try:
+        assert len(history.jobs()) == 1  # the second add's extraction never started: kept
+    finally:
+        history.close()
+    reopened = _background(make_memory, GatedModel(by_message=said, gated=False))
+    assert reopened.wait_for_extraction(30) is True
+    assert sorted(str(f["memory"]) for f in _facts(reopened)) == ["Has a dog named Rex", "Plays tennis on Sundays"]
+
+
+def test_a_message_deleted_before_its_extraction_yields_no_fact(make_memory: MemoryFactory) -> None:
+    model = GatedModel(["Plays tennis on Sundays"])
+    memory = _background(make_memory, model)
+    (change,) = memory.add("I play tennis every Sunday", user_id="u")["results"]
+    memory.delete(change["id"])
+    model.go.set()
+    assert memory.wait_for_extraction(30) is True
+    assert memory.get_all(user_id="u")["results"] == []
+    assert memory.history_store.jobs() == []
+
+
+def test_a_failed_job_stays_queued_and_runs_with_the_next_add(make_memory: MemoryFactory,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    model = GatedModel(["Plays tennis on Sundays"], gated=False)
+    model.fail = RuntimeError("the model's file went away")
+    memory = _background(make_memory, model)
+    with caplog.at_level(logging.WARNING, logger="localmem"):
+        memory.add("I play tennis every Sunday", user_id="u")
+        assert memory.wait_for_extraction(30) is False
+    assert "stays queued" in caplog.text and "the model's file went away" in caplog.text
+    assert len(memory.history_store.jobs()) == 1
+    model.fail = None
+    memory.add("I also swim", user_id="u")
+    assert memory.wait_for_extraction(30) is True
+    assert model.seen.count("I play tennis every Sunday") == 2  # tried again, then done once
+    assert [f["memory"] for f in _facts(memory)] == ["Plays tennis on Sundays"]  # the second is a repeat
+
+
+def test_an_extraction_error_in_the_background_keeps_the_message_flagged(make_memory: MemoryFactory) -> None:
+    # No caller to raise to: the message stays the memory, flagged as on_extraction_failure="store_raw" does.
+    model = GatedModel([], gated=False)
+    model.fail = ExtractionError("the answer was cut at max_tokens")
+    memory = _background(make_memory, model)
+    (change,) = memory.add("I play tennis every Sunday", user_id="u")["results"]
+    assert memory.wait_for_extraction(30) is True
+    (stored,) = memory.get_all(user_id="u")["results"]
+    assert stored["id"] == change["id"]
+    assert stored["metadata"]["localmem_flags"] == ["unprocessed_raw_message"]
+    assert [h["event"] for h in memory.history(change["id"])] == ["ADD"]
+
+
+def test_a_history_that_keeps_no_queue_is_refused(make_memory: MemoryFactory, tmp_path: Path) -> None:
+    class NoQueue(SQLiteHistory):
+        keeps_jobs = False
+
+    with pytest.raises(ConfigError, match="background_extraction needs a history that keeps its queue"):
+        Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "q.db")), background_extraction=True),
+               embedder=HashingEmbedder(), history=NoQueue(tmp_path / "h.sqlite"))
+    # The store's file lock was released: the same folder opens again.
+    make_memory(HashingEmbedder(), GatedModel([], gated=False), name="q.db").close()
+
+
+def test_the_queue_changes_with_its_batch_and_a_journaled_batch_finishes_it(tmp_path: Path) -> None:
+    history = SQLiteHistory(tmp_path / "h.sqlite")
+    try:
+        job = Job(messages=(Message("user", "hi", "Ann"),), scope=Scope("u"), moment=datetime.fromisoformat(
+            "2026-11-29T10:00:00+00:00"), metadata={"k": [1]}, prompt=None, episodes=(("e1", "abc", (0,)),))
+        assert Job.from_json(job.to_json()) == job
+        history.commit(None, [], queue=[job.to_json()])
+        ((job_id, body),) = history.jobs()
+        assert Job.from_json(body) == job
+        intent = Intent(done=(job_id,), queue=("next",))
+        assert Intent.from_json(intent.to_json()) == intent
+        left = history.begin(intent.to_json())  # a batch cut by a crash: recovery commits its queue changes
+        history.commit(left, [], queue=intent.queue, done=intent.done)
+        assert [b for _, b in history.jobs()] == ["next"] and history.intents() == []
+        history.reset()
+        assert history.jobs() == []
+    finally:
+        history.close()
+
+
+def test_wait_is_immediate_with_nothing_queued() -> None:
+    extractor = BackgroundExtractor(lambda: [], lambda job_id, body: None)
+    assert extractor.wait(0) is True
+    extractor.notify()
+    assert extractor.wait(5) is True
+    extractor.close()
+    extractor.notify()  # after close: ignored, not a new thread
+    assert extractor.wait(0) is True
+
+
+# -- kill -9 ---------------------------------------------------------------------------------
+CHILD = textwrap.dedent("""
+    import json, os, sys, threading
+    from pathlib import Path
+    from localmem import Memory, MemoryConfig, VectorStoreConfig
+    from localmem.embedders.fake import HashingEmbedder
+    from localmem.records import Decision, Event, Fact
+    from localmem.writer import CRASH_ENV
+
+    step, where = sys.argv[1], Path(sys.argv[2])
+    go = threading.Event()
+
+    class Model:
+        def extract_facts(self, messages, custom_prompt=None):
+            go.wait(60)
+            return [Fact("Plays tennis on Sundays", sources=(0,))]
+        def extract_batch(self, messages, custom_prompt=None, *, times=None):
+            return self.extract_facts(messages, custom_prompt)
+        def reconcile(self, fact, candidates, custom_prompt=None):
+            return Decision(Event.ADD, fact.text)
+        def close(self):
+            pass
+
+    memory = Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(where / "mem.db")),
+                                 background_extraction=True), embedder=HashingEmbedder(), llm=Model())
+    if step == "stored during add":
+        os.environ[CRASH_ENV] = "stored"  # the add's own batch dies between store and history
+    added = memory.add("I play tennis every Sunday", user_id="u")
+    print(json.dumps([r["id"] for r in added["results"]]), flush=True)  # acknowledged
+    os.environ[CRASH_ENV] = "stored" if step == "stored during the job" else "extracted"
+    go.set()
+    memory.wait_for_extraction(60)
+    print("survived", flush=True)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("step", ["stored during add", "extracted", "stored during the job"])
+def test_a_kill_loses_no_acknowledged_extraction(tmp_path: Path, step: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop(CRASH_ENV, None)
+    child = subprocess.run([sys.executable, "-c", CHILD, step, str(tmp_path)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr[-3000:]
+    assert "survived" not in child.stdout
+    acknowledged = json.loads(child.stdout.splitlines()[0]) if child.stdout.strip() else []
+    assert bool(acknowledged) is (step != "stored during add")  # that add never returned
+    memory = Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "mem.db")),
+                                 background_extraction=True),
+                    embedder=HashingEmbedder(), llm=GatedModel(["Plays tennis on Sundays"], gated=False))
+    try:
+        assert memory.wait_for_extraction(30) is True
+        live = _agree(memory)
+        assert memory.history_store.jobs() == []
+        (fact,) = _facts(memory)
+        (episode,) = [i for i, text in live.items() if text == "I play tennis every Sunday"]
+        assert acknowledged in ([], [episode])
+        assert [s["id"] for s in fact["sources"]] == [episode]
+        assert list(live.values()).count("Plays tennis on Sundays") == 1  # done once, not twice
+    finally:
+        memory.close()
+
+
+@pytest.mark.slow
+def test_the_bundled_models_extract_in_the_background(tmp_path: Path) -> None:
+    with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "mem.db")),
+                             background_extraction=True)) as memory:
+        (change,) = memory.add([{"role": "user", "content": "I'm Alice and I play tennis every Sunday."}],
+                               user_id="alice")["results"]
+        assert change["kind"] == "episode"
+        assert memory.wait_for_extraction(120) is True
+        facts = _facts(memory, "alice")
+        assert facts, "the model drew no fact from a plain statement"
+        assert all([s["id"] for s in f["sources"]] == [change["id"]] for f in facts)
+        assert memory.search("Which sport does Alice play?", user_id="alice")["results"]
