@@ -20,16 +20,22 @@ from localmem.errors import LocalmemError
 
 log = logging.getLogger("localmem")
 
+# Queued add() calls read in one batch: enough to keep the decoder's 8 sequences busy across
+# calls, few enough that a close() (which lets the batch under way finish) is not kept long.
+BATCH = 16
+
 
 class BackgroundExtractor:
     """Runs queued jobs on one daemon thread, started by the first ``notify``.
 
-    ``jobs`` lists the queue (id, body), oldest first; ``run`` does one job and clears it.
-    A job that raises stays queued: it is logged and tried again on the next ``notify``
-    (the next add) or the next open, and ``wait`` reports it.
+    ``jobs`` lists the queue (id, body), oldest first; ``run`` does a batch of them (up to
+    BATCH, their turns decoded together) and clears each. Jobs of a batch that raises stay
+    queued: logged, and tried again on the next ``notify`` (the next add) or the next open;
+    ``wait`` reports them.
     """
 
-    def __init__(self, jobs: Callable[[], list[tuple[int, str]]], run: Callable[[int, str], None]) -> None:
+    def __init__(self, jobs: Callable[[], list[tuple[int, str]]],
+                 run: Callable[[list[tuple[int, str]]], None]) -> None:
         self._jobs = jobs
         self._run = run
         self._cond = threading.Condition()
@@ -60,7 +66,7 @@ class BackgroundExtractor:
         return finished and not self._jobs()
 
     def close(self) -> None:
-        """Stop after the job under way (the others stay queued for the next open)."""
+        """Stop after the batch under way (the jobs after it stay queued for the next open)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -76,25 +82,30 @@ class BackgroundExtractor:
                     self._cond.notify_all()
                     return
                 asked = self._asked
-            failed: list[int] = []
-            try:
-                queued = self._jobs()
-            except LocalmemError as exc:
-                log.warning("background extraction cannot read its queue (%s); tried again on the next add", exc)
-                queued = []
-            for job_id, body in queued:
-                if self._stopping:
-                    break
-                try:
-                    self._run(job_id, body)
-                except Exception as exc:  # the thread must outlive any one job
-                    failed.append(job_id)
-                    if len(failed) == 1:
-                        log.warning("background extraction could not do job %d (%s: %s); it stays queued and is "
-                                    "tried again on the next add or open", job_id, type(exc).__name__, exc,
-                                    exc_info=not isinstance(exc, LocalmemError))
-            if len(failed) > 1:
-                log.warning("background extraction: %d jobs failed this round and stay queued", len(failed))
+            self._round()
             with self._cond:
                 self._served = asked
                 self._cond.notify_all()
+
+    def _round(self) -> None:
+        """Go through the queue as it is now, a batch at a time."""
+        try:
+            queued = self._jobs()
+        except LocalmemError as exc:
+            log.warning("background extraction cannot read its queue (%s); tried again on the next add", exc)
+            return
+        failed = 0
+        for start in range(0, len(queued), BATCH):
+            if self._stopping:
+                return
+            batch = queued[start:start + BATCH]
+            try:
+                self._run(batch)
+            except Exception as exc:  # the thread must outlive any one batch
+                failed += 1
+                if failed == 1:
+                    log.warning("background extraction could not do jobs %d-%d (%s: %s); what was not done "
+                                "stays queued and is tried again on the next add or open", batch[0][0],
+                                batch[-1][0], type(exc).__name__, exc, exc_info=not isinstance(exc, LocalmemError))
+        if failed > 1:
+            log.warning("background extraction: %d batches failed this round and stay queued", failed)

@@ -82,7 +82,7 @@ class Memory:
             self.store.close()
             raise
         self._pipeline = AddPipeline(self.config, self.embedder, self.store, self.writer, self._language_model)
-        self._background = BackgroundExtractor(self.history_store.jobs, self._extract_job)
+        self._background = BackgroundExtractor(self.history_store.jobs, self._extract_jobs)
         try:
             if self.config.background_extraction and not self.history_store.keeps_jobs:
                 raise ConfigError("background_extraction needs a history that keeps its queue: the server's history "
@@ -240,13 +240,14 @@ class Memory:
         self.close()
 
     # -- internals ------------------------------------------------------------
-    def _extract_job(self, job_id: int, body: str) -> None:
-        """One queued extraction (background.py): the model outside the write lock, the writes under it."""
-        job = Job.from_json(body)
-        extracted, flags = self._pipeline.extract(job)
+    def _extract_jobs(self, queued: list[tuple[int, str]]) -> None:
+        """Queued extraction (background.py): the model outside the write lock, each job's writes under it."""
+        jobs = [Job.from_json(body) for _, body in queued]
+        results = self._pipeline.extract(jobs)
         checkpoint("extracted")
-        with self._write_lock:
-            self._pipeline.finish(job_id, job, extracted, flags)
+        for (job_id, _), job, (facts, flags) in zip(queued, jobs, results, strict=True):
+            with self._write_lock:
+                self._pipeline.finish(job_id, job, facts, flags)
 
     def _record(self, memory_id: str) -> MemoryRecord:
         found = self.store.get([check_memory_id(memory_id)])

@@ -40,7 +40,7 @@ from localmem.errors import ExtractionError
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
 from localmem.inputs import check_text
 from localmem.jobs import AddRequest, Job
-from localmem.protocols import Candidate, Embedder, LanguageModel, Vectors, VectorStore
+from localmem.protocols import Candidate, Embedder, LanguageModel, ManyExtractor, Vectors, VectorStore
 from localmem.records import (
     CONTEXT,
     EPISODE,
@@ -157,9 +157,26 @@ class AddPipeline:
         extracted, flags = self._facts(request) if self.config.extract_facts else ([], ())
         return self._conclude(request, episodes, extracted, flags, contexts)
 
-    def extract(self, job: Job) -> tuple[list[Fact], tuple[str, ...]]:
-        """A queued job's facts (background.py); the model runs outside the write lock."""
-        return self._facts(job.request(), always_fall_back=True)
+    def extract(self, jobs: Sequence[Job]) -> list[tuple[list[Fact], tuple[str, ...]]]:
+        """Queued jobs' facts (background.py), read in one batch when the model can; outside the write lock.
+
+        An extraction error in a batch sends its jobs through one at a time, so an unusable
+        answer leaves only its own job's messages unprocessed (flagged as under store_raw).
+        """
+        llm = self._llm()
+        done: dict[int, tuple[list[Fact], tuple[str, ...]]] = {}
+        if len(jobs) > 1 and isinstance(llm, ManyExtractor):
+            by_prompt: dict[str | None, list[int]] = {}
+            for i, job in enumerate(jobs):
+                by_prompt.setdefault(job.prompt or self.config.custom_fact_extraction_prompt, []).append(i)
+            for prompt, members in by_prompt.items():
+                try:
+                    found = llm.extract_many([jobs[i].messages for i in members], prompt)
+                except ExtractionError:
+                    continue
+                done.update({i: (_unique(facts), ()) for i, facts in zip(members, found, strict=True)})
+        return [done[i] if i in done else self._facts(job.request(), always_fall_back=True)
+                for i, job in enumerate(jobs)]
 
     def finish(self, job_id: int, job: Job, extracted: list[Fact], flags: tuple[str, ...]) -> None:
         """Write a queued job's facts and clear the job, in one batch; call under the write lock.
@@ -266,11 +283,7 @@ class AddPipeline:
             if always_fall_back or self.config.on_extraction_failure == "store_raw":
                 return [], (RAW_FALLBACK_FLAG,)
             raise
-        unique: dict[str, Fact] = {}
-        for fact in facts:
-            if text := fact.text.strip():
-                unique.setdefault(text, replace(fact, text=text))
-        return list(unique.values()), ()
+        return _unique(facts), ()
 
     # -- infer=True --------------------------------------------------------
     def _reconcile(self, facts: list[Fact], vectors: Vectors, request: AddRequest,
@@ -414,6 +427,15 @@ def _new_record(text: str, scope: Scope, metadata: dict[str, Any], *, kind: Kind
     return MemoryRecord(id=str(uuid.uuid4()), memory=text, hash=text_hash(text), scope=scope,
                         metadata=dict(metadata), created_at=now_iso(), updated_at=None, kind=kind,
                         speaker=speaker, timestamp=timestamp, sources=sources)
+
+
+def _unique(facts: Sequence[Fact]) -> list[Fact]:
+    """One fact per stripped text, in order; empty ones dropped."""
+    unique: dict[str, Fact] = {}
+    for fact in facts:
+        if text := fact.text.strip():
+            unique.setdefault(text, replace(fact, text=text))
+    return list(unique.values())
 
 
 def _flags_of(record: MemoryRecord, flags: tuple[str, ...]) -> dict[str, Any]:

@@ -198,3 +198,14 @@ class LanguageModel(Protocol):
                   custom_prompt: str | None = None) -> Decision: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ManyExtractor(Protocol):
+    """A LanguageModel that also reads several conversations in one batch (background extraction
+    uses it when the model has it; otherwise one ``extract_facts`` per add() call)."""
+
+    def extract_many(self, conversations: Sequence[Sequence[Message]],
+                     custom_prompt: str | None = None) -> list[list[Fact]]:
+        """``extract_facts`` of each conversation, in order."""
+        ...

@@ -100,6 +100,33 @@ def test_add_returns_the_stored_message_and_its_facts_follow(make_memory: Memory
     _agree(memory)
 
 
+class ManyModel(GatedModel):
+    """Also reads several add() calls in one batch, recording the batches."""
+
+    def __init__(self, facts: Sequence[str]) -> None:
+        super().__init__(facts)
+        self.batches: list[int] = []
+
+    def extract_many(self, conversations: Sequence[Sequence[Message]],
+                     custom_prompt: str | None = None) -> list[list[Fact]]:
+        self.batches.append(len(conversations))
+        return [self.extract_facts(messages, custom_prompt) for messages in conversations]
+
+
+def test_calls_queued_while_the_model_is_busy_are_read_in_one_batch(make_memory: MemoryFactory) -> None:
+    model = ManyModel(["Plays tennis on Sundays"])
+    memory = _background(make_memory, model)
+    changes = [memory.add(text, user_id="u")["results"][0] for text in ("I play tennis", "tennis on Sundays",
+                                                                         "tennis again")]
+    model.go.set()
+    assert memory.wait_for_extraction(30) is True
+    # The thread took the first call alone or with others; those queued meanwhile came together.
+    assert model.batches and max(model.batches) >= 2 and sum(model.batches) <= 3
+    (fact,) = _facts(memory)
+    assert {s["id"] for s in fact["sources"]} <= {c["id"] for c in changes}
+    assert memory.history_store.jobs() == []
+
+
 def test_close_leaves_queued_jobs_for_the_next_open(make_memory: MemoryFactory, tmp_path: Path) -> None:
     said = {"I play tennis every Sunday": ["Plays tennis on Sundays"], "my dog Rex is two": ["Has a dog named Rex"]}
     model = GatedModel(by_message=said)
@@ -195,7 +222,7 @@ def test_the_queue_changes_with_its_batch_and_a_journaled_batch_finishes_it(tmp_
 
 
 def test_wait_is_immediate_with_nothing_queued() -> None:
-    extractor = BackgroundExtractor(lambda: [], lambda job_id, body: None)
+    extractor = BackgroundExtractor(lambda: [], lambda batch: None)
     assert extractor.wait(0) is True
     extractor.notify()
     assert extractor.wait(5) is True

@@ -220,3 +220,6 @@ def test_sessions_benchmark_adds_each_session_in_one_call_and_reports_the_floor(
     assert lines[0].startswith(f"1 conversations, {len(grouped)} sessions, 8 turns")
     infer, floor = (float(line.split(": ")[1].split()[0]) for line in lines[1:3])
     assert infer > floor > 0  # the model's work is on top of embedding and storing
+    assert lines[4].startswith("add(infer=True), background_extraction: ")
+    background = float(lines[4].split(": ")[1].split()[0])
+    assert background > floor  # the wait for the facts is measured, not only add()

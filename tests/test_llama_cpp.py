@@ -208,6 +208,17 @@ def test_the_same_fact_from_two_messages_lists_both() -> None:
     assert [(f.text, f.sources) for f in facts] == [("Deborah has a dog named Max", (0, 1))]
 
 
+def test_several_conversations_are_read_in_one_batch_each_with_its_own_speakers_and_positions() -> None:
+    model, backend = _model([*CONVERSATION_ANSWERS[:2], "- I have a cat\n\n"])
+    first, second = model.extract_many([CONVERSATION[:2], [Message("user", "Ben: I have a cat.")]])
+    assert backend.batches == [3]  # the turns of both in one batch
+    assert [(f.text, f.sources) for f in first] == [
+        ("Deborah's mother passed away a few years ago", (0,)), ("Deborah has a dog named Max", (0,)),
+        ("Jolene went hiking with Deborah's brother yesterday", (1,))]
+    assert [(f.text, f.sources, f.speaker) for f in second] == [("Ben has a cat", (0,), "Ben")]
+    assert model.extract_many([]) == []
+
+
 def test_times_must_match_the_messages() -> None:
     model, backend = _model([])
     with pytest.raises(InvalidInputError, match="times has 1 entries for 2 messages"):

@@ -125,19 +125,34 @@ class LlamaCppModel:
         if times is not None and len(times) != len(messages):
             raise InvalidInputError(f"times has {len(times)} entries for {len(messages)} messages: give one "
                                     "time (or None) per message")
-        read = whose.turns(messages)
-        windows = self._windows(messages, read, custom_prompt)
-        outputs = self._complete_many([extraction_prompt(lines, custom_prompt) for _, lines in windows],
-                                      extraction_grammar())
-        names = frozenset(t.speaker for t in read if t.speaker)
-        facts: list[Fact] = []
-        for (index, _), output in zip(windows, outputs, strict=True):
-            time = times[index] if times is not None else None
-            for line in parse_lines(output):
-                fact = finish(line, read[index], time, self.gates, names)
-                if fact is not None:
-                    facts.append(fact)
-        return merge(facts)
+        return self._extract([(messages, times)], custom_prompt)[0]
+
+    def extract_many(self, conversations: Sequence[Sequence[Message]],
+                     custom_prompt: str | None = None) -> list[list[Fact]]:
+        """``extract_facts`` of each conversation, their turns decoded together in one batch
+        (background extraction runs the queued add() calls so: a batch per call left each one's
+        longest answers decoding almost alone, 197 of 396 steps on LoCoMo sessions)."""
+        return self._extract([(messages, None) for messages in conversations], custom_prompt)
+
+    def _extract(self, conversations: Sequence[tuple[Sequence[Message], Sequence[datetime | None] | None]],
+                 custom_prompt: str | None) -> list[list[Fact]]:
+        reads = [whose.turns(messages) for messages, _ in conversations]
+        windows = [self._windows(messages, read, custom_prompt)
+                   for (messages, _), read in zip(conversations, reads, strict=True)]
+        outputs = iter(self._complete_many([extraction_prompt(lines, custom_prompt) for group in windows
+                                            for _, lines in group], extraction_grammar()))
+        out: list[list[Fact]] = []
+        for (_, times), read, group in zip(conversations, reads, windows, strict=True):
+            names = frozenset(t.speaker for t in read if t.speaker)
+            facts: list[Fact] = []
+            for index, _ in group:
+                time = times[index] if times is not None else None
+                for line in parse_lines(next(outputs)):
+                    fact = finish(line, read[index], time, self.gates, names)
+                    if fact is not None:
+                        facts.append(fact)
+            out.append(merge(facts))
+        return out
 
     def _windows(self, messages: Sequence[Message], read: Sequence[whose.Turn],
                  custom_prompt: str | None) -> list[tuple[int, list[str]]]:
