@@ -57,13 +57,15 @@ class BackgroundExtractor:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every job queued before this call is done; False on timeout or a job that failed."""
+        before = {job_id for job_id, _ in self._jobs()}
         with self._cond:
             target = self._asked
             thread = self._thread
             finished = self._cond.wait_for(
                 lambda: self._served >= target or self._stopping or thread is None or not thread.is_alive(),
                 timeout)
-        return finished and not self._jobs()
+        # Jobs queued by other threads meanwhile are not this call's to wait for.
+        return finished and not before & {job_id for job_id, _ in self._jobs()}
 
     def close(self) -> None:
         """Stop after the batch under way (the jobs after it stay queued for the next open)."""

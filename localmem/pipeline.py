@@ -97,7 +97,7 @@ class _Episodes:
         the stored episode for a queued job. A repeat of an episode stored before stays as it was."""
         if write.event is Event.ADD:
             return replace(write, record=replace(write.record, **fields), flags=(*write.flags, *flags))
-        if not self.stored or write.vector is None:
+        if not self.stored or write.vector is None or all(getattr(write.record, k) == v for k, v in fields.items()):
             return write
         return Write(Event.UPDATE, replace(write.record, updated_at=now_iso(), **fields), write.vector,
                      previous=write.record, previous_vector=write.vector.reshape(-1), flags=flags)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from localmem.errors import HistoryError
 from localmem.history.migrations import MIGRATIONS, migrate
 from localmem.history.sqlite import SQLiteHistory
 from localmem.records import Event, HistoryEvent, now_iso
@@ -71,3 +72,18 @@ def test_a_commit_appends_events_and_clears_its_intent_together(tmp_path: Path) 
         history.commit(second, [history.history("m1")[0]])  # a duplicate event id: nothing changes
     assert [i for i, _ in history.intents()] == [second] and len(history.all_events()) == 1
     history.close()
+
+
+def test_a_full_disk_is_named_as_such(tmp_path: Path) -> None:
+    history = SQLiteHistory(tmp_path / "h.sqlite")
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL
+
+    def write() -> None:
+        raise full
+
+    try:
+        with pytest.raises(HistoryError, match=r"cannot write history \(No space left on device: database or disk"):
+            history._run("write history", write)
+    finally:
+        history.close()

@@ -166,4 +166,7 @@ class SQLiteHistory:
             try:
                 return fn()
             except sqlite3.Error as exc:
-                raise HistoryError(f"history database {self.path}: cannot {what} ({exc})") from exc
+                # SQLite says "database or disk is full"; the store's errors say what the OS says.
+                full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                cause = f"No space left on device: {exc}" if full else str(exc)
+                raise HistoryError(f"history database {self.path}: cannot {what} ({cause})") from exc
