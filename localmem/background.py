@@ -12,7 +12,10 @@ cores, most of a chat turn's budget; its episodes take ~20 ms.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -20,6 +23,8 @@ from localmem.errors import LocalmemError
 
 log = logging.getLogger("localmem")
 
+# The thread's nice value (Linux): it yields the CPU to the application's own calls.
+NICE = 10
 # Queued add() calls read in one batch: enough to keep the decoder's 8 sequences busy across
 # calls, few enough that a close() (which lets the batch under way finish) is not kept long.
 BATCH = 16
@@ -77,6 +82,7 @@ class BackgroundExtractor:
             thread.join()
 
     def _loop(self) -> None:
+        _yield_to_callers()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._asked > self._served or self._stopping)
@@ -111,3 +117,16 @@ class BackgroundExtractor:
                                 batch[-1][0], type(exc).__name__, exc, exc_info=not isinstance(exc, LocalmemError))
         if failed > 1:
             log.warning("background extraction: %d batches failed this round and stay queued", failed)
+
+
+def _yield_to_callers() -> None:
+    """Lower this thread's priority, and so that of the threads it starts (llama.cpp's OpenMP team
+    is created by the thread that first decodes, and inherits its nice value).
+
+    Why: the model keeps both cores busy for seconds, and an add() or search() beside it then
+    waits for CPU time. With the extraction niced, the application's calls get the cores first
+    and extraction takes what is left (measured in the closing note of this change).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
