@@ -125,7 +125,9 @@ def _yield_to_callers() -> None:
 
     Why: the model keeps both cores busy for seconds, and an add() or search() beside it then
     waits for CPU time. With the extraction niced, the application's calls get the cores first
-    and extraction takes what is left (measured in the closing note of this change).
+    and extraction takes what is left. Measured on 2 cores: one-turn add() beside extraction p50
+    72 -> 58 ms (p90 129 -> 106); a 13-turn session's add() 1.1 -> 0.73 s, and the sessions'
+    extraction did not take longer for it (0.540 -> 0.478 s a turn, host drift included).
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
