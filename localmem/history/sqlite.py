@@ -109,20 +109,22 @@ class SQLiteHistory:
 
     def intents(self) -> list[tuple[int, str]]:
         """Intents left behind, oldest first."""
-        def run() -> list[tuple[int, str]]:
-            return [(int(r[0]), str(r[1])) for r in self._conn.execute("SELECT id, body FROM intents ORDER BY id")]
-        return self._run("read the write journal", run)
+        return self._bodies("intents", "read the write journal")
 
     def jobs(self) -> list[tuple[int, str]]:
         """Queued background jobs, oldest first."""
-        def run() -> list[tuple[int, str]]:
-            return [(int(r[0]), str(r[1])) for r in self._conn.execute("SELECT id, body FROM jobs ORDER BY id")]
-        return self._run("read the extraction queue", run)
+        return self._bodies("jobs", "read the extraction queue")
 
     def close(self) -> None:
         self._run("close", self._conn.close)
 
     # -- internals --------------------------------------------------------------
+    def _bodies(self, table: str, what: str) -> list[tuple[int, str]]:
+        """(id, body) of every row of the journal's ``intents`` or the queue's ``jobs``, oldest first."""
+        def run() -> list[tuple[int, str]]:
+            return [(int(r[0]), str(r[1])) for r in self._conn.execute(f"SELECT id, body FROM {table} ORDER BY id")]
+        return self._run(what, run)
+
     def _empty(self) -> None:
         # Queued extraction reads messages that a reset removes: it goes with them.
         self._conn.execute("DELETE FROM history")
