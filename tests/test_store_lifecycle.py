@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +142,47 @@ def test_after_a_disk_full_error_no_acknowledged_memory_is_hidden(tmp_path: Path
     assert report["acknowledged"] > 0
     assert report["view"] == "complete" or report["view"].startswith("refused: "), report
     assert report["missing_after_reopen"] == 0, report
+
+
+LOGGED = textwrap.dedent("""
+    import logging, sys
+    logging.basicConfig(level=logging.DEBUG)  # an application that shows every library's records
+    from localmem import Memory, MemoryConfig, VectorStoreConfig
+    from localmem.embedders.fake import HashingEmbedder
+
+    with Memory(MemoryConfig(vector_store=VectorStoreConfig(uri=sys.argv[1])), embedder=HashingEmbedder()) as m:
+        m.add("likes tea", user_id="u", infer=False)
+        print(len(m.search("tea", user_id="u")["results"]))
+""")
+
+
+def test_an_application_that_logs_sees_no_traceback_from_the_lite_engine(tmp_path: Path) -> None:
+    """Lite refuses pymilvus' AllocTimestamp when a collection is created; gRPC logged that as a traceback."""
+    child = subprocess.run([sys.executable, "-c", LOGGED, str(tmp_path / "mem.db")], cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.split() == ["1"]
+    assert "Traceback" not in child.stderr and "not implemented" not in child.stderr, child.stderr[-2000:]
+
+
+def test_the_refusal_filter_passes_every_other_grpc_error() -> None:
+    from localmem.vector_stores.lite import _LiteRefusal
+
+    def AllocTimestamp() -> None:  # named as the gRPC method it stands for
+        raise NotImplementedError("Method not implemented!")
+
+    def Search() -> None:
+        raise NotImplementedError("Method not implemented!")
+
+    def record_of(call: Any) -> logging.LogRecord:
+        try:
+            call()
+        except Exception:
+            return logging.LogRecord("grpc._server", logging.ERROR, __file__, 1, "Exception calling application",
+                                     None, sys.exc_info())
+        raise AssertionError("did not raise")
+
+    refusal = _LiteRefusal()
+    assert not refusal.filter(record_of(AllocTimestamp))
+    assert refusal.filter(record_of(Search))
+    assert refusal.filter(logging.LogRecord("grpc._server", logging.ERROR, __file__, 1, "plain", None, None))

@@ -18,6 +18,7 @@ pymilvus opens a Lite folder by starting a gRPC server for it in this process
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import Counter
@@ -30,12 +31,15 @@ GRPC_OPTIONS: dict[str, int] = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepa
 _lock = threading.Lock()
 _clients: Counter[str] = Counter()  # open clients per folder, this process
 _opened: Counter[str] = Counter()  # clients ever opened per folder, this process (never goes down)
+# Methods of Milvus' API that Lite's server does not implement and pymilvus calls anyway, expecting a refusal.
+LITE_MISSING = frozenset({"AllocTimestamp"})
 
 
 def open_client(path: Path, **kwargs: Any) -> Any:
     """A MilvusClient on the Lite folder ``path``; pair every call with ``close_client``."""
     from pymilvus import MilvusClient
 
+    _drop_lite_refusals()
     client = MilvusClient(uri=str(path), grpc_options=dict(GRPC_OPTIONS), **kwargs)
     with _lock:
         _clients[_key(path)] += 1
@@ -65,6 +69,25 @@ def release(path: Path) -> None:
     except ImportError:  # no Lite installed: nothing can be running
         return
     server_manager_instance.release_server(str(path))
+
+
+class _LiteRefusal(logging.Filter):
+    """Drops gRPC's record of a LITE_MISSING method refused (NotImplementedError raised in it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, NotImplementedError) or exc.__traceback__ is None:
+            return True
+        last = exc.__traceback__
+        while last.tb_next is not None:
+            last = last.tb_next
+        return last.tb_frame.f_code.co_name not in LITE_MISSING
+
+
+def _drop_lite_refusals() -> None:
+    logger = logging.getLogger("grpc._server")
+    if not any(isinstance(f, _LiteRefusal) for f in logger.filters):
+        logger.addFilter(_LiteRefusal())
 
 
 def _key(path: Path) -> str:
