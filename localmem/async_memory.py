@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from localmem.background import Progress
     from localmem.config import MemoryConfig
 
 _T = TypeVar("_T")
@@ -33,6 +34,8 @@ class SyncMemory(Protocol):
     def delete(self, *args: Any, **kwargs: Any) -> dict[str, str]: ...
     def delete_all(self, *args: Any, **kwargs: Any) -> dict[str, str]: ...
     def history(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]: ...
+    def wait_for_extraction(self, timeout: float | None = None) -> bool: ...
+    def extraction_progress(self, timeout: float | None = 0.0, through: int | None = None) -> Progress: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
 
@@ -52,6 +55,9 @@ class AsyncMemory:
             memory = Memory(config)
         self.sync: SyncMemory = memory
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="localmem")
+        # Waits for background extraction block for as long as the caller allows: their own threads,
+        # so that no number of waiting callers can hold up a search.
+        self._waiters = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="localmem-wait")
 
     @classmethod
     def from_config(cls, config_dict: Mapping[str, Any]) -> AsyncMemory:
@@ -83,6 +89,14 @@ class AsyncMemory:
     async def history(self, memory_id: str) -> list[dict[str, Any]]:
         return await self._run(self.sync.history, memory_id)
 
+    async def wait_for_extraction(self, timeout: float | None = None) -> bool:
+        """See ``Memory.wait_for_extraction``."""
+        return await self._wait(self.sync.wait_for_extraction, timeout)
+
+    async def extraction_progress(self, timeout: float | None = 0.0, through: int | None = None) -> Progress:
+        """See ``Memory.extraction_progress``."""
+        return await self._wait(self.sync.extraction_progress, timeout, through)
+
     async def reset(self) -> None:
         await self._run(self.sync.reset)
 
@@ -92,7 +106,8 @@ class AsyncMemory:
 
     def close_sync(self) -> None:
         self._executor.shutdown(wait=True)
-        self.sync.close()
+        self.sync.close()  # ends the waits too (a closed memory extracts no more)
+        self._waiters.shutdown(wait=True)
 
     async def __aenter__(self) -> AsyncMemory:
         return self
@@ -103,3 +118,6 @@ class AsyncMemory:
     async def _run(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
+
+    async def _wait(self, call: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._waiters, functools.partial(call, *args))

@@ -17,7 +17,10 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from localmem.errors import LocalmemError
 
@@ -28,6 +31,29 @@ NICE = 10
 # Queued add() calls read in one batch: enough to keep the decoder's 8 sequences busy across
 # calls, few enough that a close() (which lets the batch under way finish) is not kept long.
 BATCH = 16
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a wait for extraction ended.
+
+    ``through`` is the last job it covered (those queued when the first of a series of waits
+    began; 0 when none were): a caller that waits in slices (a client of ``localmem serve``)
+    passes it back, so jobs other callers queue meanwhile never extend its wait.
+    """
+
+    done: bool  # no job up to ``through`` is queued any more
+    failed: bool  # the thread went through them and some stay queued: failed, tried again on the next add or open
+    through: int
+    queued: int  # jobs queued now, any caller's
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Progress:
+        return cls(done=bool(body["done"]), failed=bool(body["failed"]), through=int(body["through"]),
+                   queued=int(body["queued"]))
 
 
 class BackgroundExtractor:
@@ -46,6 +72,7 @@ class BackgroundExtractor:
         self._cond = threading.Condition()
         self._asked = 0  # notify() calls so far
         self._served = 0  # the last of them whose queue the thread has gone through
+        self._batches = 0  # batches done or failed so far: each wakes the waits, which look at the queue again
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -60,17 +87,35 @@ class BackgroundExtractor:
                 self._thread.start()
             self._cond.notify_all()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until every job queued before this call is done; False on timeout or a job that failed."""
-        before = {job_id for job_id, _ in self._jobs()}
+    def wait(self, timeout: float | None = None, through: int | None = None) -> Progress:
+        """Block until no job up to ``through`` (default: every job queued now) is queued, or ``timeout`` passes.
+
+        Ends early, ``failed``, when the thread has gone through the queue since this call began
+        and some of those jobs are still there.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._asked
-            thread = self._thread
-            finished = self._cond.wait_for(
-                lambda: self._served >= target or self._stopping or thread is None or not thread.is_alive(),
-                timeout)
-        # Jobs queued by other threads meanwhile are not this call's to wait for.
-        return finished and not before & {job_id for job_id, _ in self._jobs()}
+        last = through
+        while True:
+            with self._cond:
+                batches = self._batches
+                thread = self._thread
+                # Read before the queue: a round that ended before the read left in it only what failed.
+                went_through = (self._served >= target or self._stopping or thread is None
+                                or not thread.is_alive())
+            ids = [job_id for job_id, _ in self._jobs()]
+            last = max(ids, default=0) if last is None else last
+            done = not any(i <= last for i in ids)
+            left = None if deadline is None else deadline - time.monotonic()
+            if done or went_through or (left is not None and left <= 0):
+                return Progress(done=done, failed=went_through and not done, through=last, queued=len(ids))
+            self._wait_for_news(batches, target, left)
+
+    def _wait_for_news(self, batches: int, target: int, timeout: float | None) -> None:
+        """Until a batch ends (the queue may have changed), the round ``target`` is served, or close()."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._batches != batches or self._served >= target or self._stopping, timeout)
 
     def close(self) -> None:
         """Stop after the batch under way (the jobs after it stay queued for the next open)."""
@@ -115,6 +160,10 @@ class BackgroundExtractor:
                     log.warning("background extraction could not do jobs %d-%d (%s: %s); what was not done "
                                 "stays queued and is tried again on the next add or open", batch[0][0],
                                 batch[-1][0], type(exc).__name__, exc, exc_info=not isinstance(exc, LocalmemError))
+            finally:
+                with self._cond:
+                    self._batches += 1
+                    self._cond.notify_all()
         if failed > 1:
             log.warning("background extraction: %d batches failed this round and stay queued", failed)
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime
 from typing import Any
 
 import httpx
 
+from localmem.background import Progress
 from localmem.errors import ServerUnavailableError
 from localmem.wire import API_KEY_HEADER, error_from_body
 
 DEFAULT_TIMEOUT_S = 120.0  # an add() with inference runs the LLM on the server
+WAIT_SLICE_S = 50.0  # one request of a longer wait for extraction (the server holds one at most 60 s)
 
 
 class MemoryClient:
@@ -85,6 +88,25 @@ class MemoryClient:
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", f"/memories/{_path(memory_id)}/history")
         return result
+
+    def wait_for_extraction(self, timeout: float | None = None) -> bool:
+        """As ``Memory.wait_for_extraction``, on the server: True once the facts of every add() queued
+        (by any client) before this call are written; False on timeout or a failed job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        through = None
+        while True:
+            left = WAIT_SLICE_S if deadline is None else max(0.0, min(WAIT_SLICE_S, deadline - time.monotonic()))
+            progress = self.extraction_progress(left, through)
+            if progress.done or progress.failed or (deadline is not None and time.monotonic() >= deadline):
+                return progress.done
+            through = progress.through  # later slices wait for the same jobs, not for newer ones
+
+    def extraction_progress(self, timeout: float | None = 0.0, through: int | None = None) -> Progress:
+        """One wait on the server (at most its 60 s); see ``Memory.extraction_progress``."""
+        wait = WAIT_SLICE_S if timeout is None else timeout
+        body = self._call("POST", "/extraction/wait", json={"timeout": wait, "through": through},
+                          timeout=self._http.timeout.read + wait if self._http.timeout.read is not None else None)
+        return Progress.from_dict(body)
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/health")

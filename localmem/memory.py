@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from localmem import preload
-from localmem.background import BackgroundExtractor
+from localmem.background import BackgroundExtractor, Progress
 from localmem.config import MemoryConfig
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.filters import Filter, parse_filters
@@ -129,7 +129,12 @@ class Memory:
         "localmem" logger and stays queued, tried again on the next add or open). True at once
         when nothing is queued.
         """
-        return self._background.wait(timeout)
+        return self._background.wait(timeout).done
+
+    def extraction_progress(self, timeout: float | None = 0.0, through: int | None = None) -> Progress:
+        """``wait_for_extraction`` in detail: wait up to ``timeout`` seconds (default: just look) for the
+        jobs up to ``through`` (default: all queued now); see ``background.Progress``."""
+        return self._background.wait(timeout, through)
 
     def update(self, memory_id: str, data: str) -> dict[str, str]:
         text = check_text(data, "data", self.store.limits.max_text_bytes)

@@ -8,6 +8,7 @@ one slow test runs the bundled models.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from localmem import ConfigError, ExtractionError, Memory, MemoryConfig, VectorStoreConfig
-from localmem.background import BackgroundExtractor
+from localmem.background import BackgroundExtractor, Progress
 from localmem.embedders.fake import HashingEmbedder
 from localmem.history.sqlite import SQLiteHistory
 from localmem.jobs import Job
@@ -223,12 +224,70 @@ def test_the_queue_changes_with_its_batch_and_a_journaled_batch_finishes_it(tmp_
 
 def test_wait_is_immediate_with_nothing_queued() -> None:
     extractor = BackgroundExtractor(lambda: [], lambda batch: None)
-    assert extractor.wait(0) is True
+    assert extractor.wait(0).done is True
     extractor.notify()
-    assert extractor.wait(5) is True
+    assert extractor.wait(5).done is True
     extractor.close()
     extractor.notify()  # after close: ignored, not a new thread
-    assert extractor.wait(0) is True
+    assert extractor.wait(0) == Progress(done=True, failed=False, through=0, queued=0)
+
+
+def test_a_wait_in_slices_is_not_extended_by_newer_jobs() -> None:
+    """A client of ``localmem serve`` waits in slices, passing ``through`` back: later jobs never extend it."""
+    queue = [(1, "first")]
+    release = {1: threading.Event(), 2: threading.Event()}
+
+    def run(batch: list[tuple[int, str]]) -> None:
+        for job in batch:
+            assert release[job[0]].wait(30)
+            queue.remove(job)
+
+    extractor = BackgroundExtractor(lambda: list(queue), run)
+    extractor.notify()
+    first = extractor.wait(0.05)
+    assert first == Progress(done=False, failed=False, through=1, queued=1)
+    queue.append((2, "second"))  # another caller's add, under way when the first job ends
+    extractor.notify()
+    release[1].set()
+    assert extractor.wait(30, first.through) == Progress(done=True, failed=False, through=1, queued=1)
+    assert extractor.wait(0.05).through == 2  # a new wait covers what is queued now
+    release[2].set()
+    assert extractor.wait(30).done
+    extractor.close()
+
+
+def test_async_memory_and_the_server_route_wait_for_extraction(make_memory: MemoryFactory) -> None:
+    from fastapi.testclient import TestClient
+
+    from localmem import AsyncMemory
+    from localmem.server.app import create_app
+
+    model = GatedModel(by_message={"I play tennis every Sunday": ["Plays tennis on Sundays"],
+                                   "I swim on Mondays": ["Swims on Mondays"]})
+    memory = AsyncMemory(memory=_background(make_memory, model))
+
+    async def waits() -> None:
+        await memory.add("I play tennis every Sunday", user_id="u")
+        assert await memory.wait_for_extraction(0.1) is False
+        # A wait holds none of the memory's workers: a search answers meanwhile.
+        waiting = asyncio.ensure_future(memory.wait_for_extraction(30))
+        assert (await memory.search("tennis", user_id="u"))["results"]
+        model.go.set()
+        assert await waiting is True
+
+    asyncio.run(waits())
+    model.go.clear()
+    with TestClient(create_app(memory)) as http:
+        http.post("/memories", json={"messages": "I swim on Mondays", "user_id": "u"}).raise_for_status()
+        looked = http.post("/extraction/wait", json={}).json()
+        assert looked == {"done": False, "failed": False, "through": looked["through"], "queued": 1}
+        model.go.set()
+        waited = http.post("/extraction/wait", json={"timeout": 30, "through": looked["through"]}).json()
+        assert waited == {"done": True, "failed": False, "through": looked["through"], "queued": 0}
+        refused = http.post("/extraction/wait", json={"timeout": -1})
+        assert refused.status_code == 422 and refused.json()["error"] == "InvalidInputError"
+        stored = http.get("/memories", params={"user_id": "u"}).json()["results"]
+        assert sorted(m["kind"] for m in stored) == ["fact", "fact"]
 
 
 # -- kill -9 ---------------------------------------------------------------------------------

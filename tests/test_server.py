@@ -69,6 +69,21 @@ def test_add_with_inference_through_the_server(client: MemoryClient) -> None:
             assert client.history(change["id"])[-1]["new_memory"] == change["memory"]
 
 
+def test_background_extraction_through_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Slices of 0.3 s: the client's wait spans many requests, each covering the jobs of the first.
+    monkeypatch.setattr("localmem.client.WAIT_SLICE_S", 0.3)
+    with serving(tmp_path / "bg.db", args=["--background-extraction"]) as served, MemoryClient(served.url) as client:
+        added = client.add([{"role": "user", "content": "My name is Hana. I love hiking in the Alps."}],
+                           user_id="hana")
+        (episode,) = added["results"]
+        assert episode["kind"] == "episode" and episode["flags"] == ["extraction_queued"]
+        assert client.wait_for_extraction(300) is True
+        assert client.extraction_progress().queued == 0
+        for memory in client.get_all(user_id="hana", include_episodes=True)["results"]:
+            if memory["kind"] == "fact":  # what the model drew is linked to the message
+                assert [s["id"] for s in memory["sources"]] == [episode["id"]]
+
+
 def test_delete_all_and_reset(client: MemoryClient) -> None:
     for text in ("likes tea", "likes jazz"):
         client.add(text, user_id="bob", infer=False)

@@ -246,7 +246,8 @@ def open_memory(args: argparse.Namespace) -> Any:
     preload.store_modules(store.is_local_file)  # the slowest imports, begun before localmem's own
     from localmem import Memory
 
-    config = MemoryConfig(vector_store=store, history_db_path=args.history_db)
+    config = MemoryConfig(vector_store=store, history_db_path=args.history_db,
+                          background_extraction=getattr(args, "background_extraction", False))
     return Memory(config)
 
 

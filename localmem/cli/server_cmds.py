@@ -23,6 +23,9 @@ def register(commands: Any, epilog: str) -> None:
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
     p.add_argument("--max-body-bytes", type=int, default=1024 * 1024, help="refuse larger requests (413)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--background-extraction", action="store_true",
+                   help="add() answers once the messages are stored; their facts are extracted afterwards "
+                        "(clients wait with POST /extraction/wait or MemoryClient.wait_for_extraction)")
     p.set_defaults(handler=_serve)
     p = commands.add_parser(
         "mcp", help="serve the memory as MCP tools on stdin/stdout (for an assistant's config)",

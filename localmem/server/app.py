@@ -27,6 +27,10 @@ from localmem.wire import error_body, one_line, status_for
 
 log = logging.getLogger("localmem.server")
 
+# A wait for background extraction holds a thread: bounded, so that a client gone away frees it.
+# Clients wait longer in slices (MemoryClient.wait_for_extraction).
+MAX_WAIT_S = 60.0
+
 
 class Message(BaseModel):
     role: str = Field(description="user, assistant or system")
@@ -57,6 +61,12 @@ class SearchRequest(Scoped):
     filters: dict[str, Any] | None = None
     limit: int = 100
     threshold: float | None = None
+
+
+class ExtractionWait(BaseModel):
+    timeout: float = Field(0.0, ge=0, description=f"seconds to wait, at most {MAX_WAIT_S:g} (0: just look)")
+    through: int | None = Field(None, description="the last job to wait for, as an earlier answer gave it "
+                                                   "(default: every job queued now)")
 
 
 class MemoryUpdate(BaseModel):
@@ -134,6 +144,13 @@ def create_app(memory: AsyncMemory, *, mcp: Any = None) -> FastAPI:
     async def search(body: SearchRequest) -> dict[str, Any]:
         return await memory.search(body.query, filters=body.filters, limit=body.limit, threshold=body.threshold,
                                    **body.scope())
+
+    @app.post("/extraction/wait", summary="Wait for background extraction (background_extraction: true)")
+    async def wait_for_extraction(body: ExtractionWait) -> dict[str, Any]:
+        """Waits up to ``timeout`` s until the facts of every add() queued so far (or up to ``through``) are
+        written. ``done``: they are; ``failed``: some could not be extracted (logged; they stay queued)."""
+        progress = await memory.extraction_progress(min(body.timeout, MAX_WAIT_S), body.through)
+        return progress.to_dict()
 
     @app.post("/reset", summary="Delete every memory and all history")
     async def reset() -> dict[str, str]:
