@@ -95,6 +95,10 @@ class BackgroundExtractor:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            idle = self._thread is None
+        if idle and self._jobs():
+            self.notify()  # jobs left by an earlier process, not started yet: a wait for them starts them
+        with self._cond:
             target = self._asked
         last = through
         while True:

@@ -88,8 +88,11 @@ class Memory:
                 raise ConfigError("background_extraction needs a history that keeps its queue: the server's history "
                                   "collection does not (processes would run each other's jobs); set "
                                   "history_db_path to an SQLite file")
-            if self.history_store.jobs():
-                self._background.notify()  # extraction acknowledged before a crash or close: run it now
+            # Extraction acknowledged before a crash or close: run it now where this memory extracts in the
+            # background, else with the first add() that loads the model (a `localmem search` never does).
+            self._leftover_jobs = bool(self.history_store.jobs())
+            if self._leftover_jobs and self.config.background_extraction:
+                self.extract_queued()
         except BaseException:
             self.history_store.close()
             self.store.close()
@@ -118,8 +121,8 @@ class Memory:
                              prompt=prompt, moment=parse_timestamp(timestamp))
         with self._write_lock:
             changes = self._pipeline.run(request)
-        if request.infer and self.config.background_extraction:
-            self._background.notify()
+        if request.infer and (self.config.background_extraction or self._leftover_jobs):
+            self.extract_queued()
         return {"results": [c.to_dict() for c in changes], "relations": []}
 
     def wait_for_extraction(self, timeout: float | None = None) -> bool:
@@ -135,6 +138,13 @@ class Memory:
         """``wait_for_extraction`` in detail: wait up to ``timeout`` seconds (default: just look) for the
         jobs up to ``through`` (default: all queued now); see ``background.Progress``."""
         return self._background.wait(timeout, through)
+
+    def extract_queued(self) -> None:
+        """Start extracting, in the background, every add() still queued: those of this memory with
+        ``background_extraction``, and any an earlier process or an import left (they also start with
+        the first add(infer=True), or by themselves on an open with ``background_extraction``)."""
+        self._leftover_jobs = False
+        self._background.notify()
 
     def update(self, memory_id: str, data: str) -> dict[str, str]:
         text = check_text(data, "data", self.store.limits.max_text_bytes)

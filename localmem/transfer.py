@@ -5,7 +5,11 @@ metric). Each further line is one object:
 - ``{"type": "memory", ...}``: a stored memory with scope, metadata,
   timestamps, its whole history and, with ``--vectors``, its vector;
 - ``{"type": "history", "memory_id": ..., "events": [...]}``: the history of a
-  memory that no longer exists (deleted), so nothing is lost in a round trip.
+  memory that no longer exists (deleted), so nothing is lost in a round trip;
+- ``{"type": "job", "job": {...}}`` (version 2): an add() whose facts were still to be
+  extracted in the background (jobs.py). It travels with its messages: import queues it
+  when it wrote at least one of them, and the target extracts it as it does its own
+  queue (background.py), never in the importing command itself.
 
 Import reads the file twice: a first pass validates every line (memory ids
 included: see inputs.check_memory_id), so a bad file is refused before
@@ -28,6 +32,7 @@ import numpy as np
 
 from localmem.errors import InvalidInputError
 from localmem.inputs import check_memory_id, json_object
+from localmem.jobs import Job
 from localmem.protocols import EmbedderIdentity
 from localmem.records import (
     CONTEXT,
@@ -48,7 +53,7 @@ if TYPE_CHECKING:
     from localmem.memory import Memory
 
 FORMAT = "localmem-export"
-VERSION = 1
+VERSION = 2  # 2: job lines (a file without any is written as version 1)
 _BATCH = 256
 # Each stored kind by its name; an older export's items without one are facts.
 _KINDS_STORED: dict[str, Kind] = {EPISODE: EPISODE, FACT: FACT, CONTEXT: CONTEXT}
@@ -64,6 +69,7 @@ class ExportSummary:
     orphan_histories: int
     history_events: int
     vectors: bool
+    jobs: int = 0  # queued extractions carried
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class ImportSummary:
     skipped: int
     reembedded: int
     history_events: int
+    jobs: int = 0  # queued extractions taken over
 
 
 def export_store(memory: Memory, out: TextIO, *, with_vectors: bool = False,
@@ -81,7 +88,9 @@ def export_store(memory: Memory, out: TextIO, *, with_vectors: bool = False,
     events_by_memory: dict[str, list[HistoryEvent]] = defaultdict(list)
     for event in history.all_events():
         events_by_memory[event.memory_id].append(event)
-    header = {"type": "header", "format": FORMAT, "version": VERSION, "localmem_version": _version(),
+    queued = history.jobs()
+    # The oldest version that reads the file: one without jobs stays readable by localmem before them.
+    header = {"type": "header", "format": FORMAT, "version": VERSION if queued else 1, "localmem_version": _version(),
               "embedder": memory.embedder.identity.to_dict(), "metric": memory.config.vector_store.metric_type,
               "vectors": with_vectors, "count": store.count()}
     out.write(json.dumps(header) + "\n")
@@ -99,8 +108,10 @@ def export_store(memory: Memory, out: TextIO, *, with_vectors: bool = False,
         out.write(json.dumps({"type": "history", "memory_id": memory_id,
                               "events": [e.to_dict() for e in orphan]}, ensure_ascii=False) + "\n")
         events += len(orphan)
+    for _, body in queued:
+        out.write(json.dumps({"type": "job", "job": json.loads(body)}, ensure_ascii=False) + "\n")
     return ExportSummary(memories=written, orphan_histories=len(events_by_memory), history_events=events,
-                         vectors=with_vectors)
+                         vectors=with_vectors, jobs=len(queued))
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ class ImportPlan:
 
     path: Path
     header: dict[str, Any]
-    items: int  # memories and orphan histories
+    items: int  # memories, orphan histories and jobs
     memory_ids: tuple[str, ...]
 
 
@@ -143,10 +154,12 @@ def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnCo
     imported = skipped = reembedded = events = 0
     batch: list[Item] = []
     orphans: list[HistoryEvent] = []
+    jobs: list[Job] = []
+    written: set[str] = set()
 
     def flush() -> None:
         nonlocal imported, skipped, reembedded, events
-        done, left_out, embedded, recorded = _write_batch(memory, batch, reuse_vectors, on_conflict)
+        done, left_out, embedded, recorded = _write_batch(memory, batch, reuse_vectors, on_conflict, written)
         imported, skipped, reembedded, events = (imported + done, skipped + left_out, reembedded + embedded,
                                                  events + recorded)
         if progress:
@@ -158,16 +171,22 @@ def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnCo
             batch.append(_from_item(item))
             if len(batch) >= _BATCH:
                 flush()
+        elif item["type"] == "job":
+            jobs.append(Job.from_json(json.dumps(item["job"])))  # checked by _items
         else:
             orphans.extend(_event(e, item["memory_id"]) for e in item["events"])
     if batch:
         flush()
+    # A job whose messages were all here already (skipped) is the target's own business: done or queued there.
+    taken = [job.to_json() for job in jobs if any(episode_id in written for episode_id, _, _ in job.episodes)]
     with memory.writer.lock:
         known = memory.history_store.event_ids([e.id for e in orphans])
         fresh = [e for e in orphans if e.id not in known]
-        memory.writer.apply([], events=fresh)
+        memory.writer.apply([], events=fresh, queue=taken)
+    if taken and memory.config.background_extraction:
+        memory.extract_queued()  # else the target's next add() with the model, or open with the flag, runs them
     return ImportSummary(memories=imported, skipped=skipped, reembedded=reembedded,
-                         history_events=events + len(fresh))
+                         history_events=events + len(fresh), jobs=len(taken))
 
 
 def _identity(header: dict[str, Any], path: Path) -> EmbedderIdentity | None:
@@ -189,8 +208,8 @@ def _refuse_existing(memory: Memory, ids: Sequence[str]) -> None:
                                     "imported; use on_conflict 'skip' or 'replace'")
 
 
-def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool,
-                 on_conflict: OnConflict) -> tuple[int, int, int, int]:
+def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool, on_conflict: OnConflict,
+                 written: set[str]) -> tuple[int, int, int, int]:
     """One batch through the Writer: journaled, atomic across store and history, undone on error or Ctrl-C."""
     store, history = memory.store, memory.history_store
     existing = {r.id for r in store.get([record.id for record, _, _ in batch])}
@@ -219,6 +238,7 @@ def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool,
         known = history.event_ids([e.id for e in all_events])
         fresh = [e for e in all_events if e.id not in known]
         memory.writer.apply(writes, events=fresh)
+    written.update(rows[i][0].id for i in keep)
     return len(keep), len(batch) - len(keep), len(need), len(fresh)
 
 
@@ -239,6 +259,8 @@ def _items(path: Path) -> Iterator[dict[str, Any]]:
                 _check_id(item["memory_id"], number, path)
                 for event in item["events"]:
                     _check_event(event, number, path, item["memory_id"])
+            elif kind == "job":
+                _job(item, number, path)
             else:
                 raise InvalidInputError(f"{path}:{number}: unknown line type {kind!r}")
             yield item
@@ -292,6 +314,23 @@ def _check_event(event: Any, number: int, path: Path, memory_id: str) -> None:
                                 f"{event.get('memory_id')!r}")
     if event.get("event") not in {e.value for e in Event}:
         raise InvalidInputError(f"{path}:{number}: unknown history event {event.get('event')!r}")
+
+
+def _job(item: dict[str, Any], number: int, path: Path) -> Job:
+    """The job of a job line, checked as far as a queued job must be (its episodes' ids included)."""
+    body = item.get("job")
+    where = f"{path}:{number}: "
+    try:
+        if not isinstance(body, dict):
+            raise TypeError("no job object")
+        job = Job.from_json(json.dumps(body))
+        for episode_id, _, _ in job.episodes:
+            check_memory_id(episode_id, "episode id")
+    except InvalidInputError as exc:  # before ValueError, which it is
+        raise InvalidInputError(f"{where}a job line: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{where}a malformed job line ({type(exc).__name__}: {exc})") from None
+    return job
 
 
 def _memory_item(record: MemoryRecord, events: list[HistoryEvent]) -> dict[str, Any]:

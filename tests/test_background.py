@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from localmem import ConfigError, ExtractionError, Memory, MemoryConfig, VectorStoreConfig
+from localmem import ConfigError, ExtractionError, InvalidInputError, Memory, MemoryConfig, VectorStoreConfig
 from localmem.background import BackgroundExtractor, Progress
 from localmem.embedders.fake import HashingEmbedder
 from localmem.history.sqlite import SQLiteHistory
@@ -148,6 +148,54 @@ def test_close_leaves_queued_jobs_for_the_next_open(make_memory: MemoryFactory, 
     reopened = _background(make_memory, GatedModel(by_message=said, gated=False))
     assert reopened.wait_for_extraction(30) is True
     assert sorted(str(f["memory"]) for f in _facts(reopened)) == ["Has a dog named Rex", "Plays tennis on Sundays"]
+
+
+def test_jobs_left_over_wait_for_an_add_that_loads_the_model(make_memory: MemoryFactory, tmp_path: Path) -> None:
+    """Opened without the flag (a `localmem search`), a memory leaves the queue alone: no model loads."""
+    said = {"I play tennis every Sunday": ["Plays tennis on Sundays"], "my dog Rex is two": ["Has a dog named Rex"]}
+    model = GatedModel(by_message=said)
+    first = _background(make_memory, model)
+    first.add("I play tennis every Sunday", user_id="u")
+    model.fail = RuntimeError("the process ends")  # the job stays queued
+    model.go.set()
+    first.close()
+    later = GatedModel(by_message=said, gated=False)
+    reader = make_memory(HashingEmbedder(), later)
+    assert reader.search("tennis", user_id="u")["results"]
+    reader.add("my cat is grey", user_id="u", infer=False)
+    assert later.seen == [] and len(reader.history_store.jobs()) == 1
+    reader.add("my dog Rex is two", user_id="u")  # inline, with the model: the queue follows
+    assert reader.wait_for_extraction(30) is True
+    assert sorted(str(f["memory"]) for f in _facts(reader)) == ["Has a dog named Rex", "Plays tennis on Sundays"]
+
+
+def test_queued_extraction_travels_in_an_export(make_memory: MemoryFactory, tmp_path: Path) -> None:
+    from localmem.transfer import export_store, import_store
+
+    said = {"I play tennis every Sunday": ["Plays tennis on Sundays"]}
+    model = GatedModel(by_message=said)
+    source = _background(make_memory, model)
+    (episode,) = source.add("I play tennis every Sunday", user_id="u")["results"]
+    path = tmp_path / "export.jsonl"
+    with path.open("w") as out:
+        assert export_store(source, out).jobs == 1
+    model.fail = RuntimeError("the process ends")
+    model.go.set()
+    source.close()
+    target = make_memory(HashingEmbedder(), GatedModel(by_message=said, gated=False), name="target.db",
+                         history_db_path=str(tmp_path / "target.sqlite"), background_extraction=True)
+    assert import_store(target, path).jobs == 1
+    assert target.wait_for_extraction(30) is True
+    (fact,) = _facts(target)
+    assert fact["memory"] == "Plays tennis on Sundays" and [s["id"] for s in fact["sources"]] == [episode["id"]]
+    # Again: the messages are there already, so the job is the target's own business (done): not queued.
+    assert import_store(target, path).jobs == 0 and target.history_store.jobs() == []
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["version"] == 2  # older localmem refuses it by its version, not at the job line
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join([*lines[:-1], json.dumps({"type": "job", "job": {"messages": []}})]) + "\n")
+    with pytest.raises(InvalidInputError, match=rf"broken.jsonl:{len(lines)}: a malformed job line"):
+        import_store(target, broken)
 
 
 def test_a_message_deleted_before_its_extraction_yields_no_fact(make_memory: MemoryFactory) -> None:
