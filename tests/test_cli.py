@@ -86,9 +86,11 @@ def test_bulk_add_from_a_file_and_export_import(capsys: pytest.CaptureFixture[st
     assert isinstance(added, dict) and [r["event"] for r in added["results"]] == ["ADD"] * 3
     export = tmp_path / "bob.jsonl"
     summary = as_json(capsys, "export", str(export), "--vectors")
-    assert summary == {"memories": 3, "orphan_histories": 0, "history_events": 3, "vectors": True}
+    assert summary == {"memories": 3, "orphan_histories": 0, "history_events": 3, "vectors": True,
+                       "queued_extractions": 0}
     imported = as_json(capsys, "import", str(export), "--db", "copy.db")
-    assert imported == {"memories": 3, "skipped": 0, "reembedded": 0, "history_events": 3}
+    assert imported == {"memories": 3, "skipped": 0, "reembedded": 0, "history_events": 3,
+                        "queued_extractions": 0}
     again = as_json(capsys, "import", str(export), "--db", "copy.db")
     assert isinstance(again, dict) and again["skipped"] == 3 and again["memories"] == 0
     code, _, err = run(capsys, "import", str(export), "--db", "copy.db", "--on-conflict", "error")

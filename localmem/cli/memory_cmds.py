@@ -203,7 +203,7 @@ def _export(args: argparse.Namespace) -> int:
         with _output(args.path) as out, _progress(total, "exporting", args) as step:
             summary = export_store(memory, out, with_vectors=args.vectors, progress=step)
     report = {"memories": summary.memories, "orphan_histories": summary.orphan_histories,
-              "history_events": summary.history_events, "vectors": summary.vectors}
+              "history_events": summary.history_events, "vectors": summary.vectors, "queued_extractions": summary.jobs}
     if args.path != "-":
         _summary(args, report)
     return 0
@@ -220,7 +220,7 @@ def _import(args: argparse.Namespace) -> int:
     with _memory(args) as memory, _progress(plan.items, "importing", args) as step:
         summary = import_store(memory, plan, on_conflict=args.on_conflict, progress=step)
     _summary(args, {"memories": summary.memories, "skipped": summary.skipped, "reembedded": summary.reembedded,
-                    "history_events": summary.history_events})
+                    "history_events": summary.history_events, "queued_extractions": summary.jobs})
     return 0
 
 
