@@ -8,8 +8,9 @@ metric). Each further line is one object:
   memory that no longer exists (deleted), so nothing is lost in a round trip;
 - ``{"type": "job", "job": {...}}`` (version 2): an add() whose facts were still to be
   extracted in the background (jobs.py). It travels with its messages: import queues it
-  when it wrote at least one of them, and the target extracts it as it does its own
-  queue (background.py), never in the importing command itself.
+  in the batch that writes the first of them (none written: the target has it already,
+  done or queued), and the target extracts it as it does its own queue (background.py),
+  never in the importing command itself.
 
 Import reads the file twice: a first pass validates every line (memory ids
 included: see inputs.check_memory_id), so a bad file is refused before
@@ -122,6 +123,7 @@ class ImportPlan:
     header: dict[str, Any]
     items: int  # memories, orphan histories and jobs
     memory_ids: tuple[str, ...]
+    jobs: tuple[Job, ...] = ()  # few (one per queued add()): kept, so each is queued with its messages
 
 
 def read_header(path: Path) -> dict[str, Any]:
@@ -134,12 +136,15 @@ def validate(path: Path) -> ImportPlan:
     """Check the header and every line (one pass); nothing is written."""
     header = read_header(path)
     ids: list[str] = []
+    jobs: list[Job] = []
     items = 0
     for item in _items(path):
         items += 1
         if item["type"] == "memory":
             ids.append(item["id"])
-    return ImportPlan(path=path, header=header, items=items, memory_ids=tuple(ids))
+        elif item["type"] == "job":
+            jobs.append(Job.from_json(json.dumps(item["job"])))
+    return ImportPlan(path=path, header=header, items=items, memory_ids=tuple(ids), jobs=tuple(jobs))
 
 
 def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnConflict = "skip",
@@ -154,12 +159,11 @@ def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnCo
     imported = skipped = reembedded = events = 0
     batch: list[Item] = []
     orphans: list[HistoryEvent] = []
-    jobs: list[Job] = []
-    written: set[str] = set()
+    jobs = list(plan.jobs)  # each leaves this list in the batch that queues it
 
     def flush() -> None:
         nonlocal imported, skipped, reembedded, events
-        done, left_out, embedded, recorded = _write_batch(memory, batch, reuse_vectors, on_conflict, written)
+        done, left_out, embedded, recorded = _write_batch(memory, batch, reuse_vectors, on_conflict, jobs)
         imported, skipped, reembedded, events = (imported + done, skipped + left_out, reembedded + embedded,
                                                  events + recorded)
         if progress:
@@ -171,22 +175,19 @@ def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnCo
             batch.append(_from_item(item))
             if len(batch) >= _BATCH:
                 flush()
-        elif item["type"] == "job":
-            jobs.append(Job.from_json(json.dumps(item["job"])))  # checked by _items
-        else:
+        elif item["type"] == "history":
             orphans.extend(_event(e, item["memory_id"]) for e in item["events"])
     if batch:
         flush()
-    # A job whose messages were all here already (skipped) is the target's own business: done or queued there.
-    taken = [job.to_json() for job in jobs if any(episode_id in written for episode_id, _, _ in job.episodes)]
     with memory.writer.lock:
         known = memory.history_store.event_ids([e.id for e in orphans])
         fresh = [e for e in orphans if e.id not in known]
-        memory.writer.apply([], events=fresh, queue=taken)
-    if taken and memory.config.background_extraction:
+        memory.writer.apply([], events=fresh)
+    queued = len(plan.jobs) - len(jobs)  # those left had none of their messages written: the target's own
+    if queued and memory.config.background_extraction:
         memory.extract_queued()  # else the target's next add() with the model, or open with the flag, runs them
     return ImportSummary(memories=imported, skipped=skipped, reembedded=reembedded,
-                         history_events=events + len(fresh), jobs=len(taken))
+                         history_events=events + len(fresh), jobs=queued)
 
 
 def _identity(header: dict[str, Any], path: Path) -> EmbedderIdentity | None:
@@ -209,8 +210,12 @@ def _refuse_existing(memory: Memory, ids: Sequence[str]) -> None:
 
 
 def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool, on_conflict: OnConflict,
-                 written: set[str]) -> tuple[int, int, int, int]:
-    """One batch through the Writer: journaled, atomic across store and history, undone on error or Ctrl-C."""
+                 jobs: list[Job]) -> tuple[int, int, int, int]:
+    """One batch through the Writer: journaled, atomic across store and history, undone on error or Ctrl-C.
+
+    The ``jobs`` with a message among those written are queued in the same batch (and leave the list):
+    an import cut short and run again neither loses nor repeats them.
+    """
     store, history = memory.store, memory.history_store
     existing = {r.id for r in store.get([record.id for record, _, _ in batch])}
     if existing and on_conflict == "error":
@@ -237,8 +242,11 @@ def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool, on_conf
         all_events = [e for i in keep for e in rows[i][2]]
         known = history.event_ids([e.id for e in all_events])
         fresh = [e for e in all_events if e.id not in known]
-        memory.writer.apply(writes, events=fresh)
-    written.update(rows[i][0].id for i in keep)
+        written = {rows[i][0].id for i in keep}
+        taken = [job for job in jobs if any(episode_id in written for episode_id, _, _ in job.episodes)]
+        memory.writer.apply(writes, events=fresh, queue=[job.to_json() for job in taken])
+    for job in taken:
+        jobs.remove(job)
     return len(keep), len(batch) - len(keep), len(need), len(fresh)
 
 
