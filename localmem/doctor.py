@@ -23,7 +23,7 @@ class Finding:
 def run_checks(store_uri: str | None) -> list[Finding]:
     findings = [*_models(), _device(), _llama()]
     if store_uri is not None:
-        findings.append(_store(store_uri))
+        findings += [_store(store_uri), _history(store_uri)]
     findings.append(_offline())
     return findings
 
@@ -102,6 +102,35 @@ def _store(uri: str) -> Finding:
 
     health = MilvusStore.probe(VectorStoreConfig(uri=uri))
     return Finding("store", health.status, health.detail)
+
+
+def _history(uri: str) -> Finding:
+    """The store's history database, read only: its events, and work a crash or close left for the next open."""
+    import sqlite3
+
+    from localmem.config import MemoryConfig, VectorStoreConfig
+
+    path = MemoryConfig(vector_store=VectorStoreConfig(uri=uri)).resolved_history_path()
+    if not path.exists():
+        return Finding("history", "ok", f"{path}: none yet (made by the first write)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # names from the tuple below
+                      for t in ("history", "intents", "jobs") if t in tables}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Finding("history", "fail", f"{path} cannot be read as localmem's history: {exc}")
+    detail = f"{path}: {counts.get('history', 0)} events"
+    if counts.get("intents"):
+        detail += (f"; {counts['intents']} batch(es) cut short by a crash, finished by the next open "
+                   "(store and history then agree)")
+    if counts.get("jobs"):
+        detail += (f"; {counts['jobs']} add() call(s) awaiting background extraction: they run when a Memory opens "
+                   "with background_extraction (or serve --background-extraction), or with its first add(infer=True)")
+    return Finding("history", "warn" if counts.get("intents") else "ok", detail)
 
 
 def _offline() -> Finding:

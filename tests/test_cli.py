@@ -36,6 +36,7 @@ from localmem.errors import (
     SchemaMismatchError,
     StoreLockedError,
 )
+from localmem.history.sqlite import SQLiteHistory
 
 from .conftest import MemoryFactory
 
@@ -253,9 +254,9 @@ def test_bench_passes_every_argument_through(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make_memory: MemoryFactory) -> None:
-    def store_check(*argv: str) -> tuple[int, dict[str, str]]:
+    def store_check(*argv: str, which: str = "store") -> tuple[int, dict[str, str]]:
         code, out, _ = run(capsys, "doctor", "--json", *argv)
-        return code, next(c for c in json.loads(out)["checks"] if c["check"] == "store")
+        return code, next(c for c in json.loads(out)["checks"] if c["check"] == which)
 
     # Made by another process: Milvus Lite keeps a folder locked by the process that opened it until exit.
     made = subprocess.run([sys.executable, "-m", "localmem", "add", "--no-infer", "--user", "u", "x",
@@ -263,11 +264,19 @@ def test_doctor_checks_the_store_folder(capsys: pytest.CaptureFixture[str], make
     assert made.returncode == 0, made.stderr
     code, check = store_check("--db", "real.db")
     assert check["status"] == "ok" and "collections: localmem" in check["detail"]
+    _, check = store_check("--db", "real.db", which="history")
+    assert check["status"] == "ok" and check["detail"].endswith(": 1 events")
+    queue = SQLiteHistory(Path("real.db.localmem.history.sqlite"))
+    queue.commit(None, [], queue=["{}"])  # an add() whose extraction a closed process left queued
+    queue.close()
+    _, check = store_check("--db", "real.db", which="history")
+    assert check["status"] == "ok" and "1 add() call(s) awaiting background extraction" in check["detail"]
     Path("other").mkdir()
     Path("other", "notes.txt").write_text("mine")
     code, check = store_check("--db", "other")
     assert code == EXIT_CHECK_FAILED and check["status"] == "fail" and "not a Milvus Lite" in check["detail"]
     assert sorted(p.name for p in Path("other").iterdir()) == ["notes.txt"]  # doctor wrote nothing there
+    assert not Path("other.localmem.history.sqlite").exists()
     make_memory(HashingEmbedder(), name="busy.db").add("held", user_id="u", infer=False)
     _, check = store_check("--db", "busy.db")
     assert check["status"] == "warn" and "another process" in check["detail"]
