@@ -7,6 +7,7 @@ pipeline.py, writer.py and the backends.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections.abc import Mapping
@@ -132,11 +133,13 @@ class Memory:
         "localmem" logger and stays queued, tried again on the next add or open). True at once
         when nothing is queued.
         """
-        return self._background.wait(timeout).done
+        return self.extraction_progress(timeout).done
 
     def extraction_progress(self, timeout: float | None = 0.0, through: int | None = None) -> Progress:
         """``wait_for_extraction`` in detail: wait up to ``timeout`` seconds (default: just look) for the
         jobs up to ``through`` (default: all queued now); see ``background.Progress``."""
+        if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
+            raise InvalidInputError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
         return self._background.wait(timeout, through)
 
     def extract_queued(self) -> None:

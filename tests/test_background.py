@@ -270,6 +270,14 @@ def test_the_queue_changes_with_its_batch_and_a_journaled_batch_finishes_it(tmp_
         history.close()
 
 
+def test_a_wait_with_a_meaningless_timeout_is_refused(make_memory: MemoryFactory) -> None:
+    memory = _background(make_memory, GatedModel(gated=False))
+    for bad in (-1, float("nan"), "soon"):
+        with pytest.raises(InvalidInputError, match="timeout must be None or a number of seconds"):
+            memory.wait_for_extraction(bad)  # type: ignore[arg-type]
+    assert memory.wait_for_extraction(0) is True
+
+
 def test_wait_is_immediate_with_nothing_queued() -> None:
     extractor = BackgroundExtractor(lambda: [], lambda batch: None)
     assert extractor.wait(0).done is True
@@ -332,8 +340,9 @@ def test_async_memory_and_the_server_route_wait_for_extraction(make_memory: Memo
         model.go.set()
         waited = http.post("/extraction/wait", json={"timeout": 30, "through": looked["through"]}).json()
         assert waited == {"done": True, "failed": False, "through": looked["through"], "queued": 0}
-        refused = http.post("/extraction/wait", json={"timeout": -1})
-        assert refused.status_code == 422 and refused.json()["error"] == "InvalidInputError"
+        for bad in (-1, "NaN", "x"):
+            refused = http.post("/extraction/wait", json={"timeout": bad})
+            assert refused.status_code == 422 and refused.json()["error"] == "InvalidInputError", bad
         stored = http.get("/memories", params={"user_id": "u"}).json()["results"]
         assert sorted(m["kind"] for m in stored) == ["fact", "fact"]
 

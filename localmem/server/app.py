@@ -64,7 +64,8 @@ class SearchRequest(Scoped):
 
 
 class ExtractionWait(BaseModel):
-    timeout: float = Field(0.0, ge=0, description=f"seconds to wait, at most {MAX_WAIT_S:g} (0: just look)")
+    timeout: float = Field(0.0, ge=0, allow_inf_nan=False,
+                           description=f"seconds to wait, at most {MAX_WAIT_S:g} (0: just look)")
     through: int | None = Field(None, description="the last job to wait for, as an earlier answer gave it "
                                                    "(default: every job queued now)")
 
