@@ -182,11 +182,13 @@ class AddPipeline:
         """Write a queued job's facts and clear the job, in one batch; call under the write lock.
 
         Its episodes are read again: one deleted or changed since add() is not a source (its
-        words were taken back), and facts drawn only from such messages are dropped.
+        words were taken back), and facts drawn only from such messages are dropped. Nor is one
+        of another scope (a job carried by an import file names its episodes by id): a job never
+        marks, or links to, another user's messages.
         """
         found = {r.id: r for r in self.store.get(list(dict.fromkeys(i for i, _, _ in job.episodes)))}
         alive = [(found[i], at) for i, digest, at in job.episodes
-                 if i in found and found[i].kind == EPISODE and found[i].hash == digest]
+                 if i in found and found[i].kind == EPISODE and found[i].hash == digest and found[i].scope == job.scope]
         vectors = self.store.get_vectors([r.id for r, _ in alive])
         alive = [(r, at) for r, at in alive if r.id in vectors]
         if not alive:

@@ -270,6 +270,21 @@ def test_the_queue_changes_with_its_batch_and_a_journaled_batch_finishes_it(tmp_
         history.close()
 
 
+def test_a_job_never_takes_another_scopes_message_as_its_source(make_memory: MemoryFactory) -> None:
+    """A job names its episodes by id (an import file carries them): one of another scope is not its source."""
+    memory = _background(make_memory, GatedModel(by_message={"I swim on Mondays": ["Swims on Mondays"]},
+                                                 gated=False))
+    (theirs,) = memory.add("I swim on Mondays", user_id="victim", infer=False)["results"]
+    stored = memory.get(theirs["id"])
+    crafted = Job(messages=(Message("user", "I swim on Mondays"),), scope=Scope(user_id="u"),
+                  moment=datetime.now().astimezone(), episodes=((theirs["id"], stored["hash"], (0,)),))
+    with memory.writer.lock:
+        memory.writer.apply([], queue=[crafted.to_json()])
+    assert memory.wait_for_extraction(30) is True
+    assert _facts(memory, "u") == [] and _facts(memory, "victim") == []
+    assert [r["id"] for r in memory.get_all(user_id="victim")["results"]] == [theirs["id"]]  # not covered
+
+
 def test_a_wait_with_a_meaningless_timeout_is_refused(make_memory: MemoryFactory) -> None:
     memory = _background(make_memory, GatedModel(gated=False))
     for bad in (-1, float("nan"), "soon"):
