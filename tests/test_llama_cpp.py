@@ -20,7 +20,7 @@ import pytest
 
 from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
-from localmem.extractors import parallel, prompting, rules
+from localmem.extractors import llama_cpp, parallel, prompting, rules
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
 from localmem.extractors.prompting import Grammar
 from localmem.models import MODELS_DIR_ENV, default_model, resolve_model
@@ -275,7 +275,7 @@ def test_a_custom_prompt_too_long_for_the_context_is_refused() -> None:
     with pytest.raises(PromptTooLongError, match="instructions alone are"):
         model.extract_facts([Message("user", "I like tea")], custom_prompt="word " * 1000)
     with pytest.raises(PromptTooLongError, match="shorten the custom prompt"):
-        model.reconcile(Fact("Likes tea"), _candidates("Likes coffee"), custom_prompt="word " * 1000)
+        model.reconcile(Fact("Likes green tea"), _candidates("Likes tea"), custom_prompt="word " * 1000)
 
 
 def test_custom_prompt_replaces_the_instructions_but_keeps_the_input_block() -> None:
@@ -325,9 +325,24 @@ def test_same_attribute_same_value_is_not_a_contradiction() -> None:
 ])
 def test_model_answers_are_checked_against_the_texts(answer: str, fact: str, memory: str,
                                                       expected: Decision) -> None:
-    model, backend = _model([answer])
-    assert model.reconcile(Fact(fact), _candidates(memory)) == expected
-    assert len(backend.prompts) == 1
+    shown = _candidates(memory)
+    assert llama_cpp._checked(prompting.parse_decision(answer, shown), Fact(fact), shown) == expected
+
+
+@pytest.mark.parametrize(("fact", "memory", "asked"), [
+    ("Has a cat named Luna", "Has a dog named Max", False),  # only a merge could be an update: not asked
+    ("Plays the violin", "Owns a bicycle", False),
+    ("Is learning Spanish on weekends", "Is learning Spanish", True),  # a refinement could be
+    ("Drinks coffee", "Drinks coffee every morning", True),  # "already known" could be
+    ("Sold the bicycle", "Owns a bicycle", True),  # "it ended" could be
+])
+def test_the_model_is_asked_only_where_its_answer_could_change_something(fact: str, memory: str,
+                                                                        asked: bool) -> None:
+    model, backend = _model([" UPDATE 0: " + fact + "\n"])
+    decision = model.reconcile(Fact(fact), _candidates("Enjoys tennis", memory))
+    assert len(backend.prompts) == int(asked)
+    if not asked:
+        assert decision == Decision(Event.ADD, fact)
 
 
 # -- model files -----------------------------------------------------------------------
@@ -430,7 +445,9 @@ def test_real_model_is_deterministic_across_interleaved_calls(real_model: LlamaC
     # reconciliation on the other context: on one machine the answer must not change.
     message = [Message("user", "We adopted a puppy named Biscuit last weekend and I started a pottery class.")]
     first = real_model.extract_facts(message)
-    real_model.reconcile(Fact("Plays chess on Sundays"), _candidates("Is learning Spanish on weekends"))
+    calls = real_model.stats.calls
+    real_model.reconcile(Fact("Is learning Spanish on weekends in Madrid"), _candidates("Is learning Spanish"))
+    assert real_model.stats.calls == calls + 1  # the model was asked
     assert real_model.extract_facts(message) == first
 
 
