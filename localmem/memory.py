@@ -140,6 +140,8 @@ class Memory:
         jobs up to ``through`` (default: all queued now); see ``background.Progress``."""
         if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
             raise InvalidInputError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        if through is not None and (isinstance(through, bool) or not isinstance(through, int)):
+            raise InvalidInputError(f"through must be None or a job number from an earlier answer, got {through!r}")
         return self._background.wait(timeout, through)
 
     def extract_queued(self) -> None:

@@ -290,6 +290,8 @@ def test_a_wait_with_a_meaningless_timeout_is_refused(make_memory: MemoryFactory
     for bad in (-1, float("nan"), "soon"):
         with pytest.raises(InvalidInputError, match="timeout must be None or a number of seconds"):
             memory.wait_for_extraction(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="through must be None or a job number"):
+        memory.extraction_progress(0, "7")  # type: ignore[arg-type]
     assert memory.wait_for_extraction(0) is True
 
 
