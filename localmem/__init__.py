@@ -15,6 +15,7 @@ import typing as _typing
 
 from localmem.config import EmbedderConfig, LlmConfig, MemoryConfig, VectorStoreConfig
 from localmem.errors import (
+    AnswerCutError,
     ChecksumError,
     ConfigError,
     DependencyError,
@@ -46,6 +47,7 @@ set_process_defaults()
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnswerCutError",
     "AsyncMemory",
     "ChecksumError",
     "ConfigError",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
+from localmem import AnswerCutError, ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
 from localmem.extractors import llama_cpp, parallel, prompting, rules
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
@@ -343,6 +343,20 @@ def test_the_model_is_asked_only_where_its_answer_could_change_something(fact: s
     assert len(backend.prompts) == int(asked)
     if not asked:
         assert decision == Decision(Event.ADD, fact)
+
+
+def test_a_reconcile_answer_cut_at_max_tokens_adds_the_fact() -> None:
+    """A looping answer decides nothing; the add() it belongs to goes on (it raised ExtractionError)."""
+    class Looping(FakeBackend):
+        def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion:
+            self.prompts.append(prompt)
+            raise AnswerCutError("the model's answer was cut at max_tokens=256: ' UPDATE 0: x x x x'")
+
+    backend = Looping([])
+    model = LlamaCppModel(LlmConfig(max_tokens=64), backend=backend)
+    fact = "Is learning Spanish on weekends"
+    assert model.reconcile(Fact(fact), _candidates("Is learning Spanish")) == Decision(Event.ADD, fact)
+    assert len(backend.prompts) == 1 and model.stats.cut_answers == 1
 
 
 # -- model files -----------------------------------------------------------------------

@@ -29,9 +29,9 @@ import numpy as np
 from localmem import models
 from localmem.config import LlmConfig
 from localmem.errors import (
+    AnswerCutError,
     ChecksumError,
     DependencyError,
-    ExtractionError,
     InvalidInputError,
     ModelError,
     PromptTooLongError,
@@ -93,6 +93,7 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     generation_seconds: float = 0.0
+    cut_answers: int = 0  # reconciliation answers cut at max_tokens, taken as ADD
 
     @property
     def tokens_per_second(self) -> float:
@@ -231,7 +232,14 @@ class LlamaCppModel:
             return ruled
         if not any(_checks_could_accept(fact, c.text) for c in candidates):
             return Decision(Event.ADD, fact.text)
-        output = self._complete(reconcile_prompt(fact, candidates, custom_prompt), reconcile_grammar(candidates))
+        try:
+            output = self._complete(reconcile_prompt(fact, candidates, custom_prompt), reconcile_grammar(candidates))
+        except AnswerCutError:
+            # The bundled model sometimes repeats itself to max_tokens (seen on LoCoMo: "UPDATE 0: Maria volunteers
+            # at the homeless shelter Maria volunteers at ..."). Such an answer decides nothing: the fact is
+            # added in its own words, as the checks do with every answer they refuse, and counted.
+            self.stats.cut_answers += 1
+            return Decision(Event.ADD, fact.text)
         return _checked(parse_decision(output, candidates), fact, candidates)
 
     # -- shared ------------------------------------------------------------
@@ -402,7 +410,7 @@ class LlamaCppBackend:
         perf = llama_cpp.llama_perf_context(ctx)
         seconds = perf.t_eval_ms / 1000.0 if perf.n_eval > 0 else wall
         if not finished:
-            raise ExtractionError(f"the model's answer was cut at max_tokens={max_tokens} before the grammar "
+            raise AnswerCutError(f"the model's answer was cut at max_tokens={max_tokens} before the grammar "
                                   f"ended it: {text[:200]!r}; raise llm.config.max_tokens")
         return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=used, generation_seconds=seconds)
 
@@ -449,7 +457,7 @@ class LlamaCppBackend:
                 tokenized, self._parallel.complete(tokenized, grammar, max_tokens), strict=True):
             text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
             if not finished:
-                raise ExtractionError(f"the model's answer was cut at max_tokens={max_tokens} before the "
+                raise AnswerCutError(f"the model's answer was cut at max_tokens={max_tokens} before the "
                                       f"grammar ended it: {text[:200]!r}; raise llm.config.max_tokens")
             out.append(Completion(text, len(prompt), len(answer), seconds))
         return out
