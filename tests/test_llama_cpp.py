@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from localmem import AnswerCutError, ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
+from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
 from localmem.extractors import llama_cpp, parallel, prompting, rules
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
@@ -347,16 +348,28 @@ def test_the_model_is_asked_only_where_its_answer_could_change_something(fact: s
 
 def test_a_reconcile_answer_cut_at_max_tokens_adds_the_fact() -> None:
     """A looping answer decides nothing; the add() it belongs to goes on (it raised ExtractionError)."""
-    class Looping(FakeBackend):
-        def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion:
-            self.prompts.append(prompt)
-            raise AnswerCutError("the model's answer was cut at max_tokens=256: ' UPDATE 0: x x x x'")
-
-    backend = Looping([])
+    backend = CuttingBackend([" UPDATE 0: Is learning Spanish on weekends on weekends on weekends on"])
     model = LlamaCppModel(LlmConfig(max_tokens=64), backend=backend)
     fact = "Is learning Spanish on weekends"
     assert model.reconcile(Fact(fact), _candidates("Is learning Spanish")) == Decision(Event.ADD, fact)
     assert len(backend.prompts) == 1 and model.stats.cut_answers == 1
+
+
+def test_a_list_of_facts_cut_at_max_tokens_keeps_its_complete_lines() -> None:
+    # It raised ExtractionError, refusing the whole add() under the default on_extraction_failure="raise".
+    backend = CuttingBackend(["- I like green tea\n- I'm motivated by my family, my friends, my family, my",
+                              "- I'm motivated by my family, my friends, my family, my friends, my"])
+    model = LlamaCppModel(LlmConfig(max_tokens=64), backend=backend)
+    facts = model.extract_batch([Message("user", "I like green tea. I'm motivated by my family and friends."),
+                                 Message("user", "I'm motivated by my family and my friends.")])
+    assert [f.text for f in facts] == ["Likes green tea"] and model.stats.cut_answers == 2
+
+
+class CuttingBackend(FakeBackend):
+    """Every answer reaches max_tokens before its grammar ends it."""
+
+    def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion:
+        return replace(super().complete(prompt, grammar, max_tokens), cut=True)
 
 
 # -- model files -----------------------------------------------------------------------

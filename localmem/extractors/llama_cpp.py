@@ -41,6 +41,7 @@ from localmem.extractors.gates import GateCounts
 from localmem.extractors.parallel import GrammarPicker, ParallelDecoder, common_prefix
 from localmem.extractors.postprocess import finish, merge
 from localmem.extractors.prompting import (
+    NO_FACTS,
     Grammar,
     extraction_grammar,
     extraction_prompt,
@@ -66,6 +67,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     generation_seconds: float  # decoding time only, not the prompt's
+    cut: bool = False  # reached max_tokens before the grammar ended it (a small model repeating itself)
 
 
 class Backend(Protocol):
@@ -93,7 +95,7 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     generation_seconds: float = 0.0
-    cut_answers: int = 0  # reconciliation answers cut at max_tokens, taken as ADD
+    cut_answers: int = 0  # answers cut at max_tokens: extraction keeps their complete lines, reconciliation ADDs
 
     @property
     def tokens_per_second(self) -> float:
@@ -237,8 +239,7 @@ class LlamaCppModel:
         except AnswerCutError:
             # The bundled model sometimes repeats itself to max_tokens (seen on LoCoMo: "UPDATE 0: Maria volunteers
             # at the homeless shelter Maria volunteers at ..."). Such an answer decides nothing: the fact is
-            # added in its own words, as the checks do with every answer they refuse, and counted.
-            self.stats.cut_answers += 1
+            # added in its own words, as the checks do with every answer they refuse (stats.cut_answers counts it).
             return Decision(Event.ADD, fact.text)
         return _checked(parse_decision(output, candidates), fact, candidates)
 
@@ -274,7 +275,13 @@ class LlamaCppModel:
                 self.stats.prompt_tokens += one.prompt_tokens
                 self.stats.completion_tokens += one.completion_tokens
                 self.stats.generation_seconds += one.generation_seconds
-        return [one.text for one in done]
+                self.stats.cut_answers += one.cut
+        if not together and any(one.cut for one in done):
+            raise AnswerCutError(f"the model's answer was cut at max_tokens={self.config.max_tokens} before the "
+                                 f"grammar ended it: {done[0].text[:200]!r}")
+        # A cut list of facts keeps its complete lines (seen on LoCoMo: "- I'm motivated by my family, my
+        # friends, my job, my family, my friends, ..." to max_tokens); its message stays stored and findable.
+        return [_complete_lines(one.text) if one.cut else one.text for one in done]
 
     def close(self) -> None:
         self._backend.close()
@@ -307,6 +314,12 @@ def _checked(decision: Decision, fact: Fact, candidates: Sequence[Candidate]) ->
     if not rules.keeps_most_of(text, memory):
         return add  # not a refinement of that memory but a different fact
     return Decision(Event.UPDATE, text, target_id=decision.target_id)
+
+
+def _complete_lines(text: str) -> str:
+    """The lines of a cut answer that ended, or the "no facts" answer when none did."""
+    ended = text[:text.rfind("\n") + 1]
+    return ended if ended.strip() else f"- {NO_FACTS}\n"
 
 
 def _checks_could_accept(fact: Fact, memory: str) -> bool:
@@ -409,10 +422,8 @@ class LlamaCppBackend:
         wall = time.perf_counter() - started
         perf = llama_cpp.llama_perf_context(ctx)
         seconds = perf.t_eval_ms / 1000.0 if perf.n_eval > 0 else wall
-        if not finished:
-            raise AnswerCutError(f"the model's answer was cut at max_tokens={max_tokens} before the grammar "
-                                  f"ended it: {text[:200]!r}; raise llm.config.max_tokens")
-        return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=used, generation_seconds=seconds)
+        return Completion(text=text, prompt_tokens=len(tokens), completion_tokens=used, generation_seconds=seconds,
+                          cut=not finished)
 
     def _greedy(self, tokens: list[int], grammar: Grammar, max_tokens: int) -> tuple[list[int], bool]:
         """(answer tokens, ended by the grammar) for temperature 0: what ``create_completion`` gives with
@@ -456,10 +467,7 @@ class LlamaCppBackend:
         for prompt, (answer, finished, seconds) in zip(
                 tokenized, self._parallel.complete(tokenized, grammar, max_tokens), strict=True):
             text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
-            if not finished:
-                raise AnswerCutError(f"the model's answer was cut at max_tokens={max_tokens} before the "
-                                      f"grammar ended it: {text[:200]!r}; raise llm.config.max_tokens")
-            out.append(Completion(text, len(prompt), len(answer), seconds))
+            out.append(Completion(text, len(prompt), len(answer), seconds, cut=not finished))
         return out
 
     def close(self) -> None:
