@@ -75,9 +75,9 @@ class EmbedderConfig:
     device: str = "auto"
     # auto: torch on CUDA/MPS, else the prepared ONNX export, else torch (embedders/select.py).
     backend: str = "auto"
-    # Texts per model call; None: the path's own best. On the ONNX CPU path that is 8: a batch of 64
-    # LoCoMo turns cost 13.7 ms a text against 7.8 at 8 (contexts, ~100 tokens: 44.5 against 24.8),
-    # its activations falling out of the 2 cores' caches. torch (CUDA/MPS) keeps 64.
+    # Texts per model call; None: the path's own best. On the ONNX CPU path that is one text per run,
+    # a run per core side by side (embedders/onnx.py: faster than shared batches on 2 cores, and a
+    # text's vector does not depend on its neighbours); torch (CUDA/MPS) takes 64 a call.
     batch_size: int | None = None
     normalize: bool = True
     # Like vector_store.embedding_model_dims: a mismatch with the model's real size warns (see Memory).

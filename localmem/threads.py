@@ -61,6 +61,11 @@ def intra_op_threads() -> int:
     return min(usable_cores(), _MAX_INTRA_OP)
 
 
+def parallel_runs() -> int:
+    """Embedding runs side by side, one thread each: $LOCALMEM_THREADS, else the usable cores."""
+    return intra_op_threads() if os.environ.get(THREADS_ENV, "").strip() else usable_cores()
+
+
 def configure_torch(torch: Any) -> None:
     """Size torch's intra-op pool (process-wide in torch) to ``intra_op_threads``."""
     wanted = intra_op_threads()

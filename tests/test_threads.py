@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from localmem import ConfigError
-from localmem.threads import THREADS_ENV, intra_op_threads, onnx_session_options, usable_cores
+from localmem.threads import THREADS_ENV, intra_op_threads, onnx_session_options, parallel_runs, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,9 @@ def test_a_cli_command_without_a_model_never_imports_torch(tmp_path: Path) -> No
 def test_thread_count_follows_the_cores_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(THREADS_ENV, raising=False)
     assert intra_op_threads() == min(usable_cores(), 4)
+    assert parallel_runs() == usable_cores()  # runs of one thread each: one per core, however many
     monkeypatch.setenv(THREADS_ENV, "3")
-    assert intra_op_threads() == 3
+    assert intra_op_threads() == parallel_runs() == 3
     monkeypatch.setenv(THREADS_ENV, "zero")
     with pytest.raises(ConfigError, match=THREADS_ENV):
         intra_op_threads()

@@ -69,6 +69,8 @@ def export(folder: Path, out_dir: Path, model: str, source_fingerprint: str, *, 
             files.append(_accept(folder, int8_tmp, out_dir / "model-int8.onnx", "int8", reference, MIN_COSINE_INT8))
     made_with = {p: _version(p) for p in ("torch", "onnxruntime", "onnx", "sentence-transformers")}
     made_with["opset"] = str(OPSET)
+    if quantize:
+        made_with["int8"] = prepared.INT8_RECIPE
     prepared.write(out_dir, prepared.PreparedRecord(model, source_fingerprint, tuple(files), made_with))
     return out_dir
 
@@ -128,7 +130,8 @@ def _quantize(source: Path, target: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise DependencyError(f"int8 quantisation needs onnxruntime and onnx: {exc}") from exc
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                     op_types_to_quantize=["MatMul"])
 
 
 def _accept(folder: Path, made: Path, target: Path, variant: str, reference: Vectors,
@@ -162,6 +165,7 @@ def ensure(folder: Path, out_dir: Path, model: str, source_fingerprint: str) -> 
     """Export unless ``out_dir`` already holds a verified export of exactly these weights."""
     record = prepared.read(out_dir) if (out_dir / prepared.RECORD).is_file() else None
     if (record is not None and record.source_fingerprint == source_fingerprint and record.file("fp32")
-            and record.file("int8") and not any(prepared.full_problem(out_dir, f) for f in record.files)):
+            and record.file("int8") and record.made_with.get("int8") == prepared.INT8_RECIPE
+            and not any(prepared.full_problem(out_dir, f) for f in record.files)):
         return out_dir
     return export(folder, out_dir, model, source_fingerprint)
