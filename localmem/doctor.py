@@ -75,7 +75,8 @@ def _device() -> Finding:
     threads = f"{intra_op_threads()} intra-op thread(s), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     if not wants_torch("auto"):
         # A CPU-only torch build is known from its version file: no 2 s torch import for this check.
-        return Finding("device", "ok", f"cpu: embedder on ONNX Runtime when exported, else torch {version}; {threads}")
+        return Finding("device", "ok", f"cpu: embedder on ONNX Runtime when exported (int8 for a store of int8 "
+                                        f"vectors), else torch {version}; {threads}")
     import torch
 
     from localmem.devices import resolve_device

@@ -63,7 +63,10 @@ class Memory:
             store_modules_loaded()
         self._warn_on_dims(self.config, self.embedder)
         _require_meaningful_scores(self.config, self.embedder)
-        self.store = store or _default_store(self.config, self.embedder)
+        if store is None and embedder is None:
+            self.embedder, self.store = _open_default(self.config, self.embedder)
+        else:
+            self.store = store or _default_store(self.config, self.embedder)
         try:
             self.history_store = history or _default_history(self.config)
         except BaseException:
@@ -348,6 +351,27 @@ def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
 
     store: VectorStore = MilvusStore(config.vector_store, embedder.identity)
     return store
+
+
+def _open_default(config: MemoryConfig, embedder: Embedder) -> tuple[Embedder, VectorStore]:
+    """The default store, and an embedder of the vectors it holds.
+
+    A collection filled with the bundled model at another precision than this process would pick
+    (int8, opted into by the application that filled it; fp32 where int8 is the choice) is embedded
+    for with that precision.
+    """
+    from localmem.embedders.select import alternatives, build_embedder
+    from localmem.vector_stores.milvus import MilvusStore
+
+    store = MilvusStore(config.vector_store, embedder.identity, alternatives(config.embedder, embedder.identity))
+    if store.embedder.fingerprint == embedder.identity.fingerprint:
+        return embedder, store
+    try:
+        embedder.close()
+        return build_embedder(config.embedder, identity=store.embedder), store
+    except BaseException:
+        store.close()
+        raise
 
 
 def _default_history(config: MemoryConfig) -> HistoryStore:

@@ -68,6 +68,83 @@ def test_onnx_vectors_equal_torch_and_share_its_identity(use_models: Path,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_a_texts_vector_does_not_depend_on_the_texts_embedded_with_it(use_models: Path, backend: str) -> None:
+    # int8 computes its activation scales over a whole run: texts sharing a run would move each other.
+    embedder = build_embedder(EmbedderConfig(backend=backend))
+    together = embedder.embed(TEXTS + ["a"] * 5)[:len(TEXTS)]
+    alone = np.stack([embedder.embed([text])[0] for text in TEXTS])
+    assert float(np.min(np.sum(together * alone, axis=1))) >= 0.99999
+    embedder.close()
+    # An explicit batch size still shares runs (the knob is kept for who wants it): close, not equal.
+    batched = build_embedder(EmbedderConfig(backend=backend, batch_size=16)).embed(TEXTS)
+    assert float(np.min(np.sum(batched * alone, axis=1))) >= 0.95
+
+
+@pytest.mark.slow
+def test_auto_opens_a_store_with_the_precision_that_filled_it(use_models: Path, tmp_path: Path,
+                                                              real_embedder: SentenceTransformerEmbedder,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from localmem import Memory, MemoryConfig, SchemaMismatchError
+    from localmem.config import VectorStoreConfig
+    from localmem.embedders import select
+
+    def config(name: str, backend: str = "auto") -> MemoryConfig:
+        return MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / name)),
+                            embedder=EmbedderConfig(backend=backend))
+
+    with Memory(config("new.db")) as memory:  # a new store: fp32, torch's vectors
+        assert memory.embedder.identity == real_embedder.identity
+    with Memory(config("int8.db", "onnx-int8")) as memory:  # an application that opted into int8
+        memory.add("Alice adopted a grey cat named Miso", user_id="alice", infer=False)
+        int8 = memory.embedder.identity
+    assert int8.fingerprint == real_embedder.identity.fingerprint + "+int8"
+    with Memory(config("int8.db")) as memory:  # `localmem search` on it: auto follows the store
+        assert memory.embedder.identity == int8
+        assert plain(memory.search("what pet does Alice have?", user_id="alice")["results"][0]["memory"]) == \
+            "Alice adopted a grey cat named Miso"
+    # The other way, were int8 the default: a store of fp32 vectors (torch's here) keeps fp32.
+    monkeypatch.setattr(select, "DEFAULT_ONNX_VARIANT", "int8")
+    with Memory(config("torch.db"), embedder=real_embedder) as memory:
+        memory.add("Alice works night shifts at the hospital", user_id="alice", infer=False)
+    with Memory(config("torch.db")) as memory:
+        assert isinstance(memory.embedder, OnnxEmbedder) and memory.embedder.identity == real_embedder.identity
+        assert memory.search("where does Alice work?", user_id="alice")["results"]
+    # A named path is never swapped: int8 vectors are refused by the fp32 store.
+    with pytest.raises(SchemaMismatchError, match="not comparable"):
+        Memory(config("torch.db", "onnx-int8"))
+
+
+def test_only_auto_with_the_bundled_model_has_alternatives(use_models: Path) -> None:
+    from localmem.embedders.select import alternatives
+
+    fp32 = build_embedder(EmbedderConfig(backend="onnx")).identity
+    [int8] = alternatives(EmbedderConfig(), fp32)
+    assert int8.fingerprint == fp32.fingerprint + "+int8" and int8.dims == fp32.dims
+    assert alternatives(EmbedderConfig(), int8) == (fp32,)
+    assert alternatives(EmbedderConfig(backend="onnx"), fp32) == ()
+    assert alternatives(EmbedderConfig(model=str(resolve_model("all-MiniLM-L6-v2"))), fp32) == ()
+
+
+@pytest.mark.slow
+def test_an_int8_export_of_an_older_recipe_is_not_used(use_models: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "models"
+    copy.mkdir()
+    (copy / "all-MiniLM-L6-v2").symlink_to((use_models / "all-MiniLM-L6-v2").resolve())
+    folder = prepared.export_dir(copy, "all-MiniLM-L6-v2")
+    shutil.copytree(prepared.export_dir(use_models, "all-MiniLM-L6-v2"), folder)
+    record = json.loads((folder / prepared.RECORD).read_text())
+    record["made_with"]["int8"] = "8-bit weights, embeddings too"
+    (folder / prepared.RECORD).write_text(json.dumps(record))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(copy))
+    assert "older recipe" in str(find_export(resolve_source(EmbedderConfig()), "int8"))
+    with pytest.raises(ModelError, match=r"older recipe.*models prepare"):
+        build_embedder(EmbedderConfig(backend="onnx-int8"))
+    assert isinstance(build_embedder(EmbedderConfig(backend="onnx")), OnnxEmbedder)  # fp32 is not concerned
+
+
+@pytest.mark.slow
 def test_prepare_records_each_export_with_its_sha256(use_models: Path) -> None:
     record = prepared.read(prepared.export_dir(use_models, "all-MiniLM-L6-v2"))
     assert record is not None and {f.variant for f in record.files} == {"fp32", "int8"}
@@ -93,11 +170,12 @@ def test_a_damaged_export_fails_verify_and_auto_falls_back_to_torch(use_models: 
     assert not damaged.ok and "sha256" in damaged.problem
     assert results["all-MiniLM-L6-v2 (onnx int8)"].ok
     assert isinstance(find_export(resolve_source(EmbedderConfig()), "fp32"), str)
-    with pytest.warns(LocalmemWarning, match="not using the ONNX export"):
+    with pytest.warns(LocalmemWarning, match="not using the ONNX fp32 export"):
         fallback = build_embedder(EmbedderConfig(device="cpu"))
     assert isinstance(fallback, SentenceTransformerEmbedder)
     with pytest.raises(ModelError, match="models prepare"):
         build_embedder(EmbedderConfig(backend="onnx"))
+    assert isinstance(build_embedder(EmbedderConfig(backend="onnx-int8")), OnnxEmbedder)  # untouched
 
 
 def test_without_an_export_auto_uses_torch_and_onnx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,9 +1,10 @@
 """Does the embedder use an accelerator, and do its vectors match the CPU's? ``python -m localmem.bench.accelerator``
 
-Builds the embedder as ``device: "auto"`` does and as ``device: "cpu"`` with torch, embeds the same
-texts on both (the LoCoMo turns and questions when the benchmark data is present, else generated
-sentences), and prints as JSON: the device auto chose, the cosine between the two paths' vectors,
-whether each question's top 5 among the texts is the same, and query / batch timings on each.
+Builds the embedder as ``device: "auto"`` does for a store of full-precision vectors and as
+``device: "cpu"`` with torch, embeds the same texts on both (the LoCoMo turns and questions when the
+benchmark data is present, else generated sentences), and prints as JSON: the device auto chose, the
+cosine between the two paths' vectors, whether each question's top 5 among the texts is the same, and
+query / batch timings on each.
 ``--model DIR`` checks another copy of the weights (default: the bundled model).
 """
 
@@ -61,8 +62,10 @@ def _timed(embedder: Embedder, texts: list[str]) -> float:
 
 def run(model: str | None) -> dict[str, Any]:
     texts, queries = sample()
-    auto = build_embedder(EmbedderConfig(model=model, device="auto"))
     cpu = build_embedder(EmbedderConfig(model=model, device="cpu", backend="torch"))
+    # auto as it embeds for a store of full-precision vectors: torch on an accelerator, the fp32 export on
+    # a CPU (never int8, another identity: see embedders/select.py).
+    auto = build_embedder(EmbedderConfig(model=model, device="auto"), identity=cpu.identity)
     try:
         out: dict[str, Any] = {"auto": {"class": type(auto).__name__, "device": getattr(auto, "device", "cpu")},
                                "identity_equal": auto.identity == cpu.identity}

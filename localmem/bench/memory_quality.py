@@ -42,7 +42,8 @@ import numpy as np
 from localmem import Memory, MemoryConfig
 from localmem.bench import data
 from localmem.bench.timing import summarize
-from localmem.config import VectorStoreConfig
+from localmem.config import EmbedderConfig, VectorStoreConfig
+from localmem.embedders.select import BACKENDS, build_embedder
 from localmem.protocols import Embedder, LanguageModel
 from localmem.temporal import parse_locomo_datetime
 
@@ -290,16 +291,18 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
 
 
 def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Path, infer_only: bool = False,
-        progress: Callable[[str], None] = print) -> dict[str, Any]:
+        backend: str = "torch", progress: Callable[[str], None] = print) -> dict[str, Any]:
     from localmem.bench.embedding import Embedders
 
     max_turns = QUICK_TURNS if quick else None
     turns, questions = load(max_turns)
     progress(f"memory quality: {sum(len(t) for t in turns.values())} turns, {len(questions)} questions")
     emb = Embedders()
-    out: dict[str, Any] = {"turns": {c: len(t) for c, t in turns.items()}, "questions": len(questions), "rows": {}}
+    out: dict[str, Any] = {"turns": {c: len(t) for c, t in turns.items()}, "questions": len(questions), "rows": {},
+                           "embedder_backend": backend}
+    chosen = emb.default if backend == "torch" else build_embedder(EmbedderConfig(backend=backend))
     try:
-        primed = PrimedEmbedder(emb.default)
+        primed = PrimedEmbedder(chosen)
         if not infer_only:
             primed.prime([t.said for kept in turns.values() for t in kept] + stored_texts(turns)
                          + [q.text for q in questions])
@@ -316,6 +319,7 @@ def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Pat
                                                infer_turns)
     finally:
         emb.close()
+        chosen.close()
     return out
 
 
@@ -395,12 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--infer-only", action="store_true", help="only the infer=True comparison")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results/memory_quality)")
     parser.add_argument("--data", type=Path, help="benchmark data folder (default $LOCALMEM_BENCH_DATA)")
+    # torch: the fp32 vectors every committed figure was measured with (the fp32 ONNX export gives the
+    # same figures); onnx-int8: the opt-in CPU path, measured end to end (#13's int8 decision).
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="embedder path (default torch)")
     args = parser.parse_args(argv)
     data.use_root(args.data)
     command = " ".join(["python -m localmem.bench.memory_quality", *(argv if argv is not None else sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="localmem-quality-", ignore_cleanup_errors=True) as tmp:
         results = run(quick=args.quick, infer_conversations=args.infer_conversations, infer_turns=args.infer_turns,
-                      workdir=Path(tmp), infer_only=args.infer_only)
+                      workdir=Path(tmp), infer_only=args.infer_only, backend=args.backend)
     results = {"mode": "quick" if args.quick else "full", "command": command, **results}
     out = args.out or RESULTS / ("memory_quality" if RESULTS.name == "results" else "localmem-bench-memory_quality")
     out.mkdir(parents=True, exist_ok=True)

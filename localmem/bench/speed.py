@@ -114,27 +114,35 @@ def run_search(n_queries: int, repeats: int, workdir: Path) -> dict[str, Any]:
     conv = turns[0].conversation
     texts = list(dict.fromkeys(t.text for t in turns if t.conversation == conv))
     queries = [q.text for q in data.locomo_questions() if q.conversation == conv][:n_queries]
-    embs = {b: embedder(b) for b in ("torch", "onnx")}
-    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(workdir / "search.db")))
-    first = Memory(config, embedder=embs["onnx"])
-    for lo in range(0, len(texts), 100):
-        first.add([{"role": "user", "content": t} for t in texts[lo:lo + 100]], user_id=conv, infer=False)
-    corpus = embs["onnx"].embed(texts)
-    # Two facades on one store (the same identity): the embedder is the only difference.
-    facades = {name: Memory(config, embedder=e, store=first.store, history=first.history_store)
-               for name, e in embs.items()}
+    embs = {b: embedder(b) for b in BACKENDS}
+    stores: dict[str, Memory] = {}
+    for precision in ("onnx", "onnx-int8"):  # one store of fp32 vectors (torch's too), one of int8
+        config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(workdir / f"search_{precision}.db")))
+        stores[precision] = Memory(config, embedder=embs[precision])
+        for lo in range(0, len(texts), 100):
+            stores[precision].add([{"role": "user", "content": t} for t in texts[lo:lo + 100]], user_id=conv,
+                                  infer=False)
+    corpus = {name: embs[name].embed(texts) for name in stores}
+    # Facades on those stores: torch and fp32 share one (the same identity), the embedder the only difference.
+    home = {"torch": "onnx", "onnx": "onnx", "onnx-int8": "onnx-int8"}
+    facades = {name: Memory(stores[home[name]].config, embedder=e, store=stores[home[name]].store,
+                            history=stores[home[name]].history_store) for name, e in embs.items()}
 
-    def floor(e: Embedder) -> Callable[[str], object]:
-        return lambda q: np.argpartition(-(corpus @ e.embed([q])[0]), 10)[:10]
+    def floor(name: str) -> Callable[[str], object]:
+        vectors, e = corpus[home[name]], embs[name]
+        return lambda q: np.argpartition(-(vectors @ e.embed([q])[0]), 10)[:10]
 
-    fns = [_search(m, conv) for m in facades.values()] + [floor(e) for e in embs.values()]
+    fns = [_search(m, conv) for m in facades.values()] + [floor(name) for name in embs]
     passes = time_interleaved(fns, queries, warmup=5, repeats=repeats)
     names = [f"memory_search_{n}" for n in facades] + [f"floor_{n}" for n in embs]
     out: dict[str, Any] = {"scope_memories": len(texts), "queries": len(queries), "load": loadavg()}
     out.update({n: median_of_passes(p).to_dict() for n, p in zip(names, passes, strict=True)})
-    out["search_onnx_over_floor_torch_p50"] = out["memory_search_onnx"]["p50_ms"] / out["floor_torch"]["p50_ms"]
-    out["search_onnx_over_floor_onnx_p50"] = out["memory_search_onnx"]["p50_ms"] / out["floor_onnx"]["p50_ms"]
-    first.close()
+    for name in ("onnx", "onnx-int8"):
+        for base in ("torch", name):
+            out[f"search_{name}_over_floor_{base}_p50"] = (out[f"memory_search_{name}"]["p50_ms"]
+                                                           / out[f"floor_{base}"]["p50_ms"])
+    for memory in stores.values():
+        memory.close()
     return out
 
 
@@ -191,7 +199,7 @@ def _import_total(trace: str) -> dict[str, float]:
 def run_ingest(n_single: int, n_batched: int, workdir: Path) -> dict[str, Any]:
     texts = list(dict.fromkeys(t.text for t in data.locomo_turns()))
     out: dict[str, Any] = {"load": loadavg()}
-    for name in ("onnx", "torch"):
+    for name in BACKENDS:
         e = embedder(name)
         cfg = MemoryConfig(vector_store=VectorStoreConfig(uri=str(workdir / f"ingest_{name}.db")))
         with Memory(cfg, embedder=e) as memory:
@@ -269,8 +277,8 @@ def run_load(workdir: Path, memories: int, queries: int) -> dict[str, Any]:
     # libgomp's default without OMP_WAIT_POLICY: spin 300k iterations before sleeping. GOMP_SPINCOUNT wins
     # over the PASSIVE that localmem sets, so this reproduces localmem before issue #13.
     spinning = base | {"GOMP_SPINCOUNT": "300000"}
-    cases = {"onnx (default)": ("auto", base), "torch, passive": ("torch", base),
-             "torch, spinning (before)": ("torch", spinning)}
+    cases = {"onnx (default)": ("auto", base), "onnx-int8": ("onnx-int8", base),
+             "torch, passive": ("torch", base), "torch, spinning (before)": ("torch", spinning)}
     out: dict[str, Any] = {"load_at_start": loadavg(), "memories": memories, "queries": queries}
     for i, (name, (backend, env)) in enumerate(cases.items()):
         idle = _probe(backend, env, workdir, f"{i}_idle", (memories, queries))
@@ -308,8 +316,9 @@ def report(results: dict[str, Any]) -> str:
         lines += [f"## Memory.search vs the exact-scan floors ({s['scope_memories']} memories in scope)", "",
                   "| what | p50 ms | p95 ms |", "|---|---|---|"]
         lines += [f"| {k} | {s[k]['p50_ms']:.2f} | {s[k]['p95_ms']:.2f} |" for k in s if isinstance(s[k], dict)]
-        lines += ["", f"search (ONNX) / torch floor, p50: {s['search_onnx_over_floor_torch_p50']:.2f}; "
-                      f"/ ONNX floor: {s['search_onnx_over_floor_onnx_p50']:.2f}", ""]
+        lines += [""] + [f"search ({name}) / torch floor, p50: {s[f'search_{name}_over_floor_torch_p50']:.2f}; "
+                         f"/ its own floor: {s[f'search_{name}_over_floor_{name}_p50']:.2f}  "
+                         for name in ("onnx", "onnx-int8") if f"search_{name}_over_floor_torch_p50" in s] + [""]
     if "cold" in results:
         c = results["cold"]
         lines += ["## Cold start (fresh process, wall time)", "", "| command | median s | min s | imports torch |",
@@ -324,7 +333,7 @@ def report(results: dict[str, Any]) -> str:
         lines += ["## Ingest, add(infer=False)", "", "| path | one per call p50 ms | batched memories/s |",
                   "|---|---|---|"]
         lines += [f"| {b} | {g[b]['single']['p50_ms']:.1f} | {g[b]['batched_memories_per_s']:.0f} |"
-                  for b in ("onnx", "torch")]
+                  for b in BACKENDS if b in g]
         lines += [""]
     if "load" in results:
         ld = results["load"]

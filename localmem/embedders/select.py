@@ -27,10 +27,15 @@ from localmem.errors import ConfigError, LocalmemWarning, ModelError
 from localmem.protocols import Embedder, EmbedderIdentity
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
-# Which export ``auto`` uses on a CPU: fp32, whose vectors match torch's (and so open every store
-# torch filled). int8 is opt-in (backend "onnx-int8"): see benchmarks/results/speed for its figures.
+# Which export ``auto`` uses on a CPU for a new store: fp32, whose vectors are torch's. int8 passes the
+# exact-scan gate #13 set (SciFact nDCG@10 and LoCoMo hit@5 within 0.01 of fp32: -0.002 and -0.002) at
+# twice the speed, but end to end, through Memory.add/search, it found less: LoCoMo evidence hit@5 -0.009
+# (infer=False, whole conversations) and -0.011 (the infer=True default, first 200 turns); so it stays
+# opt-in (backend "onnx-int8"). Its vectors are another identity (cosine ~0.99 to fp32's); ``auto``
+# opens a store with the precision that filled it (``alternatives``, vector_stores/milvus.py).
 DEFAULT_ONNX_VARIANT = "fp32"
 _VARIANT = {"onnx": "fp32", "onnx-int8": "int8"}
+_INT8 = "+int8"  # appended to the name and fingerprint of the fp32 identity
 _FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 
 
@@ -44,26 +49,55 @@ class Source:
     normalize_module: bool  # the module list itself ends in Normalize
 
 
-def build_embedder(config: EmbedderConfig) -> Embedder:
-    """The embedder ``config`` asks for, on the fastest path this machine has."""
+def build_embedder(config: EmbedderConfig, *, identity: EmbedderIdentity | None = None) -> Embedder:
+    """The embedder ``config`` asks for, on the fastest path this machine has.
+
+    ``identity`` (backend auto only): one of ``alternatives``, the vectors an opened store holds.
+    """
     if config.backend not in BACKENDS:
         raise ConfigError(f"embedder.config.backend must be one of {BACKENDS}, got {config.backend!r}")
     source = resolve_source(config)
+    if identity is not None and identity.fingerprint.endswith(_INT8):
+        # int8 runs on the CPU only, whatever else this machine has.
+        config = replace(config, backend="onnx-int8", device="cpu")
     if config.backend == "torch" or (config.backend == "auto" and wants_torch(config.device)):
         return _torch(config, source)
     if config.device not in ("auto", "cpu"):
         raise ConfigError(f"embedder.config.backend {config.backend!r} runs on the CPU only; "
                           f"device {config.device!r} needs backend 'torch' or 'auto'")
-    variant = _VARIANT.get(config.backend, DEFAULT_ONNX_VARIANT)
-    found = find_export(source, variant)
-    if isinstance(found, Path):
-        return _onnx(config, source, found, variant)
-    if config.backend == "auto":
-        if found:  # an export exists but is damaged or stale: say so, then use torch
-            warnings.warn(f"not using the ONNX export: {found}", LocalmemWarning, stacklevel=3)
-        return _torch(config, source)
-    raise ModelError(f"embedder.config.backend is {config.backend!r} but {found or 'no ONNX export is prepared'} "
-                     f"for {source.name}; run 'localmem models prepare'")
+    if config.backend != "auto":
+        variant = _VARIANT[config.backend]
+        found = find_export(source, variant)
+        if isinstance(found, Path):
+            return _onnx(config, source, found, variant)
+        raise ModelError(f"embedder.config.backend is {config.backend!r} but {found or 'no ONNX export is prepared'} "
+                         f"for {source.name}; run 'localmem models prepare'")
+    # auto on a CPU: the default export for a new store, else fp32 (torch's vectors), else torch itself.
+    for variant in dict.fromkeys((DEFAULT_ONNX_VARIANT, "fp32") if identity is None else ("fp32",)):
+        found = find_export(source, variant)
+        if isinstance(found, Path):
+            return _onnx(config, source, found, variant)
+        if found:  # an export exists but is damaged or stale: say so, then try the next path
+            warnings.warn(f"not using the ONNX {variant} export: {found}", LocalmemWarning, stacklevel=3)
+    return _torch(config, source)
+
+
+def alternatives(config: EmbedderConfig, chosen: EmbedderIdentity) -> tuple[EmbedderIdentity, ...]:
+    """The bundled model's other identities ``auto`` can embed with here (int8 <-> fp32), best first.
+
+    A store filled with one of them is opened with it (Memory asks the store; the store compares
+    by content): a store an application filled with ``onnx-int8`` opens in ``localmem search``, and
+    a change of machine (GPU or not) or of the default precision never locks anyone out.
+    """
+    if config.backend != "auto" or config.model:
+        return ()
+    source = resolve_source(config)
+    fp32 = _identity(config, source, dims=_hidden_size(source.folder))
+    int8 = _int8_identity(fp32)
+    others = [fp32] if chosen.fingerprint != fp32.fingerprint else []  # an fp32 export or torch: always
+    if chosen.fingerprint != int8.fingerprint and isinstance(find_export(source, "int8"), Path):
+        others.append(int8)
+    return tuple(others)
 
 
 def resolve_source(config: EmbedderConfig) -> Source:
@@ -121,6 +155,8 @@ def find_export(source: Source, variant: str) -> Path | str:
     entry = record.file(variant)
     if entry is None:
         return f"the export in {folder} has no {variant} variant"
+    if variant == "int8" and record.made_with.get("int8") != prepared.INT8_RECIPE:
+        return f"the int8 export in {folder} was made by an older recipe"
     problem = prepared.quick_problem(folder, entry)
     if problem and prepared.full_problem(folder, entry):  # size/mtime moved: the sha256 decides
         return problem
@@ -139,10 +175,14 @@ def _onnx(config: EmbedderConfig, source: Source, model_file: Path, variant: str
 
     identity = _identity(config, source, dims=_hidden_size(source.folder))
     if variant == "int8":
-        # int8 vectors agree with torch's only to cosine ~0.95-0.99 (short texts worst): not the same
-        # vectors, so not the same identity; a store filled by one path refuses the other.
-        identity = replace(identity, name=f"{identity.name}+int8", fingerprint=f"{identity.fingerprint}+int8")
+        identity = _int8_identity(identity)
     return OnnxEmbedder(source.folder, model_file, identity, batch_size=config.batch_size, label=f"onnx-{variant}")
+
+
+def _int8_identity(fp32: EmbedderIdentity) -> EmbedderIdentity:
+    # int8 vectors agree with torch's only to cosine ~0.95-0.99 (short texts worst): not the same
+    # vectors, so not the same identity; a store filled by one path is never searched with the other.
+    return replace(fp32, name=fp32.name + _INT8, fingerprint=fp32.fingerprint + _INT8)
 
 
 def _identity(config: EmbedderConfig, source: Source, dims: int | None) -> EmbedderIdentity:

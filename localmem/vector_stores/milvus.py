@@ -124,9 +124,13 @@ _T = TypeVar("_T")
 class MilvusStore:
     """Memories in one Milvus collection; implements protocols.VectorStore."""
 
-    def __init__(self, config: VectorStoreConfig, embedder: EmbedderIdentity) -> None:
+    def __init__(self, config: VectorStoreConfig, embedder: EmbedderIdentity,
+                 alternatives: Sequence[EmbedderIdentity] = ()) -> None:
         self.config = config
+        # The vectors this handle stores and searches: ``embedder`` for a new collection; for an existing
+        # one, whichever of ``embedder`` and ``alternatives`` filled it (the caller embeds with that).
         self.embedder = embedder
+        self._alternatives = tuple(alternatives)
         self._name = config.collection_name
         self._lite = config.is_local_file
         self._lock = threading.Lock()
@@ -624,7 +628,11 @@ class MilvusStore:
             # By content (a fingerprint of the weights), and the normalisation; see embedders/identity.py.
             from localmem.embedders.identity import bundled_fingerprint, compare
 
-            verdict = compare(json.loads(stored), self.embedder, bundled_fingerprint())
+            recorded, bundled = json.loads(stored), bundled_fingerprint()
+            verdict = compare(recorded, self.embedder, bundled)
+            other = next((a for a in self._alternatives if not verdict.ok and compare(recorded, a, bundled).ok), None)
+            if other is not None:
+                self.embedder, verdict = other, compare(recorded, other, bundled)
             if not verdict.ok:
                 raise SchemaMismatchError(
                     f"{where} {verdict.problem}: their vectors are not comparable; use that embedder, another "
