@@ -243,7 +243,12 @@ async def _use_mcp_tools(session) -> None:
     await session.initialize()
     names = {tool.name for tool in (await session.list_tools()).tools}
     assert names == {"add_memory", "search_memories", "list_memories", "get_memory", "update_memory",
-                     "delete_memory", "memory_history"}
+                     "delete_memory", "memory_history", "wait_for_extraction"}
+    waited = await session.call_tool("wait_for_extraction", {"timeout": 0})
+    assert not waited.isError and waited.structuredContent == {"done": True, "failed": False, "through": 0,
+                                                               "queued": 0}
+    refused = await session.call_tool("wait_for_extraction", {"timeout": -1})
+    assert refused.isError and "timeout" in refused.content[0].text
     added = await session.call_tool("add_memory", {"text": "I am allergic to peanuts", "user_id": "gil",
                                                    "infer": False})
     assert not added.isError, added.content

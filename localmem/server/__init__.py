@@ -8,3 +8,7 @@
 Nothing here is imported by ``import localmem``: FastAPI, uvicorn and mcp are the optional
 ``server`` extra.
 """
+
+# A wait for background extraction holds a thread: bounded, so that a client gone away frees it.
+# Clients wait longer in slices (MemoryClient.wait_for_extraction).
+MAX_WAIT_S = 60.0

@@ -23,13 +23,11 @@ from localmem import __version__
 from localmem.async_memory import AsyncMemory
 from localmem.errors import LocalmemError
 from localmem.inputs import json_object
+from localmem.server import MAX_WAIT_S
 from localmem.wire import error_body, one_line, status_for
 
 log = logging.getLogger("localmem.server")
 
-# A wait for background extraction holds a thread: bounded, so that a client gone away frees it.
-# Clients wait longer in slices (MemoryClient.wait_for_extraction).
-MAX_WAIT_S = 60.0
 
 
 class Message(BaseModel):

@@ -14,6 +14,7 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
 
 from localmem.async_memory import AsyncMemory
+from localmem.server import MAX_WAIT_S
 
 INSTRUCTIONS = (
     "Long-term memory for the user, stored locally. Search it before answering questions about the user's "
@@ -67,6 +68,12 @@ def build_mcp(memory: AsyncMemory, *, loopback: bool = True) -> FastMCP:
     async def memory_history(memory_id: str) -> list[dict[str, Any]]:
         """How a memory changed, oldest first."""
         return await memory.history(memory_id)
+
+    @server.tool()
+    async def wait_for_extraction(timeout: float = 30.0) -> dict[str, Any]:
+        """With background extraction on: wait up to timeout seconds (at most a minute) for the facts of
+        earlier add_memory calls. done=true once they are written; queued: calls still waiting."""
+        return (await memory.extraction_progress(min(timeout, MAX_WAIT_S))).to_dict()
 
     return server
 
