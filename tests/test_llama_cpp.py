@@ -314,6 +314,14 @@ def test_same_attribute_same_value_is_not_a_contradiction() -> None:
     # a refinement is
     (" UPDATE 0: Is learning Spanish on weekends\n", "Is learning Spanish on weekends", "Is learning Spanish",
      Decision(Event.UPDATE, "Is learning Spanish on weekends", "0")),
+    # a value changed is; a word of the memory dropped is not (lossy "updates" seen on LoCoMo)
+    (" UPDATE 0: Has a midterm exam on November 21\n", "Has a midterm exam on November 21",
+     "Has a midterm exam on November 20", Decision(Event.UPDATE, "Has a midterm exam on November 21", "0")),
+    (" UPDATE 0: Nate knows one recipe using coconut milk\n", "Nate knows one recipe using coconut milk",
+     "Nate loves coconut milk", Decision(Event.ADD, "Nate knows one recipe using coconut milk")),
+    (" UPDATE 0: John is really excited for the view\n", "John is really excited for the view",
+     "John is excited for the season", Decision(Event.ADD, "John is really excited for the view")),
+    (" UPDATE 0: Likes tea\n", "Likes tea", "May 2023", Decision(Event.ADD, "Likes tea")),
     # an invented merge falls back to the fact's own words
     (" UPDATE 0: Is learning Spanish in Madrid\n", "Is learning Spanish on weekends", "Is learning Spanish",
      Decision(Event.UPDATE, "Is learning Spanish on weekends", "0")),

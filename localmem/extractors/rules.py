@@ -29,6 +29,12 @@ _NEGATIONS = {"not", "no", "never", "anymore", "longer", "nt", "dont", "doesnt",
 _FILLER = _NEGATIONS | {"does", "do", "did", "is", "am", "are", "was", "were", "a", "an", "the", "any", "more",
                         "really", "still", "t", "s", "at", "all"}
 
+# Words that only give a value (a number, a date, a time): what an update may change in a memory.
+_VALUES = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
+           "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today",
+           "tomorrow", "yesterday", "tonight", "one", "two", "three", "four", "five", "six", "seven", "eight",
+           "nine", "ten", "eleven", "twelve", "pm"}
 _ENDINGS = {"sold", "left", "ended", "cancelled", "canceled", "gave", "broke", "lost", "stopped", "quit", "retired",
             "divorced", "moved", "finished", "graduated", "former", "formerly", "used"}
 
@@ -113,10 +119,21 @@ def invents_nothing(text: str, *sources: str) -> bool:
     return content_words(text) <= known
 
 
-def keeps_most_of(text: str, memory: str, share: float = 0.6) -> bool:
-    """True when ``text`` keeps at least ``share`` of the memory's content words (a refinement)."""
-    old = content_words(memory)
-    return bool(old) and len(old & content_words(text)) / len(old) >= share
+def refines(text: str, memory: str) -> bool:
+    """True when ``text`` may replace the memory: it keeps every content word of it but values.
+
+    "Is learning Spanish" -> "Is learning Spanish on weekends" (more said), "Has an exam on
+    November 20" -> "... November 21" (a value changed). Any other word dropped makes it another
+    fact, added beside the memory: "Nate loves coconut milk" -> "Nate knows one recipe using
+    coconut milk" lost "loves"; "John is excited for the season" -> "... for the view" lost
+    "season" (both passed the rule before this, which asked for 60% of the words).
+    """
+    old, new = content_words(memory), content_words(text)
+    return any(not _is_value(w) for w in old & new) and all(_is_value(w) for w in old - new)
+
+
+def _is_value(word: str) -> bool:
+    return word in _VALUES or any(c.isdigit() for c in word)
 
 
 def shares_content(a: str, b: str) -> bool:
