@@ -51,6 +51,16 @@ def use_models(onnx_models: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return onnx_models
 
 
+def _copy_of(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A models folder of its own (the weights linked, the export copied), made the one in use."""
+    copy = tmp_path / "models"
+    copy.mkdir()
+    (copy / "all-MiniLM-L6-v2").symlink_to((models / "all-MiniLM-L6-v2").resolve())
+    shutil.copytree(prepared.export_dir(models, "all-MiniLM-L6-v2"), prepared.export_dir(copy, "all-MiniLM-L6-v2"))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(copy))
+    return copy
+
+
 @pytest.mark.slow
 def test_onnx_vectors_equal_torch_and_share_its_identity(use_models: Path,
                                                          real_embedder: SentenceTransformerEmbedder) -> None:
@@ -129,15 +139,10 @@ def test_only_auto_with_the_bundled_model_has_alternatives(use_models: Path) -> 
 @pytest.mark.slow
 def test_an_int8_export_of_an_older_recipe_is_not_used(use_models: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    copy = tmp_path / "models"
-    copy.mkdir()
-    (copy / "all-MiniLM-L6-v2").symlink_to((use_models / "all-MiniLM-L6-v2").resolve())
-    folder = prepared.export_dir(copy, "all-MiniLM-L6-v2")
-    shutil.copytree(prepared.export_dir(use_models, "all-MiniLM-L6-v2"), folder)
+    folder = prepared.export_dir(_copy_of(use_models, tmp_path, monkeypatch), "all-MiniLM-L6-v2")
     record = json.loads((folder / prepared.RECORD).read_text())
     record["made_with"]["int8"] = "8-bit weights, embeddings too"
     (folder / prepared.RECORD).write_text(json.dumps(record))
-    monkeypatch.setenv(MODELS_DIR_ENV, str(copy))
     assert "older recipe" in str(find_export(resolve_source(EmbedderConfig()), "int8"))
     with pytest.raises(ModelError, match=r"older recipe.*models prepare"):
         build_embedder(EmbedderConfig(backend="onnx-int8"))
@@ -156,11 +161,7 @@ def test_prepare_records_each_export_with_its_sha256(use_models: Path) -> None:
 @pytest.mark.slow
 def test_a_damaged_export_fails_verify_and_auto_falls_back_to_torch(use_models: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    copy = tmp_path / "models"
-    copy.mkdir()
-    (copy / "all-MiniLM-L6-v2").symlink_to((use_models / "all-MiniLM-L6-v2").resolve())
-    shutil.copytree(prepared.export_dir(use_models, "all-MiniLM-L6-v2"), prepared.export_dir(copy, "all-MiniLM-L6-v2"))
-    monkeypatch.setenv(MODELS_DIR_ENV, str(copy))
+    copy = _copy_of(use_models, tmp_path, monkeypatch)
     target = prepared.export_dir(copy, "all-MiniLM-L6-v2") / "model.onnx"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, other bytes
