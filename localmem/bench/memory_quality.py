@@ -292,15 +292,13 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
 
 def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Path, infer_only: bool = False,
         backend: str = "torch", progress: Callable[[str], None] = print) -> dict[str, Any]:
-    from localmem.bench.embedding import Embedders
-
     max_turns = QUICK_TURNS if quick else None
     turns, questions = load(max_turns)
     progress(f"memory quality: {sum(len(t) for t in turns.values())} turns, {len(questions)} questions")
-    emb = Embedders()
     out: dict[str, Any] = {"turns": {c: len(t) for c, t in turns.items()}, "questions": len(questions), "rows": {},
                            "embedder_backend": backend}
-    chosen = emb.default if backend == "torch" else build_embedder(EmbedderConfig(backend=backend))
+    # torch in batches of 64 as the other benchmarks embed (the same vectors as any batch size).
+    chosen = build_embedder(EmbedderConfig(backend=backend, batch_size=64 if backend == "torch" else None))
     try:
         primed = PrimedEmbedder(chosen)
         if not infer_only:
@@ -318,7 +316,6 @@ def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Pat
             out["infer_subset"] = infer_subset(primed, turns, questions, workdir, infer_conversations,
                                                infer_turns)
     finally:
-        emb.close()
         chosen.close()
     return out
 

@@ -23,12 +23,12 @@ from localmem.errors import ModelError
 RECORD = "prepared.json"
 FORMAT = 1
 # How the int8 file is made; recorded, and a file made otherwise is made again by `models prepare`.
-# Only the weight matrices: the embedding tables cost no arithmetic, and quantising them cost LoCoMo
-# hit@5 0.006. Weights in 7 bits (reduce_range): on CPUs without VNNI (AVX2) onnxruntime multiplies
-# uint8 activations by int8 weights with an instruction that adds pairs of products into 16 bits,
-# which 255 x 127 x 2 overflows; 255 x 64 x 2 does not, so every x86 CPU computes the same products.
-# With 8 bits they were not: the LoCoMo hit@5 loss against fp32 was 0.011 on an AVX2 machine and
-# 0.001 on an AVX-512 VNNI one (benchmarks/results/speed).
+# Only the weight matrices: the embedding tables cost no arithmetic, and quantising them too cost
+# LoCoMo hit@5 ~0.006 (exact scan). Weights in 7 bits (reduce_range): on CPUs without VNNI (AVX2)
+# onnxruntime multiplies uint8 activations by int8 weights with an instruction that adds pairs of
+# products into 16 bits, which 255 x 127 x 2 overflows and 255 x 64 x 2 does not, so every x86 CPU
+# computes the same products. The 8-bit recipe before this lost LoCoMo hit@5 0.011 against fp32 on an
+# AVX2 host (the speed benchmark's committed figure then) and 0.001 on an AVX-512 VNNI one.
 INT8_RECIPE = "dynamic, MatMul weights only, per channel, 7-bit (reduce_range)"
 
 
