@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localmem.bench.memory_quality import BM25, Found, Question, found_in, rrf, score
+from localmem.bench.memory_quality import BM25, Found, Question, compare, found_in, rrf, score
 
 
 def test_evidence_counts_a_source_and_answer_recall_ignores_stop_words() -> None:
@@ -13,7 +13,8 @@ def test_evidence_counts_a_source_and_answer_recall_ignores_stop_words() -> None
     found = found_in(result)
     assert found.labels == {"D1:3"}
     scored = score([q], [[found]])
-    assert scored["all"] == {"questions": 1, "evidence_hit_at_5": 1.0, "answer_recall_at_5": 1.0}
+    assert scored["all"] == {"questions": 1, "evidence_hit_at_5": 1.0, "answer_recall_at_5": 1.0,
+                             "evidence_hits": "1"}
     missing = score([q], [[Found(frozenset({"D9:9"}), "on 7 June, the day")]])
     assert missing["2"]["evidence_hit_at_5"] == 0.0 and missing["2"]["answer_recall_at_5"] == 1 / 3
 
@@ -30,3 +31,15 @@ def test_bm25_and_rrf() -> None:
     scores = bm25.scores("cat")
     assert scores[0] > 0 and scores[2] > 0 and scores[1] == 0
     assert rrf([[0, 1, 2], [2, 0]]) == [0, 2, 1]
+
+
+def test_two_runs_compare_question_by_question() -> None:
+    def run(hits: str) -> dict[str, object]:
+        return {"rows": {"infer=False": {"all": {"evidence_hits": hits}}},
+                "infer_subset": {"rows": {"infer=True": {"all": {"evidence_hits": hits[:2]}}}}}
+
+    table = compare(run("110100"), run("011110"))
+    # 2 found only after (positions 2 and 4), 1 only before (position 0); p = 2 * (1 + 3) / 8 = 1.0
+    assert table[2] == "| infer=False | 0.500 / 0.667 | 2 | 1 | 1.00 |"
+    assert table[3] == "| infer=True (infer subset) | 1.000 / 0.500 | 0 | 1 | 1.00 |"
+    assert compare(run("1" * 10), run("0" * 10))[2].endswith("| 0 | 10 | 0.00 |")  # 2 / 1024

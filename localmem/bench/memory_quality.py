@@ -135,9 +135,40 @@ def score(questions: Sequence[Question], found: Sequence[Sequence[Found]]) -> di
         for key in ("all", str(q.category)):
             hits[key].append(hit)
             recalls[key].append(recall)
-    return {key: {"questions": len(hits[key]), "evidence_hit_at_5": float(np.mean(hits[key])),
-                  "answer_recall_at_5": float(np.mean(recalls[key]))}
-            for key in ["all", *sorted(k for k in hits if k != "all")]}
+    out: dict[str, Any] = {key: {"questions": len(hits[key]), "evidence_hit_at_5": float(np.mean(hits[key])),
+                                 "answer_recall_at_5": float(np.mean(recalls[key]))}
+                           for key in ["all", *sorted(k for k in hits if k != "all")]}
+    # Each question's hit, in order ("1"/"0"): two runs over the same questions compare pairwise (compare()).
+    out["all"]["evidence_hits"] = "".join(str(int(h)) for h in hits["all"])
+    return out
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Per row of both result files: questions only ``after`` finds, only ``before`` finds, and how
+    likely a split at least that uneven is when neither is better (two-sided sign test)."""
+    lines = ["| row | hit@5 before / after | found only after | only before | sign test p |", "|---|---|---|---|---|"]
+    rows_b = _rows(after)
+    for name, row in _rows(before).items():
+        a, b = row["all"].get("evidence_hits"), rows_b.get(name, {}).get("all", {}).get("evidence_hits")
+        if not a or not b or len(a) != len(b):
+            continue  # a row one side lacks, or files from before per-question hits were kept
+        gained = sum(x == "0" and y == "1" for x, y in zip(a, b, strict=True))
+        lost = sum(x == "1" and y == "0" for x, y in zip(a, b, strict=True))
+        lines.append(f"| {name} | {a.count('1') / len(a):.3f} / {b.count('1') / len(b):.3f} | {gained} | {lost} | "
+                     f"{_sign_test(gained, lost):.2f} |")
+    return lines
+
+
+def _rows(results: dict[str, Any]) -> dict[str, Any]:
+    subset = (results.get("infer_subset") or {}).get("rows", {})
+    return {**results.get("rows", {}), **{f"{name} (infer subset)": row for name, row in subset.items()}}
+
+
+def _sign_test(wins: int, losses: int) -> float:
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / float(2 ** n))
 
 
 # -- raw turns, in numpy -----------------------------------------------------------------
@@ -399,7 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     # torch: the fp32 vectors every committed figure was measured with (the fp32 ONNX export gives the
     # same figures); onnx-int8: the opt-in CPU path, measured end to end (#13's int8 decision).
     parser.add_argument("--backend", choices=BACKENDS, default="torch", help="embedder path (default torch)")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                        help="compare two result JSON files question by question, and exit")
     args = parser.parse_args(argv)
+    if args.compare:
+        print("\n".join(compare(*(json.loads(path.read_text()) for path in args.compare))))
+        return 0
     data.use_root(args.data)
     command = " ".join(["python -m localmem.bench.memory_quality", *(argv if argv is not None else sys.argv[1:])])
     with tempfile.TemporaryDirectory(prefix="localmem-quality-", ignore_cleanup_errors=True) as tmp:

@@ -29,10 +29,11 @@ from localmem.protocols import Embedder, EmbedderIdentity
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # Which export ``auto`` uses on a CPU for a new store: fp32, whose vectors are torch's. int8 passes the
 # exact-scan gate #13 set (SciFact nDCG@10 and LoCoMo hit@5 within 0.01 of fp32: -0.002 and -0.002) at
-# twice the speed, but end to end, through Memory.add/search, it found less: LoCoMo evidence hit@5 -0.009
-# (infer=False, whole conversations) and -0.011 (the infer=True default, first 200 turns); so it stays
-# opt-in (backend "onnx-int8"). Its vectors are another identity (cosine ~0.99 to fp32's); ``auto``
-# opens a store with the precision that filled it (``alternatives``, vector_stores/milvus.py).
+# twice the speed; through Memory.add/search it scored lower on most rows (LoCoMo evidence hit@5 -0.009
+# with infer=False over whole conversations), which a question-by-question sign test does not show to be
+# real (p = 0.28). Its gain is bulk infer=False ingest, so the default stays the exact vectors until a
+# larger evaluation decides (README, "Which embedder path runs"). Its vectors are another identity
+# (cosine ~0.99 to fp32's); ``auto`` opens a store with the precision that filled it (``alternatives``).
 DEFAULT_ONNX_VARIANT = "fp32"
 _VARIANT = {"onnx": "fp32", "onnx-int8": "int8"}
 _INT8 = "+int8"  # appended to the name and fingerprint of the fp32 identity
