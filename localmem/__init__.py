@@ -15,7 +15,6 @@ import typing as _typing
 
 from localmem.config import EmbedderConfig, LlmConfig, MemoryConfig, VectorStoreConfig
 from localmem.errors import (
-    AnswerCutError,
     ChecksumError,
     ConfigError,
     DependencyError,
@@ -47,7 +46,6 @@ set_process_defaults()
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnswerCutError",
     "AsyncMemory",
     "ChecksumError",
     "ConfigError",

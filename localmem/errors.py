@@ -107,10 +107,6 @@ class PromptTooLongError(ExtractionError):
     """A prompt does not fit in the model's context window."""
 
 
-class AnswerCutError(ExtractionError):
-    """The model's answer reached max_tokens before its grammar ended it (a small model repeating itself)."""
-
-
 class BenchDataError(LocalmemError):
     """A benchmark data file has no pinned hash, fails its checksum, or cannot be fetched or unpacked."""
 

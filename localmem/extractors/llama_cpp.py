@@ -29,7 +29,6 @@ import numpy as np
 from localmem import models
 from localmem.config import LlmConfig
 from localmem.errors import (
-    AnswerCutError,
     ChecksumError,
     DependencyError,
     InvalidInputError,
@@ -142,8 +141,8 @@ class LlamaCppModel:
         reads = [whose.turns(messages) for messages, _ in conversations]
         windows = [self._windows(messages, read, custom_prompt)
                    for (messages, _), read in zip(conversations, reads, strict=True)]
-        outputs = iter(self._complete_many([extraction_prompt(lines, custom_prompt) for group in windows
-                                            for _, lines in group], extraction_grammar()))
+        outputs = iter(_ended_lines(one) for one in self._complete_many(
+            [extraction_prompt(lines, custom_prompt) for group in windows for _, lines in group], extraction_grammar()))
         out: list[list[Fact]] = []
         for (_, times), read, group in zip(conversations, reads, windows, strict=True):
             names = frozenset(t.speaker for t in read if t.speaker)
@@ -234,28 +233,28 @@ class LlamaCppModel:
             return ruled
         if not any(_checks_could_accept(fact, c.text) for c in candidates):
             return Decision(Event.ADD, fact.text)
-        try:
-            output = self._complete(reconcile_prompt(fact, candidates, custom_prompt), reconcile_grammar(candidates))
-        except AnswerCutError:
+        answer = self._complete(reconcile_prompt(fact, candidates, custom_prompt), reconcile_grammar(candidates))
+        if answer.cut:
             # The bundled model sometimes repeats itself to max_tokens (seen on LoCoMo: "UPDATE 0: Maria volunteers
             # at the homeless shelter Maria volunteers at ..."). Such an answer decides nothing: the fact is
             # added in its own words, as the checks do with every answer they refuse (stats.cut_answers counts it).
             return Decision(Event.ADD, fact.text)
-        return _checked(parse_decision(output, candidates), fact, candidates)
+        return _checked(parse_decision(answer.text, candidates), fact, candidates)
 
     # -- shared ------------------------------------------------------------
     def _budget(self) -> int:
         return self._backend.n_ctx - self.config.max_tokens - _MARGIN
 
-    def _complete(self, prompt: str, grammar: Grammar) -> str:
+    def _complete(self, prompt: str, grammar: Grammar) -> Completion:
         return self._complete_many([prompt], grammar, together=False)[0]
 
-    def _complete_many(self, prompts: Sequence[str], grammar: Grammar, *, together: bool = True) -> list[str]:
-        """Completions in order. Extraction prompts go ``together`` through the backend's batched
-        decoder even one at a time (it keeps the few-shot prefix and filters the grammar cheaply);
-        reconciliation prompts, with another prefix, use the plain path on the model's own context,
-        where llama.cpp reuses the previous prompt's tokens: only reconciliation uses that context,
-        so its few-shot prefix stays evaluated from one call to the next."""
+    def _complete_many(self, prompts: Sequence[str], grammar: Grammar, *, together: bool = True) -> list[Completion]:
+        """Completions in order; a cut one (``Completion.cut``) is the caller's to judge. Extraction
+        prompts go ``together`` through the backend's batched decoder even one at a time (it keeps
+        the few-shot prefix and filters the grammar cheaply); reconciliation prompts, with another
+        prefix, use the plain path on the model's own context, where llama.cpp reuses the previous
+        prompt's tokens: only reconciliation uses that context, so its few-shot prefix stays
+        evaluated from one call to the next."""
         for prompt in prompts:
             size = self._backend.count_tokens(prompt)
             if size > self._budget():
@@ -276,12 +275,7 @@ class LlamaCppModel:
                 self.stats.completion_tokens += one.completion_tokens
                 self.stats.generation_seconds += one.generation_seconds
                 self.stats.cut_answers += one.cut
-        if not together and any(one.cut for one in done):
-            raise AnswerCutError(f"the model's answer was cut at max_tokens={self.config.max_tokens} before the "
-                                 f"grammar ended it: {done[0].text[:200]!r}")
-        # A cut list of facts keeps its complete lines (seen on LoCoMo: "- I'm motivated by my family, my
-        # friends, my job, my family, my friends, ..." to max_tokens); its message stays stored and findable.
-        return [_complete_lines(one.text) if one.cut else one.text for one in done]
+        return done
 
     def close(self) -> None:
         self._backend.close()
@@ -316,9 +310,15 @@ def _checked(decision: Decision, fact: Fact, candidates: Sequence[Candidate]) ->
     return Decision(Event.UPDATE, text, target_id=decision.target_id)
 
 
-def _complete_lines(text: str) -> str:
-    """The lines of a cut answer that ended, or the "no facts" answer when none did."""
-    ended = text[:text.rfind("\n") + 1]
+def _ended_lines(answer: Completion) -> str:
+    """A list of facts; if it was cut, the lines that ended, or the "no facts" answer when none did.
+
+    Seen on LoCoMo: "- I'm motivated by my family, my friends, my job, my family, my friends, ..." to
+    max_tokens. The message stays stored and findable either way.
+    """
+    if not answer.cut:
+        return answer.text
+    ended = answer.text[:answer.text.rfind("\n") + 1]
     return ended if ended.strip() else f"- {NO_FACTS}\n"
 
 
