@@ -133,6 +133,9 @@ class MilvusStore:
         self._alternatives = tuple(alternatives)
         self._name = config.collection_name
         self._lite = config.is_local_file
+        # Resolved once: every write and duplicate check asks for it (resolve() is a syscall per part), and
+        # a relative path keeps meaning the folder it meant at open if the process changes directory.
+        self._lite_path = Path(config.uri).expanduser().resolve() if self._lite else None
         self._lock = threading.Lock()
         self._pending = 0  # rows written since the last flush (Lite only)
         self._dirty = False
@@ -204,7 +207,7 @@ class MilvusStore:
     @property
     def lite_path(self) -> Path | None:
         """The Milvus Lite data folder, or None for a server."""
-        return Path(self.config.uri).expanduser().resolve() if self._lite else None
+        return self._lite_path
 
     def insert(self, records: Sequence[MemoryRecord], vectors: Vectors) -> None:
         # On a server another process may add the same stable id at the same moment (records.stable_id),
