@@ -138,13 +138,17 @@ class SciFact:
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade}
 
 
-def scifact(max_queries: int | None = None, max_docs: int | None = None, seed: int = 0) -> SciFact:
-    """The test split. ``max_docs`` keeps every relevant doc plus a seeded sample (quick runs)."""
+def scifact(max_queries: int | None = None, max_docs: int | None = None, seed: int = 0,
+            splits: tuple[str, ...] = ("test",)) -> SciFact:
+    """The test split (the published figures), or ``splits`` together (train adds 809 claims to the 300:
+    a paired comparison of two embedders needs the queries more than the convention). ``max_docs`` keeps
+    every relevant doc plus a seeded sample (quick runs)."""
     root = data_dir() / "scifact"
     qrels: dict[str, dict[str, int]] = {}
-    for line in (root / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        qid, did, grade = line.split("\t")
-        qrels.setdefault(qid, {})[did] = int(grade)
+    for split in splits:
+        for line in (root / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
+            qid, did, grade = line.split("\t")
+            qrels.setdefault(qid, {})[did] = int(grade)
     queries = {r["_id"]: r["text"] for r in map(json.loads, (root / "queries.jsonl").read_text().splitlines())}
     qids = sorted(qrels, key=int)
     if max_queries is not None:

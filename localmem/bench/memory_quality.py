@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from localmem import Memory, MemoryConfig
-from localmem.bench import data
+from localmem.bench import data, metrics
 from localmem.bench.timing import summarize
 from localmem.config import EmbedderConfig, VectorStoreConfig
 from localmem.embedders.select import BACKENDS, build_embedder
@@ -155,20 +155,13 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         gained = sum(x == "0" and y == "1" for x, y in zip(a, b, strict=True))
         lost = sum(x == "1" and y == "0" for x, y in zip(a, b, strict=True))
         lines.append(f"| {name} | {a.count('1') / len(a):.3f} / {b.count('1') / len(b):.3f} | {gained} | {lost} | "
-                     f"{_sign_test(gained, lost):.2f} |")
+                     f"{metrics.sign_test(gained, lost):.2f} |")
     return lines
 
 
 def _rows(results: dict[str, Any]) -> dict[str, Any]:
     subset = (results.get("infer_subset") or {}).get("rows", {})
     return {**results.get("rows", {}), **{f"{name} (infer subset)": row for name, row in subset.items()}}
-
-
-def _sign_test(wins: int, losses: int) -> float:
-    n, k = wins + losses, min(wins, losses)
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / float(2 ** n))
 
 
 # -- raw turns, in numpy -----------------------------------------------------------------

@@ -46,3 +46,28 @@ def curves(per_query: Sequence[tuple[Sequence[Collection[str]], Collection[str]]
         "hit": {str(k): mean([hit_at(r, rel, k) for r, rel in per_query]) for k in ks},
         "recall": {str(k): mean([recall_at(r, rel, k) for r, rel in per_query]) for k in ks},
     }
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided sign test: how likely a split at least this uneven is when neither side is better."""
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / float(2 ** n))
+
+
+def paired(before: Sequence[float], after: Sequence[float], *, resamples: int = 5000,
+           seed: int = 0) -> dict[str, float]:
+    """``after`` against ``before``, query by query: the mean difference with a bootstrap 95% interval,
+    how many queries each side scores higher on, and the sign test of that split."""
+    import numpy as np
+
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    if diff.size == 0:
+        raise ValueError("paired() needs at least one query")
+    draws = np.random.default_rng(seed).integers(0, diff.size, size=(resamples, diff.size))
+    low, high = np.percentile(diff[draws].mean(axis=1), [2.5, 97.5])
+    better, worse = int((diff > 1e-12).sum()), int((diff < -1e-12).sum())
+    return {"queries": int(diff.size), "mean_difference": float(diff.mean()), "ci95_low": float(low),
+            "ci95_high": float(high), "after_better": better, "after_worse": worse,
+            "sign_test_p": sign_test(better, worse)}

@@ -82,30 +82,55 @@ def run_embed(n_queries: int, n_batch: int, repeats: int) -> dict[str, Any]:
 
 # -- quality -------------------------------------------------------------------------
 def run_quality(scifact_docs: int | None) -> dict[str, Any]:
-    sf = data.scifact(max_docs=scifact_docs)
-    turns = data.locomo_turns()
-    questions = data.locomo_questions()
-    out: dict[str, Any] = {"scifact_docs": len(sf.docs), "scifact_queries": len(sf.queries),
-                           "locomo_turns": len(turns), "locomo_questions": len(questions)}
+    """Exact-scan retrieval per path: the int8 gate (SciFact test nDCG@10, LoCoMo hit@5 over raw turns) and,
+    query by query, int8 against fp32 over every SciFact claim (test and train) and LoCoMo turns as an
+    episode stores them (with their date): a mean difference within 0.01 must hold beyond its noise."""
+    from localmem.bench.memory_quality import load, stored_texts
+
+    sf = data.scifact(max_docs=scifact_docs, splits=("test", "train"))
+    test = set(data.scifact(max_docs=scifact_docs).query_ids)
+    turns, questions = data.locomo_turns(), data.locomo_questions()
+    by_conversation, dated_questions = load(None)
+    dated = [t for kept in by_conversation.values() for t in kept]
+    out: dict[str, Any] = {"scifact_docs": len(sf.docs), "scifact_queries": len(test),
+                           "scifact_claims_paired": len(sf.queries), "locomo_turns": len(turns),
+                           "locomo_questions": len(questions)}
+    per_query: dict[str, dict[str, list[float]]] = {}
     for name in BACKENDS:
         e = embedder(name)
         docs, queries = e.embed(sf.docs), e.embed(sf.queries)
         ndcg = [metrics.ndcg_at([sf.doc_ids[i] for i in np.argsort(-(docs @ q))[:10]], sf.qrels[qid], 10)
                 for q, qid in zip(queries, sf.query_ids, strict=True)]
-        tvecs, qvecs = e.embed([t.text for t in turns]), e.embed([q.text for q in questions])
-        rows_of: dict[str, np.ndarray[Any, Any]] = {}
-        for conv in {t.conversation for t in turns}:
-            rows_of[conv] = np.flatnonzero([t.conversation == conv for t in turns])
-        hits = []
-        for q, vec in zip(questions, qvecs, strict=True):
-            rows = rows_of[q.conversation]
-            top = rows[np.argsort(-(tvecs[rows] @ vec))[:5]]
-            hits.append(metrics.hit_at([(turns[i].dia_id,) for i in top], q.evidence, 5))
-        out[name] = {"scifact_ndcg_at_10": metrics.mean(ndcg), "locomo_hit_at_5": metrics.mean(hits)}
+        hits = _hits_at_5([t.conversation for t in turns], [t.dia_id for t in turns],
+                          e.embed([t.text for t in turns]), [(q.conversation, q.evidence) for q in questions],
+                          e.embed([q.text for q in questions]))
+        dated_hits = _hits_at_5([t.conversation for t in dated], [t.dia_id for t in dated],
+                                e.embed(stored_texts(by_conversation)),
+                                [(q.conversation, q.evidence) for q in dated_questions],
+                                e.embed([q.text for q in dated_questions]))
+        on_test = [v for v, qid in zip(ndcg, sf.query_ids, strict=True) if qid in test]
+        out[name] = {"scifact_ndcg_at_10": metrics.mean(on_test),
+                     "locomo_hit_at_5": metrics.mean(hits), "scifact_all_claims_ndcg_at_10": metrics.mean(ndcg),
+                     "locomo_dated_hit_at_5": metrics.mean(dated_hits)}
+        per_query[name] = {"scifact": ndcg, "locomo_dated": dated_hits}
         e.close()
     for key in ("scifact_ndcg_at_10", "locomo_hit_at_5"):
         out[f"int8_minus_fp32_{key}"] = out["onnx-int8"][key] - out["onnx"][key]
+    out["int8_vs_fp32_paired"] = {what: metrics.paired(per_query["onnx"][what], per_query["onnx-int8"][what])
+                                  for what in ("scifact", "locomo_dated")}
     return out
+
+
+def _hits_at_5(conversation_of: list[str], label_of: list[str], texts: np.ndarray[Any, Any],
+               questions: list[tuple[str, frozenset[str]]], queries: np.ndarray[Any, Any]) -> list[float]:
+    """Per question: whether an evidence turn is among the 5 nearest of its conversation's turns."""
+    rows_of = {c: np.flatnonzero([x == c for x in conversation_of]) for c in set(conversation_of)}
+    hits = []
+    for (conversation, evidence), vec in zip(questions, queries, strict=True):
+        rows = rows_of[conversation]
+        top = rows[np.argsort(-(texts[rows] @ vec))[:5]]
+        hits.append(metrics.hit_at([(label_of[i],) for i in top], evidence, 5))
+    return hits
 
 
 # -- search vs floors ------------------------------------------------------------------
@@ -311,6 +336,18 @@ def report(results: dict[str, Any]) -> str:
         lines += [f"| {b} | {q[b]['scifact_ndcg_at_10']:.4f} | {q[b]['locomo_hit_at_5']:.4f} |" for b in BACKENDS]
         lines += ["", f"int8 - fp32: SciFact {q['int8_minus_fp32_scifact_ndcg_at_10']:+.4f}, "
                       f"LoCoMo {q['int8_minus_fp32_locomo_hit_at_5']:+.4f}", ""]
+        if "int8_vs_fp32_paired" in q:
+            lines += ["int8 against fp32, query by query: SciFact nDCG@10 over every claim (test and train), "
+                      "LoCoMo hit@5 over the turns as episodes store them (dated).", "",
+                      "| set | queries | fp32 | int8 | mean difference (95% CI) | int8 better / worse | sign test p |",
+                      "|---|---|---|---|---|---|---|"]
+            means = {"scifact": "scifact_all_claims_ndcg_at_10", "locomo_dated": "locomo_dated_hit_at_5"}
+            for what, pair in q["int8_vs_fp32_paired"].items():
+                lines.append(f"| {what} | {pair['queries']} | {q['onnx'][means[what]]:.4f} | "
+                             f"{q['onnx-int8'][means[what]]:.4f} | "
+                             f"{pair['mean_difference']:+.4f} ({pair['ci95_low']:+.4f} to {pair['ci95_high']:+.4f}) | "
+                             f"{pair['after_better']} / {pair['after_worse']} | {pair['sign_test_p']:.2f} |")
+            lines += [""]
     if "search" in results:
         s = results["search"]
         lines += [f"## Memory.search vs the exact-scan floors ({s['scope_memories']} memories in scope)", "",
