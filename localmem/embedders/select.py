@@ -28,12 +28,14 @@ from localmem.protocols import Embedder, EmbedderIdentity
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # Which export ``auto`` uses on a CPU for a new store: fp32, whose vectors are torch's. int8 passes the
-# exact-scan gate #13 set (SciFact nDCG@10 and LoCoMo hit@5 within 0.01 of fp32: -0.002 and -0.002) at
-# twice the speed; through Memory.add/search it scored lower on most rows (LoCoMo evidence hit@5 -0.009
-# with infer=False over whole conversations), which a question-by-question sign test does not show to be
-# real (p = 0.28). Its gain is bulk infer=False ingest, so the default stays the exact vectors until a
-# larger evaluation decides (README, "Which embedder path runs"). Its vectors are another identity
-# (cosine ~0.99 to fp32's); ``auto`` opens a store with the precision that filled it (``alternatives``).
+# exact-scan gate #13 set (SciFact test nDCG@10 and LoCoMo hit@5 within 0.01 of fp32: -0.002 / -0.002) at
+# 2.5x the speed, but paired query by query over larger sets (the speed benchmark's quality section) it
+# leans down on both: SciFact nDCG@10 over all 1,109 claims -0.003 (95% CI -0.008 to +0.002; worse on 107
+# claims, better on 73, sign test p = 0.01), LoCoMo hit@5 over turns as episodes store them -0.010 (CI
+# -0.025 to +0.006), and through Memory.add/search LoCoMo -0.009. Its gain is bulk infer=False ingest (an
+# infer=True add is the model's time), so the default keeps the exact vectors (README, "Which embedder
+# path runs"). Its vectors are another identity (cosine ~0.99 to fp32's); ``auto`` opens a store with the
+# precision that filled it (``alternatives``), so changing this never locks a store out.
 DEFAULT_ONNX_VARIANT = "fp32"
 _VARIANT = {"onnx": "fp32", "onnx-int8": "int8"}
 _INT8 = "+int8"  # appended to the name and fingerprint of the fp32 identity
