@@ -1,9 +1,12 @@
-"""Retrieval quality measures over ranked lists: hit@k, recall@k, nDCG@k, overlap@k."""
+"""Retrieval quality measures over ranked lists (hit@k, recall@k, nDCG@k, overlap@k), and how two runs
+compare query by query (paired, sign_test)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
 
 KS = (1, 3, 5, 10, 20)
 
@@ -60,8 +63,6 @@ def paired(before: Sequence[float], after: Sequence[float], *, resamples: int = 
            seed: int = 0) -> dict[str, float]:
     """``after`` against ``before``, query by query: the mean difference with a bootstrap 95% interval,
     how many queries each side scores higher on, and the sign test of that split."""
-    import numpy as np
-
     diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     if diff.size == 0:
         raise ValueError("paired() needs at least one query")
