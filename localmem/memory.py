@@ -63,10 +63,11 @@ class Memory:
             store_modules_loaded()
         self._warn_on_dims(self.config, self.embedder)
         _require_meaningful_scores(self.config, self.embedder)
-        if store is None and embedder is None:
-            self.embedder, self.store = _open_default(self.config, self.embedder)
+        if store is None:
+            # An embedder the caller passed is never swapped; the default one follows the store.
+            self.embedder, self.store = _open_default(self.config, self.embedder, follow_store=embedder is None)
         else:
-            self.store = store or _default_store(self.config, self.embedder)
+            self.store = store
         try:
             self.history_store = history or _default_history(self.config)
         except BaseException:
@@ -346,24 +347,18 @@ def _default_embedder(config: MemoryConfig) -> Embedder:
     return build_embedder(config.embedder)
 
 
-def _default_store(config: MemoryConfig, embedder: Embedder) -> VectorStore:
-    from localmem.vector_stores.milvus import MilvusStore
-
-    store: VectorStore = MilvusStore(config.vector_store, embedder.identity)
-    return store
-
-
-def _open_default(config: MemoryConfig, embedder: Embedder) -> tuple[Embedder, VectorStore]:
+def _open_default(config: MemoryConfig, embedder: Embedder, *, follow_store: bool) -> tuple[Embedder, VectorStore]:
     """The default store, and an embedder of the vectors it holds.
 
-    A collection filled with the bundled model at another precision than this process would pick
-    (int8, opted into by the application that filled it; fp32 where int8 is the choice) is embedded
-    for with that precision.
+    With ``follow_store``, a collection filled with the bundled model at another precision than this
+    process would pick (int8, opted into by the application that filled it; fp32 where int8 is the
+    choice) is embedded for with that precision; otherwise a collection of other vectors is refused.
     """
     from localmem.embedders.select import alternatives, build_embedder
     from localmem.vector_stores.milvus import MilvusStore
 
-    store = MilvusStore(config.vector_store, embedder.identity, alternatives(config.embedder, embedder.identity))
+    others = alternatives(config.embedder, embedder.identity) if follow_store else ()
+    store = MilvusStore(config.vector_store, embedder.identity, others)
     if store.embedder.fingerprint == embedder.identity.fingerprint:
         return embedder, store
     try:
