@@ -66,7 +66,11 @@ def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: 
     missing = [key for key, _ in fused[:limit] if best[key] not in shown]
     if missing:
         shown.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE)
+    # Each group's similarity is that of its row closest in meaning (results.py reports it as the score).
+    closest: dict[str, float] = {}
+    for key, similarity in by_meaning:
+        closest.setdefault(group.get(key, key), similarity)
     # A group whose message is gone (deleted since its context was drawn: contexts go with it) is skipped.
-    hits = [SearchHit(record=shown[best[key]], score=fusion.scale(raw), distance=raw)
+    hits = [SearchHit(record=shown[best[key]], score=fusion.scale(raw), distance=raw, similarity=closest.get(key))
             for key, raw in fused if best[key] in shown]
     return hits[:limit]
