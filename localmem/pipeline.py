@@ -29,6 +29,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text,
 from localmem.currency import is_chatter, is_own, says_change, supersedes, topics
 from localmem.episodes import Said, content_of, said
 from localmem.errors import ExtractionError
+from localmem.extractors.postprocess import dated
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
 from localmem.inputs import check_text
 from localmem.jobs import AddRequest, Job
@@ -182,7 +184,8 @@ class AddPipeline:
                     found = llm.extract_many([jobs[i].messages for i in members], prompt)
                 except ExtractionError:
                     continue
-                done.update({i: (_own_facts(_unique(facts), jobs[i].messages, jobs[i].scope), ())
+                done.update({i: ([_dated(f, jobs[i].moment) for f in _own_facts(_unique(facts), jobs[i].messages,
+                                                                                jobs[i].scope)], ())
                              for i, facts in zip(members, found, strict=True)})
         return [done[i] if i in done else self._facts(job.request(), always_fall_back=True)
                 for i, job in enumerate(jobs)]
@@ -230,7 +233,10 @@ class AddPipeline:
         marks = [w for w in marks if w.record.id not in changed]
         writes = [*stored, *facts, *contexts, *marks]
         self.writer.apply(writes, episodes.history(writes), done=done)
-        shown = [w for w in stored if w.event is Event.ADD and not w.record.covered]
+        # Only the scope's own memories: an assistant's reply or a "Noted!" is stored, not reported (currency.py).
+        has_user = request.scope.user_id is not None
+        shown = [w for w in stored if w.event is Event.ADD and not w.record.covered and not w.record.chatter
+                 and is_own(w.record.role, has_user)]
         # Episodes uncovered by a reconciliation DELETE are bookkeeping, not what this add() did.
         return [w.change() for w in [*[w for w in facts if w.record.kind == FACT], *shown]]
 
@@ -299,7 +305,7 @@ class AddPipeline:
             if always_fall_back or self.config.on_extraction_failure == "store_raw":
                 return [], (RAW_FALLBACK_FLAG,)
             raise
-        return _own_facts(_unique(facts), request.messages, request.scope), ()
+        return [_dated(f, request.moment) for f in _own_facts(_unique(facts), request.messages, request.scope)], ()
 
     # -- currency ------------------------------------------------------------
     def _superseded(self, episodes: _Episodes, messages: Sequence[Said], request: AddRequest) -> list[Write]:
@@ -495,6 +501,15 @@ def _own_facts(facts: Sequence[Fact], messages: Sequence[Message], scope: Scope)
     has_user = scope.user_id is not None
     own = {i for i, m in enumerate(messages) if m.role != "system" and is_own(m.role, has_user)}
     return [f for f in facts if (set(f.sources) & own if f.sources else own)]
+
+
+def _dated(fact: Fact, moment: datetime) -> Fact:
+    """The fact with its relative dates resolved against the message's time ("yesterday" -> "yesterday
+    (7 May 2023)"), whatever model drew it; a model that dated it already is left as it is."""
+    if fact.when is not None:
+        return fact
+    text, when = dated(fact.text, moment, append=False)
+    return replace(fact, text=text, when=when) if text != fact.text else fact
 
 
 def _flags_of(record: MemoryRecord, flags: tuple[str, ...]) -> dict[str, Any]:
