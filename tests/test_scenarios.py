@@ -74,6 +74,7 @@ def test_values_match_whole_words_any_case_and_in_a_fact_s_sources() -> None:
 def test_two_runs_compare_question_by_question() -> None:
     def run(first: bool) -> dict[str, object]:
         q = {"user": "maria", "ask": "Where does Maria live?", "type": "present", "current_first": first,
+             "current_first_own": first,
              "stale_only": False, "results": []}
         return {"modes": {"infer=False": {"summary": scenarios.summarise([q]), "questions": [q]}}}
 

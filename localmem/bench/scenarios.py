@@ -144,13 +144,16 @@ def ask(memory: Memory, chat: Chat, question: Question) -> dict[str, Any]:
     if question.type == "present":
         out |= {"current": list(question.current), "stale": list(question.stale),
                 "current_first": bool(top) and holds(top[0], question.current),
+                # Not credited by the assistant echoing it ("Porto is lovely! Updated."): the user's own.
+                "current_first_own": bool(top) and holds(top[0], question.current) and not is_assistant(top[0]),
                 "current_in_top": any(holds(r, question.current) for r in top)}
         if question.stale:
             out["stale_in_top"] = any(holds(r, question.stale) for r in top)
             out["stale_only"] = out["stale_in_top"] and not out["current_in_top"]
             out["stale_first"] = bool(top) and holds(top[0], question.stale) and not out["current_first"]
     else:
-        out |= {"expect": list(question.expect), "found": any(holds(r, question.expect) for r in top)}
+        out |= {"expect": list(question.expect), "found": any(holds(r, question.expect) for r in top),
+                "first": bool(top) and holds(top[0], question.expect)}
     out["assistant_results"] = sum(is_assistant(r) for r in top)
     out["results"] = [_brief(r) for r in top]
     return out
@@ -163,6 +166,7 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
             brief[key] = result[key]
     if result.get("sources"):
         brief["sources"] = [s.get("memory") for s in result["sources"]]
+        brief["source_speakers"] = [s.get("role", s.get("speaker")) for s in result["sources"]]
     return brief
 
 
@@ -176,12 +180,21 @@ def run_mode(chats: Sequence[Chat], infer: bool, folder: Path, embedder: Embedde
         search_s = time.perf_counter() - started
         listed = [memory.get_all(user_id=chat.user, limit=500)["results"] for chat in chats]
     items = [item for one in listed for item in one]
+    by_user = {chat.user: [_brief(i) for i in one] for chat, one in zip(chats, listed, strict=True)}
     return {"add": adding, "search_ms_mean": round(1000 * search_s / max(len(questions), 1), 1),
             "summary": summarise(questions), "by_kind": {k: summarise([q for q in questions if q["kind"] == k])
                                                          for k in KINDS if any(q["kind"] == k for q in questions)},
             "get_all": {"items": len(items), "assistant_items": sum(is_assistant(i) for i in items),
-                        "facts": sum(i.get("kind") == "fact" for i in items)},
+                        "facts": sum(i.get("kind") == "fact" for i in items),
+                        "facts_from_assistant_words": sum(_from_assistant(i) for i in items),
+                        # What each user's get_all lists, to check facts by hand (owner, dates, fragments).
+                        "listed": by_user},
             "questions": questions}
+
+
+def _from_assistant(item: dict[str, Any]) -> bool:
+    """A fact the model drew (also) from an assistant's reply: one of its sources is the assistant's."""
+    return item.get("kind") == "fact" and any(is_assistant(s) for s in item.get("sources") or ())
 
 
 def summarise(questions: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -191,13 +204,19 @@ def summarise(questions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     about_user = present + past
     helper = [q for q in questions if q["type"] == "assistant"]
     shown = sum(len(q["results"]) for q in about_user)
+    firsts = [q["results"][0] for q in about_user if q["results"]]
     return {
         "present": len(present), "current_first": _rate(present, "current_first"),
+        "current_first_own": _rate(present, "current_first_own"),
         "corrected": len(corrected), "current_first_corrected": _rate(corrected, "current_first"),
         "stale_first": _rate(corrected, "stale_first"), "stale_only": _rate(corrected, "stale_only"),
-        "past": len(past), "past_found": _rate(past, "found"),
+        "past": len(past), "past_found": _rate(past, "found"), "past_first": _rate(past, "first"),
         "assistant_questions": len(helper), "assistant_found": _rate(helper, "found"),
         "assistant_share": round(sum(q["assistant_results"] for q in about_user) / shown, 3) if shown else None,
+        # Where the first result of a question about the user comes from: what a chatbot reads first.
+        "first_result": {"fact": sum(r.get("kind") == "fact" for r in firsts),
+                         "user_episode": sum(r.get("kind") != "fact" and not is_assistant(r) for r in firsts),
+                         "assistant_episode": sum(r.get("kind") != "fact" and is_assistant(r) for r in firsts)},
     }
 
 
@@ -206,8 +225,9 @@ def _rate(questions: Sequence[dict[str, Any]], key: str) -> float | None:
 
 
 # -- reporting -----------------------------------------------------------------------------
-COLUMNS = (("current_first", "current first"), ("current_first_corrected", "current first (corrected)"),
-           ("stale_only", "stale only"), ("stale_first", "stale first"), ("past_found", "past found"),
+COLUMNS = (("current_first", "current first"), ("current_first_own", "current first, user's own"),
+           ("current_first_corrected", "current first (corrected)"), ("stale_only", "stale only"),
+           ("stale_first", "stale first"), ("past_found", "past found"), ("past_first", "past first"),
            ("assistant_found", "assistant found"), ("assistant_share", "assistant share of top 5"))
 
 
@@ -225,9 +245,12 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"## {mode}: by correction kind", "",
                   "| kind | " + " | ".join(name for _, name in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
         lines += [f"| {kind} | {_cells(row)} |" for kind, row in body["by_kind"].items()]
-        listed = body["get_all"]
-        lines += ["", f"get_all over the {results['chats']} users: {listed['items']} items, {listed['facts']} facts, "
-                  f"{listed['assistant_items']} the assistant's.", "",
+        listed, first = body["get_all"], body["summary"]["first_result"]
+        lines += ["", f"First result of the {sum(first.values())} questions about the user: {first['fact']} facts, "
+                  f"{first['user_episode']} user messages, {first['assistant_episode']} assistant replies.", "",
+                  f"get_all over the {results['chats']} users: {listed['items']} items, {listed['facts']} facts "
+                  f"({listed.get('facts_from_assistant_words', 0)} drawn from an assistant reply), "
+                  f"{listed['assistant_items']} items the assistant's.", "",
                   "Present-tense questions whose first result lacks the current value:", ""]
         for q in body["questions"]:
             if q["type"] == "present" and not q["current_first"]:
@@ -237,13 +260,20 @@ def render(results: dict[str, Any]) -> str:
 
 
 def _cells(row: dict[str, Any]) -> str:
-    counts = {"current_first": "present", "current_first_corrected": "corrected", "stale_only": "corrected",
-              "stale_first": "corrected", "past_found": "past", "assistant_found": "assistant_questions"}
+    counts = {"current_first": "present", "current_first_own": "present", "current_first_corrected": "corrected",
+              "stale_only": "corrected", "stale_first": "corrected", "past_found": "past", "past_first": "past",
+              "assistant_found": "assistant_questions"}
     cells = []
     for key, _ in COLUMNS:
         value = row.get(key)
         cells.append("-" if value is None else f"{value:.3f}" + (f" ({row[counts[key]]})" if key in counts else ""))
     return " | ".join(cells)
+
+
+# (measure, question type, per-question field, whether True is the good outcome)
+_PAIRED = (("current_first", "present", "current_first", True), ("stale_only", "present", "stale_only", False),
+           ("past_found", "past", "found", True), ("past_first", "past", "first", True),
+           ("assistant_found", "assistant", "found", True))
 
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -257,11 +287,9 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         if new is None:
             continue
         paired = {(q["user"], q["ask"]): q for q in new["questions"]}
-        for key, good in (("current_first", True), ("stale_only", False), ("past_found", True),
-                          ("assistant_found", True)):
-            field = "found" if key in ("past_found", "assistant_found") else key
-            pairs = [(q, paired[(q["user"], q["ask"])]) for q in old["questions"]
-                     if field in q and (q["user"], q["ask"]) in paired and field in paired[(q["user"], q["ask"])]]
+        for key, kind, field, good in _PAIRED:
+            pairs = [(q, paired[(q["user"], q["ask"])]) for q in old["questions"] if q["type"] == kind
+                     and field in q and field in paired.get((q["user"], q["ask"]), {})]
             better = [b for a, b in pairs if bool(a[field]) != bool(b[field]) and bool(b[field]) == good]
             worse = [b for a, b in pairs if bool(a[field]) != bool(b[field]) and bool(b[field]) != good]
             lines.append(f"| {mode} | {key} | {old['summary'].get(key)} | {new['summary'].get(key)} | {len(better)} | "
