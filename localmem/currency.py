@@ -38,13 +38,14 @@ _CHATTER_WORDS = _wordset(
     "understood gotcha glad to hear meet meeting too so much very really lol haha wow oh ah hmm hm indeed agreed",
     "happy help helps anytime any time no problem np my pleasure take care have a day night morning evening",
     "congrats congratulations enjoy fun i'll i i'm im me we we'll you're youre your it's its for the that this",
-    "pleased again cheers keep in mind note will remember remind reminder reminders added set",
+    "pleased again cheers keep in mind note will remember remind reminder reminders added set how are doing",
+    "today going well all here what's whats how's hows up things your day tonight mate",
 )
 # ... and one of these at least: "note for Bob" or "keep me" are no acknowledgement.
 _CHATTER_CORE = _wordset(
     "noted ok okay sure great nice cool awesome wonderful lovely perfect fantastic amazing excellent alright thanks",
     "thank thx ty welcome hi hello hey bye goodbye gotcha understood congrats congratulations cheers np anytime",
-    "yes yeah yep yup lol haha wow",
+    "yes yeah yep yup lol haha wow how how's",
 )
 _NAME = re.compile(r"\b[A-Z][a-z]+\b")
 # At most this many words: a longer message says something even in pleasant words.
@@ -54,25 +55,28 @@ _CHATTER_MAX_WORDS = 12
 # a price, an appointment's date...). A word's stem (its first letters) names the topic.
 _TOPICS: dict[str, tuple[str, ...]] = {
     "home": ("live", "living", "lives", "moved", "moving", "move", "relocat", "apartment", "flat", "house", "home",
-             "city", "town", "neighbo", "address", "rent"),
+             "city", "town", "neighbo", "address", "rent", "renting", "rented", "room", "place", "settled", "landlord"),
     "work": ("job", "work", "working", "worked", "career", "employ", "company", "office", "hired", "position", "boss",
              "quit", "fired", "laid", "promot", "retire", "colleague", "startup", "firm", "salary", "nurse", "teacher",
-             "engineer", "developer", "manager", "doctor", "lawyer", "designer", "accountant", "chef"),
+             "engineer", "developer", "manager", "doctor", "lawyer", "designer", "accountant", "chef", "teach", "team",
+             "hospital", "business", "restaurant", "shop", "client", "joined"),
     "partner": ("boyfriend", "girlfriend", "partner", "husband", "wife", "dating", "married", "marry", "engaged",
-                "fianc", "broke", "divorc", "single", "relationship", "split"),
+                "fianc", "broke", "divorc", "single", "relationship", "split", "seeing", "together", "separate"),
     "diet": ("vegetarian", "vegan", "pescatarian", "meat", "diet", "keto", "gluten", "dairy", "eat", "eating",
-             "fish", "chicken", "beef", "sugar", "coffee", "alcohol", "drink"),
+             "fish", "chicken", "beef", "sugar", "coffee", "alcohol", "drink", "tea", "espresso", "dairy", "eggs"),
     "pet": ("pet", "dog", "cat", "puppy", "kitten", "hamster", "parrot", "rabbit", "bird", "adopt", "vet"),
     "price": ("price", "cost", "$", "€", "£", "dollar", "euro", "pound", "fee", "subscription", "charge",
-              "pay", "paid", "paying", "budget", "rate"),
+              "pay", "paid", "paying", "budget", "rate", "rent", "landlord", "asking", "sell", "selling"),
     "schedule": ("appointment", "dentist", "doctor", "meeting", "exam", "interview", "schedul", "reschedul",
-                 "booked", "checkup", "surgery", "flight", "deadline", "class", "lesson", "session"),
+                 "booked", "rebook", "checkup", "surgery", "flight", "flying", "fly", "airline", "deadline", "lesson",
+                 "session", "offsite", "date"),
     "study": ("study", "studying", "major", "university", "college", "degree", "school", "course"),
     "hobby": ("hobby", "play", "playing", "sport", "running", "run", "guitar", "piano", "tennis", "yoga", "gym",
               "swim", "swimming", "climb", "paint", "cycling", "bike", "football", "soccer", "chess", "knit",
               "knitting", "played"),
     "vehicle": ("car", "drive", "driving", "bike", "motorbike", "scooter"),
-    "device": ("phone", "laptop", "computer", "iphone", "android", "macbook", "windows", "linux", "editor"),
+    "device": ("phone", "laptop", "computer", "iphone", "android", "macbook", "windows", "linux", "editor", "app",
+               "use", "using", "notes", "tool", "software"),
 }
 
 # Words and phrases that say a state changed (the later message is a correction, not more of the same).
@@ -85,14 +89,31 @@ _CHANGE = re.compile(r"\b(?:" + "|".join((
     r"rehomed", r"replaced", r"went (?:up|down)", r"gone (?:up|down)", r"raised", r"increased", r"dropped",
     r"lowered", r"cut", r"reschedul\w*", r"postponed", r"pushed (?:back|to)", r"brought forward",
     r"cancell?ed", r"became", r"become", r"turned", r"sold", r"upgraded", r"since", r"from now on",
-    r"not (?:any|a) \w+ any ?more", r"used to", r"ex",
+    r"not (?:any|a) \w+ any ?more", r"used to", r"ex", r"joined", r"settled", r"finally", r"down to", r"up to",
+    r"reduced", r"got (?:a|an)", r"bought", r"separate ways", r"is off", r"off now", r"over now", r"handed in",
+    r"rebooked", r"moved out", r"moved in", r"took a job",
 )) + r")\b")
 # A message that says its state still holds is no correction ("I still live in Lisbon").
 _CONTINUITY = re.compile(r"\b(?:still|again|as always|same as before)\b")
 # Two messages this close in meaning (cosine) are on one topic even without a topic word in common.
 SAME_TOPIC_SIMILARITY = 0.55
-# ... and this close share a topic word in earnest (not "home" in passing in a message about work).
-TOPIC_WORD_SIMILARITY = 0.2
+# ... and this close share a topic word or a name in earnest (not "home" in passing in a message about work).
+TOPIC_WORD_SIMILARITY = 0.1
+
+_LETTERS = re.compile(r"[A-Za-z’']+")
+_INSIDE = re.compile(r"(?<=[\w,;:'\"] )([A-Z][a-z]+)\b")
+_OPENING = re.compile(r"(?:^|[.!?] +)([A-Z][a-z]+)\b")
+# Words that say nothing of a topic: left out of a word search's query (a chat's scope is small, and
+# there "the" or "is" decide which message BM25 ranks first) and never taken for names.
+STOP_WORDS = _wordset(
+    "a an the is are was were be been being am do does did doing have has had having of in on at to for with by from",
+    "about as into onto up down out over off and or but if then than so that this these those it its it's i me my",
+    "mine myself you your yours we us our ours he him his she her hers they them their theirs what which who whom",
+    "whose where when why how there here all any some just also very can could would should will shall may might",
+    "must not no yes since after before while during just now",
+)
+_REQUEST = re.compile(r"^(?:(?:can|could|would|will) you|please|any (?:tips|ideas|advice|suggestions)|"
+                      r"(?:suggest|recommend|tell me|help me|remind me)\b|how (?:do|should|can|could) i\b)")
 
 # Queries about an earlier state: these keep the plain ranking (the old statement is not moved down).
 _PAST = re.compile(r"\b(?:" + "|".join((
@@ -107,6 +128,12 @@ _TO_ASSISTANT = re.compile(r"\b(?:you|your|yours|yourself|assistant|bot)\b")
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("’", "'"))
+
+
+def words_of(query: str) -> str:
+    """A query's words for a word search (BM25): its stop words left out, so that in a chat's small
+    scope a message is not ranked first for sharing "the" or "is" with the question."""
+    return " ".join(_LETTERS.sub(lambda m: "" if m.group(0).lower() in STOP_WORDS else m.group(0), query).split())
 
 
 def is_chatter(content: str, role: str | None = None) -> bool:
@@ -151,7 +178,28 @@ def supersedes(new: str, old: str, similarity: float) -> bool:
         return False
     if similarity >= SAME_TOPIC_SIMILARITY:
         return True
-    return similarity >= TOPIC_WORD_SIMILARITY and bool(topics(new) & topics(old))
+    shared = bool(topics(new) & topics(old)) or shares_name(new, old)
+    return similarity >= TOPIC_WORD_SIMILARITY and shared
+
+
+def shares_name(a: str, b: str) -> bool:
+    """Whether two messages name the same one ("Jack and I broke up" / "my boyfriend Jack"): a capitalised
+    word of both, inside a sentence in at least one of them (a sentence's first word may be no name)."""
+    (inside_a, first_a), (inside_b, first_b) = _names(a), _names(b)
+    return bool(inside_a & (inside_b | first_b) or first_a & inside_b)
+
+
+def _names(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Capitalised words inside sentences, and opening them; common words left out."""
+    inside = frozenset(w.lower() for w in _INSIDE.findall(text)) - STOP_WORDS - _CHATTER_WORDS
+    first = frozenset(w.lower() for w in _OPENING.findall(text)) - STOP_WORDS - _CHATTER_WORDS
+    return inside, first
+
+
+def is_request(content: str) -> bool:
+    """True for a message that asks (a question, or a request to the assistant) rather than states."""
+    low = " ".join(words(content))
+    return content.rstrip().endswith("?") or bool(_REQUEST.match(low))
 
 
 def asks_past(query: str) -> bool:

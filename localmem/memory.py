@@ -17,7 +17,7 @@ from typing import Any
 from localmem import preload
 from localmem.background import BackgroundExtractor, Progress
 from localmem.config import MemoryConfig
-from localmem.currency import is_chatter, is_own
+from localmem.currency import is_chatter, is_own, words_of
 from localmem.episodes import content_of
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.filters import Filter, names, parse_filters
@@ -249,7 +249,7 @@ class Memory:
             text = strip_scope(text, scope)
         vector = self.embedder.embed([text])
         candidates = min(limit + _EXTRA_CANDIDATES, self.store.limits.max_results)
-        hits = self.store.search(vector, scope, parsed, candidates, text=text)
+        hits = self.store.search(vector, scope, parsed, candidates, text=words_of(text))
 
         def measure(found: list[SearchHit]) -> list[SearchHit]:
             return scored(found, vector, self.store.get_vectors, self._distance)

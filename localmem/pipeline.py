@@ -324,11 +324,18 @@ class AddPipeline:
                     or not says_change(message.content)):
                 continue
             hits = self.store.search(write.vector, request.scope, None, SUPERSEDE_CANDIDATES, kinds=(EPISODE,))
-            old = [h.record for h in hits
-                   if h.record.id not in here and h.record.id not in marked and h.record.current
-                   and not h.record.chatter and is_own(h.record.role, has_user) and h.record.speaker == new.speaker
-                   and (h.record.timestamp or 0) <= (new.timestamp or 0)
-                   and supersedes(message.content, content_of(h.record.memory, h.record.speaker), h.score)]
+            said_before = [h.record for h in hits
+                           if h.record.id not in here and h.record.id not in marked and not h.record.chatter
+                           and is_own(h.record.role, has_user) and h.record.speaker == new.speaker
+                           and (h.record.timestamp or 0) <= (new.timestamp or 0)
+                           and supersedes(message.content, content_of(h.record.memory, h.record.speaker), h.score)]
+            # One already superseded hands its topic on: what superseded it (the topic's latest state,
+            # "Mango passed away" after "I have a cat called Mango") is superseded in turn.
+            later = [i for r in said_before if (i := r.superseded_by) and i not in here and i not in marked]
+            old = [r for r in said_before if r.current]
+            old += [r for r in self.store.get(list(dict.fromkeys(later))) if r.kind == EPISODE and r.current
+                    and r.scope == new.scope and r.speaker == new.speaker and r.id not in {o.id for o in old}
+                    and (r.timestamp or 0) <= (new.timestamp or 0)] if later else []
             if not old:
                 continue
             about = topics(message.content)

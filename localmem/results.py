@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from localmem.currency import asks_assistant, asks_past, is_own, latest, topics
+from localmem.currency import asks_assistant, asks_past, is_own, is_request, latest, topics
+from localmem.episodes import content_of
 from localmem.protocols import Vectors
 from localmem.records import EPISODE, FACT, MemoryRecord, Scope, SearchHit
 
@@ -62,6 +63,12 @@ def arrange(hits: Sequence[SearchHit], query: str, scope: Scope, fetch: Callable
     kept = [h for h in hits if shown(h)]
     if asks_past(query):
         return kept
+    if not to_assistant and any(e.role == "assistant" for e in episodes.values()):
+        # In a chat with an assistant, what the user asked it ("Can you suggest a walk near home?")
+        # says less about the user than what they stated: statements first, in rank order.
+        asking = {h.record.id for h in kept if (e := episodes.get(heads[h.record.id])) is not None
+                  and e.role != "assistant" and is_request(content_of(e.memory, e.speaker))}
+        kept = [h for h in kept if h.record.id not in asking] + [h for h in kept if h.record.id in asking]
     later = {r.id: r.superseded_by for r in episodes.values()}
     for _ in range(_CHAIN):  # the records at the end of each chain, fetched where the ranking did not draw them
         ends = {latest(r.superseded_by, later) for r in [*episodes.values(), *(h.record for h in kept)]
@@ -100,11 +107,13 @@ def arrange(hits: Sequence[SearchHit], query: str, scope: Scope, fetch: Callable
 
 def _answers(query: str, current: SearchHit, stale: SearchHit) -> bool:
     """Whether the memory that holds now answers the query the superseded one matched: it speaks of
-    the query's topic, or (a query of no known topic) it is about as close to the query in meaning."""
+    the query's topic; or the superseded one did (and so, having superseded it, does the current one,
+    in other words) or the query has no known topic, and it is about as close to the query in meaning."""
     asked = topics(query)
-    if asked:
-        return bool(asked & topics(current.record.memory))
-    return (current.similarity or 0.0) >= (stale.similarity or 0.0) - _CLOSE_ENOUGH
+    if asked & topics(current.record.memory):
+        return True
+    close = (current.similarity or 0.0) >= (stale.similarity or 0.0) - _CLOSE_ENOUGH
+    return close and (not asked or bool(asked & topics(stale.record.memory)))
 
 
 def scored(hits: Sequence[SearchHit], query: Vectors, vectors: Callable[[list[str]], Mapping[str, Vectors]],
