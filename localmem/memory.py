@@ -313,22 +313,30 @@ class Memory:
         for record in records:
             item = record.to_dict()
             if record.kind == FACT:
-                item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
+                item["sources"] = [e.source_dict() for s in record.sources if (e := episodes.get(s)) is not None
+                                   and e.scope == record.scope]
             out.append(item)
         return out
 
     def _orphaned_by(self, record: MemoryRecord) -> list[MemoryRecord]:
-        """The source episodes of a fact that no other fact draws on."""
+        """The source episodes of a fact that no other fact draws on.
+
+        Links are followed only within the fact's own scope, whatever the store holds (a store
+        filled before imports were checked may hold a fact naming another user's message)."""
         if record.kind != FACT or not record.sources:
             return []
-        still_cited = {s for f in self.store.citing(list(record.sources), (FACT,)) if f.id != record.id
-                       for s in f.sources}
-        return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
+        still_cited = {s for f in self.store.citing(list(record.sources), (FACT,))
+                       if f.id != record.id and f.scope == record.scope for s in f.sources}
+        return [e for e in self.store.get([s for s in record.sources if s not in still_cited])
+                if e.kind == EPISODE and e.scope == record.scope]
 
     def _contexts_of(self, *records: MemoryRecord) -> list[MemoryRecord]:
-        """The contexts that quote any of these episodes."""
-        episodes = [r.id for r in records if r.kind == EPISODE]
-        return self.store.citing(episodes, (CONTEXT,)) if episodes else []
+        """The contexts that quote any of these episodes (in the episode's scope: see _orphaned_by)."""
+        scope_of = {r.id: r.scope for r in records if r.kind == EPISODE}
+        if not scope_of:
+            return []
+        return [c for c in self.store.citing(list(scope_of), (CONTEXT,))
+                if any(scope_of.get(s) == c.scope for s in c.sources)]
 
     def _delete(self, records: list[MemoryRecord]) -> None:
         self.writer.apply([Write.delete(r) for r in records])
