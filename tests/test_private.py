@@ -79,13 +79,13 @@ def test_the_process_listens_on_no_tcp_port_for_its_store(make_memory: MemoryFac
     memory = make_memory(HashingEmbedder(), name="m.db")
     memory.add("hello", user_id="alice", infer=False)
     ports, paths = _listening(os.getpid())
-    assert memory.store.lite_path is not None
-    uri = lite.engine_uri(memory.store.lite_path)
+    folder = Path(memory.config.vector_store.uri).resolve()
+    uri = lite.engine_uri(folder)
     assert uri is not None and uri.removeprefix("unix:") in paths
     assert not ports, f"a Lite store opened a TCP port: {ports}"
     assert _mode(Path(uri.removeprefix("unix:")).parent) == 0o700
     memory.close()
-    assert lite.engine_uri(memory.store.lite_path) is None and not Path(uri.removeprefix("unix:")).parent.exists()
+    assert lite.engine_uri(folder) is None and not Path(uri.removeprefix("unix:")).parent.exists()
 
 
 # Run as root, then drops to uid 65534 before the first connection: every import happens first,
