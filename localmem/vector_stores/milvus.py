@@ -173,6 +173,9 @@ class MilvusStore:
                     continue
                 self._disconnect()
                 raise StoreError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
+            except BaseException:
+                self._disconnect()  # Ctrl-C during an open: the folder (its engine, its LOCK) is released too
+                raise
 
     def _open_collection(self, config: VectorStoreConfig) -> None:
         upgrade.finish_interrupted(self._client, self._name)
