@@ -96,6 +96,13 @@ PROBE = textwrap.dedent('''
     from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
     api, ports, paths, secret = int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+    # gRPC imports its channel code on first use: use it once, on nothing, while the files are readable.
+    warm = grpc.insecure_channel("unix:/nonexistent")
+    try:
+        milvus_pb2_grpc.MilvusServiceStub(warm).ShowCollections(milvus_pb2.ShowCollectionsRequest(), timeout=1)
+    except grpc.RpcError:
+        pass
+    warm.close()
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
