@@ -156,7 +156,7 @@ def validate(path: Path) -> ImportPlan:
             for source in record.sources:
                 refs.link(number, source, record.scope, "a source")
             if record.superseded_by:
-                refs.link(number, record.superseded_by, record.scope, "the memory that supersedes it,")
+                refs.link(number, record.superseded_by, record.scope, "superseded_by")
         elif item["type"] == "history":
             events = [_event(e, item["memory_id"], number, path) for e in item["events"]]
             refs.orphan(number, item["memory_id"], [e.id for e in events])

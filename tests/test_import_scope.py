@@ -63,6 +63,15 @@ def test_a_source_in_another_scope_is_refused_with_its_line(target: Memory, tmp_
     assert _snapshot(target, bob) == before
 
 
+def test_superseded_by_in_another_scope_is_refused(target: Memory, tmp_path: Path) -> None:
+    bob = _bob(target)
+    path = _file(target, tmp_path / "evil.jsonl", [_line("m-1", "old news", "mallory", kind="episode",
+                                                         superseded_by=bob[0], valid_until=STAMP)])
+    with pytest.raises(InvalidInputError, match=r"evil.jsonl:2: superseded_by .* another scope"):
+        import_store(target, path)
+    assert target.store.count() == 3
+
+
 def test_a_source_on_another_scopes_line_of_the_file_is_refused(target: Memory, tmp_path: Path) -> None:
     path = _file(target, tmp_path / "evil.jsonl", [_line("f-1", "a fact", "mallory", source_ids=["e-1"]),
                                                    _line("e-1", "said by bob", "bob", kind="episode")])
