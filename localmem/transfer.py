@@ -399,7 +399,9 @@ def _from_item(item: dict[str, Any], number: int, path: Path) -> Item:
     """The record, vector and history of a checked memory line; a value no check caught is refused with its line."""
     try:
         return _convert(item)
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # InvalidInputError is a ValueError
+    except InvalidInputError as exc:  # e.g. a timestamp that is not a date
+        raise InvalidInputError(f"{path}:{number}: {exc}") from None
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise InvalidInputError(f"{path}:{number}: a malformed memory line ({type(exc).__name__}: {exc})") from None
 
 
