@@ -58,7 +58,7 @@ def _contexts(memory: Memory) -> list[MemoryRecord]:
 
 
 TALK = ["Melanie: Have you ever been to Paris, Caroline?", "Caroline: Yes, twice last year with my mum!",
-        "Melanie: That sounds lovely.", "Caroline: We should plan a trip together sometime."]
+        "Melanie: That sounds like quite a trip.", "Caroline: We should plan a trip together sometime."]
 
 
 def test_each_message_gets_a_context_that_is_never_listed_shown_or_returned(make_memory: MemoryFactory,

@@ -81,14 +81,14 @@ def test_search_shows_a_fact_with_its_sources_and_never_repeats_an_episode(make_
     memory.add("Melanie: I painted a sunset by the lake.", user_id="c", metadata={"dia_id": "D1:1"})
     llm.facts = []
     memory.add("Caroline: The weather is nice by the lake.", user_id="c", metadata={"dia_id": "D1:2"})
-    hits = memory.search("sunset painted by the lake", user_id="c", limit=10)["results"]
+    hits = memory.search("Who paints sunsets?", user_id="c", limit=10)["results"]
     facts, episodes = _by_kind(hits, "fact"), _by_kind(hits, "episode")
     assert [f["memory"] for f in facts] == ["Melanie paints sunsets"]
     attached = {s["id"] for s in facts[0]["sources"]}
     assert attached and not attached & {e["id"] for e in episodes}
     assert [e["metadata"]["dia_id"] for e in episodes] == ["D1:2"]
     assert len({h["id"] for h in hits}) == len(hits) == 2
-    assert hits[0]["kind"] == "fact"  # its message matches both by meaning and by words: ranked first
+    assert hits[0]["kind"] == "fact"  # its message matches by meaning and by words: ranked first
 
 
 def test_a_fact_links_to_the_message_the_extractor_read_it_from(make_memory: MemoryFactory,
@@ -213,3 +213,15 @@ def test_facts_never_push_a_message_out_of_the_lists_it_is_ranked_from(make_memo
     hits = memory.search("tennis chess golf", user_id="c", limit=5)["results"]
     assert [(h["kind"], plain(h["sources"][0]["memory"] if h["kind"] == "fact" else h["memory"])) for h in hits] \
         == [("fact", "Mel: I did tennis, chess and golf"), ("episode", "Caro: tennis and chess at the club")]
+
+
+def test_a_fact_further_from_the_query_than_its_message_is_not_shown_for_it(make_memory: MemoryFactory,
+                                                                            hashing_embedder) -> None:
+    # "What does she eat?" must not come back as "Has a cat named Miso" when the message says she is vegetarian.
+    llm = ScriptedModel(facts=["Has a cat named Miso"])
+    memory = make_memory(hashing_embedder, llm)
+    memory.add("I'm vegetarian and I have a cat named Miso.", user_id="maria")
+    (hit,) = memory.search("vegetarian", user_id="maria")["results"]
+    assert hit["kind"] == "episode" and "vegetarian" in hit["memory"]
+    (hit,) = memory.search("cat named Miso", user_id="maria")["results"]
+    assert hit["kind"] == "fact" and hit["sources"][0]["memory"].endswith("named Miso.")
