@@ -22,6 +22,7 @@ false one only moves a newer message of the same person just above an older one.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 
 def _wordset(*lines: str) -> frozenset[str]:
@@ -228,7 +229,7 @@ def asks_assistant(query: str) -> bool:
     return bool(_TO_ASSISTANT.search(" ".join(words(query))))
 
 
-def latest(start: str, superseded_by: dict[str, str | None]) -> str:
+def latest(start: str, superseded_by: Mapping[str, str | None]) -> str:
     """The end of a chain of supersessions (A by B, B by C: C), cycles cut."""
     seen = {start}
     current = start
