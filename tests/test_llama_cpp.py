@@ -182,7 +182,7 @@ def test_gate_counts_name_the_gate_that_rejected() -> None:
     model.extract_batch(CONVERSATION)
     # "It was so much fun": not in the source's words -> ungrounded; "Deborah: Yes, I did": copy;
     # "Does it": fragment (a question with a dangling "it")
-    assert model.gates.rejected == {"ungrounded": 1, "contradicts": 0, "copy": 1, "asked": 0, "fragment": 1}
+    assert model.gates.rejected == {"ungrounded": 1, "contradicts": 0, "copy": 1, "asked": 0, "fragment": 1, "owner": 0}
 
 
 def test_the_name_field_names_the_speaker_and_you_becomes_the_other_speaker() -> None:
