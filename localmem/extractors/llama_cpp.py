@@ -15,7 +15,6 @@ default one found and checksummed through ``localmem.models``.
 from __future__ import annotations
 
 import ctypes
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from localmem import models
+from localmem import english, models
 from localmem.config import LlmConfig
 from localmem.errors import (
     ChecksumError,
@@ -217,7 +216,7 @@ class LlamaCppModel:
             return [*out, current] if current else out
 
         pieces: list[str] = []
-        for chunk in pack(re.split(r"(?<=[.!?])\s+", message.content.strip())):
+        for chunk in pack(english.SENTENCE_BREAK.split(message.content.strip())):
             if self._backend.count_tokens(render_message(Message(message.role, chunk))) > budget:
                 pieces.extend(pack(chunk.split()))
             else:

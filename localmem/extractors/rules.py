@@ -19,24 +19,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localmem import english
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact
-
-_WORD = re.compile(r"[a-z0-9]+")
-_NEGATIONS = {"not", "no", "never", "anymore", "longer", "nt", "dont", "doesnt", "didnt", "isnt", "cant",
-              "stopped", "quit"}
-# Words that carry no content for the negation comparison ("Does not like" vs "Likes").
-_FILLER = _NEGATIONS | {"does", "do", "did", "is", "am", "are", "was", "were", "a", "an", "the", "any", "more",
-                        "really", "still", "t", "s", "at", "all"}
-
-# Words that only give a value (a number, a date, a time): what an update may change in a memory.
-_VALUES = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
-           "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today",
-           "tomorrow", "yesterday", "tonight", "one", "two", "three", "four", "five", "six", "seven", "eight",
-           "nine", "ten", "eleven", "twelve", "pm"}
-_ENDINGS = {"sold", "left", "ended", "cancelled", "canceled", "gave", "broke", "lost", "stopped", "quit", "retired",
-            "divorced", "moved", "finished", "graduated", "former", "formerly", "used"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +56,7 @@ def slot_of(text: str) -> Slot | None:
 
 
 def is_negated(text: str) -> bool:
-    return any(w in _NEGATIONS for w in _words(text))
+    return any(w in english.NEGATIONS for w in _words(text))
 
 
 def could_be_same_fact(a: str, b: str) -> bool:
@@ -84,7 +69,7 @@ def could_be_same_fact(a: str, b: str) -> bool:
 
 
 def content_words(text: str) -> frozenset[str]:
-    return frozenset(_stem(w) for w in _words(text) if w not in _FILLER)
+    return frozenset(_stem(w) for w in _words(text) if w not in english.FILLER)
 
 
 def decide(fact: Fact, candidates: Sequence[Candidate]) -> Decision | None:
@@ -133,7 +118,7 @@ def refines(text: str, memory: str) -> bool:
 
 
 def _is_value(word: str) -> bool:
-    return word in _VALUES or any(c.isdigit() for c in word)
+    return word in english.VALUE_WORDS or any(c.isdigit() for c in word)
 
 
 def shares_content(a: str, b: str) -> bool:
@@ -142,12 +127,12 @@ def shares_content(a: str, b: str) -> bool:
 
 def ends_something(text: str) -> bool:
     """True for facts that say something stopped: negations and verbs like sold, quit, left."""
-    return is_negated(text) or any(w in _ENDINGS for w in _words(text))
+    return is_negated(text) or any(w in english.ENDINGS for w in _words(text))
 
 
 def _words(text: str) -> list[str]:
     # "doesn't" -> "doesnt": apostrophes are dropped so contractions stay one word.
-    return _WORD.findall(text.lower().replace("'", "").replace("’", ""))
+    return english.PLAIN_WORD.findall(text.lower().replace("'", "").replace("’", ""))
 
 
 def _stem(word: str) -> str:

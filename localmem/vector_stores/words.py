@@ -24,18 +24,17 @@ only nudges the weights of words.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-_TOKEN = re.compile(r"\w+")
+from localmem import english
+
 K1 = 1.2
 B = 0.75
 
 
-def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+tokens = english.analyzer_tokens
 
 
 @dataclass
