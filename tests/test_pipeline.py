@@ -7,7 +7,6 @@ the deterministic logic around it (the real model has its own tests).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import pytest
 
@@ -32,10 +31,6 @@ class ScriptedModel:
         if self.fail:
             raise ExtractionError("model said nothing usable")
         return [f if isinstance(f, Fact) else Fact(f) for f in self.facts]
-
-    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
-                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
-        return self.extract_facts(messages, custom_prompt)
 
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
         self.reconcile_calls.append((fact.text, [c.text for c in candidates]))

@@ -17,7 +17,6 @@ from importlib import resources
 
 from localmem import english
 from localmem.errors import ExtractionError
-from localmem.extractors.gates import grounded
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, Message
 
@@ -55,11 +54,6 @@ def render_message(message: Message) -> str:
     return f"{message.role}: {' '.join(message.content.split())}\n"
 
 
-def conversation_messages(messages: Sequence[Message]) -> list[Message]:
-    """The messages the note-taker sees: system prompts carry no facts about the user."""
-    return [m for m in messages if m.role != "system" and m.content.strip()]
-
-
 def extraction_prompt(lines: Sequence[str], instructions: str | None = None) -> str:
     head = _instructions(instructions, "extract.txt")
     return head + load_text("extract_input.txt").format(conversation="".join(lines).rstrip("\n"))
@@ -79,23 +73,6 @@ def parse_lines(output: str) -> list[str]:
         if body.lower().rstrip(".") != NO_FACTS:
             bodies.append(body)
     return bodies
-
-
-def parse_facts(output: str, source: str | None = None) -> list[Fact]:
-    """Subjectless facts from the model's answer; ExtractionError if it is not a list of facts.
-
-    With ``source`` (the conversation text), a fact most of whose words are not in
-    it is dropped: a small base model sometimes copies a line of the examples
-    ("Has a cat named Miso") or answers a greeting ("Has been very busy").
-    """
-    facts: list[Fact] = []
-    for body in parse_lines(output):
-        if source is not None and not grounded(body, source):
-            continue
-        text = to_memory_style(body)
-        if len(text.split()) >= 2 and text not in {f.text for f in facts}:
-            facts.append(Fact(text))
-    return facts
 
 
 # The model copies the user's words ("I am working on ..."), which it does far more

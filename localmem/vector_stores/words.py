@@ -56,10 +56,6 @@ class WordStats:
                 if self.df[word] <= 0:
                     del self.df[word]
 
-    def score(self, query: str, text: str) -> float:
-        """BM25 of ``text`` for ``query``: 0 when they share no word."""
-        return self.scores(query, [text])[0]
-
     def mean_length(self) -> float:
         return self.length / self.docs if self.docs > 0 and self.length > 0 else 1.0
 
