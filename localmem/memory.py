@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from localmem import preload
+from localmem import links, preload
 from localmem.background import BackgroundExtractor, Progress
 from localmem.config import MemoryConfig
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
@@ -31,7 +31,7 @@ from localmem.jobs import AddRequest, Job
 from localmem.pipeline import AddPipeline
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
-from localmem.records import CONTEXT, EPISODE, FACT, KINDS, MemoryRecord, Scope, text_hash
+from localmem.records import CONTEXT, FACT, KINDS, MemoryRecord, Scope, text_hash
 from localmem.results import assemble
 from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer, checkpoint
@@ -163,7 +163,7 @@ class Memory:
                 return {"message": "Memory updated successfully!"}
             # The contexts that quote the old words of a message go with them (context.py).
             self.writer.apply([Write.update(old, text, self.embedder.embed([text])),
-                               *(Write.delete(c) for c in self._contexts_of(old))])
+                               *(Write.delete(c) for c in links.contexts_quoting(self.store, old))])
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, str]:
@@ -172,9 +172,7 @@ class Memory:
         episode leaves the facts drawn from it (they no longer list it as a source) and deletes
         the contexts that quote it (context.py): its words leave the store."""
         with self._write_lock:
-            record = self._record(memory_id)
-            orphans = self._orphaned_by(record)
-            self._delete([record, *orphans, *self._contexts_of(record, *orphans)])
+            self._delete(links.deleted_with(self.store, self._record(memory_id)))
         return {"message": "Memory deleted successfully!"}
 
     def delete_all(self, user_id: str | None = None, *, agent_id: str | None = None,
@@ -289,19 +287,6 @@ class Memory:
                 item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
             out.append(item)
         return out
-
-    def _orphaned_by(self, record: MemoryRecord) -> list[MemoryRecord]:
-        """The source episodes of a fact that no other fact draws on."""
-        if record.kind != FACT or not record.sources:
-            return []
-        still_cited = {s for f in self.store.citing(list(record.sources), (FACT,)) if f.id != record.id
-                       for s in f.sources}
-        return [e for e in self.store.get([s for s in record.sources if s not in still_cited]) if e.kind == EPISODE]
-
-    def _contexts_of(self, *records: MemoryRecord) -> list[MemoryRecord]:
-        """The contexts that quote any of these episodes."""
-        episodes = [r.id for r in records if r.kind == EPISODE]
-        return self.store.citing(episodes, (CONTEXT,)) if episodes else []
 
     def _delete(self, records: list[MemoryRecord]) -> None:
         self.writer.apply([Write.delete(r) for r in records])

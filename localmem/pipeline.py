@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from localmem import links
 from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
 from localmem.episodes import Said, said
@@ -356,9 +357,7 @@ class AddPipeline:
         Its source episodes that no other fact draws on are no longer covered: get_all lists
         them, as it lists every message that yields no fact, so search and get_all agree.
         """
-        cited = {s for f in self.store.citing(list(fact.sources), (FACT,)) if f.id != fact.id for s in f.sources}
-        orphans = [e for e in self.store.get([s for s in fact.sources if s not in cited and s not in touched])
-                   if e.kind == EPISODE and e.covered]
+        orphans = [e for e in links.orphaned_by(self.store, fact, skip=touched) if e.covered]
         vectors = self.store.get_vectors([e.id for e in orphans])
         touched.update(e.id for e in orphans)
         return [Write(Event.UPDATE, replace(e, covered=False, updated_at=now_iso()), vectors[e.id][None, :],
