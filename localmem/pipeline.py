@@ -38,7 +38,7 @@ from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
 from localmem.episodes import Said, said
 from localmem.errors import ExtractionError
-from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
+from localmem.extractors.rules import Slot, checked, could_be_same_fact, decide, slot_of
 from localmem.inputs import check_text
 from localmem.jobs import AddRequest, Job
 from localmem.protocols import Candidate, Embedder, LanguageModel, ManyExtractor, Vectors, VectorStore
@@ -392,8 +392,14 @@ class AddPipeline:
     def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit], request: AddRequest,
                 sources: Sequence[MemoryRecord]) -> Write | None:
         candidates = [Candidate(key=i, text=h.record.memory) for i, h in enumerate(related)]
+        # The rules first; then the model, whatever LanguageModel it is, its answer held against the
+        # texts (rules.checked): no answer that loses or invents information is written.
+        fact = Fact(text)
         try:
-            decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
+            decision = decide(fact, candidates)
+            if decision is None:
+                answer = self._llm().reconcile(fact, candidates, self.config.custom_update_memory_prompt)
+                decision = checked(answer, fact, candidates)
         except ExtractionError:
             if self.config.on_extraction_failure == "raise":
                 raise

@@ -21,7 +21,7 @@ import pytest
 
 from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
-from localmem.extractors import llama_cpp, parallel, prompting, rules
+from localmem.extractors import parallel, prompting, rules
 from localmem.extractors.gates import grounded
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
 from localmem.extractors.prompting import Grammar
@@ -295,11 +295,9 @@ def test_custom_prompt_replaces_the_instructions_but_keeps_the_input_block() -> 
     ("Moved to Berlin last month", "Lives in Paris"),
     ("Works at Microsoft now", "Works as a nurse at the city hospital"),
 ])
-def test_contradictions_are_decided_by_rules_without_the_model(fact: str, memory: str) -> None:
-    model, backend = _model([])
-    decision = model.reconcile(Fact(fact), _candidates("Enjoys tennis", memory))
-    assert decision == Decision(Event.UPDATE, fact, target_id="1")
-    assert backend.prompts == []
+def test_contradictions_are_decided_by_rules(fact: str, memory: str) -> None:
+    # The pipeline asks these before any model (tests/test_pipeline.py: without the model).
+    assert rules.decide(Fact(fact), _candidates("Enjoys tennis", memory)) == Decision(Event.UPDATE, fact, "1")
 
 
 def test_same_attribute_same_value_is_not_a_contradiction() -> None:
@@ -336,7 +334,7 @@ def test_same_attribute_same_value_is_not_a_contradiction() -> None:
 def test_model_answers_are_checked_against_the_texts(answer: str, fact: str, memory: str,
                                                       expected: Decision) -> None:
     shown = _candidates(memory)
-    assert llama_cpp._checked(prompting.parse_decision(answer, shown), Fact(fact), shown) == expected
+    assert rules.checked(prompting.parse_decision(answer, shown), Fact(fact), shown) == expected
 
 
 @pytest.mark.parametrize(("fact", "memory", "asked"), [
@@ -471,7 +469,8 @@ def test_real_model_reconcile_answers_name_only_what_was_shown(real_model: Llama
         assert decision.event in {Event.ADD, Event.UPDATE, Event.DELETE, Event.NONE}
         if decision.event is not Event.ADD:
             assert decision.target_id in {"0", "1"}, decision
-        if decision.event is Event.UPDATE:  # the guards keep an update to the fact's own words or a merge
+        decision = rules.checked(decision, Fact(fact), shown)  # as the pipeline applies it
+        if decision.event is Event.UPDATE:  # the checks keep an update to the fact's own words or a merge
             assert is_grounded(decision.text, fact + " " + shown[int(decision.target_id or 0)].text), decision
 
 
