@@ -13,19 +13,16 @@ Reads only: callers write what it returns through the Writer.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from localmem.protocols import VectorStore
 from localmem.records import CONTEXT, EPISODE, FACT, MemoryRecord
 
 
-def orphaned_by(store: VectorStore, fact: MemoryRecord, skip: Collection[str] = ()) -> list[MemoryRecord]:
-    """The source episodes of ``fact`` that no other fact cites, leaving out the ids in ``skip``."""
+def orphaned_by(store: VectorStore, fact: MemoryRecord) -> list[MemoryRecord]:
+    """The source episodes of ``fact`` that no other fact cites."""
     if fact.kind != FACT or not fact.sources:
         return []
     still_cited = {s for f in store.citing(list(fact.sources), (FACT,)) if f.id != fact.id for s in f.sources}
-    return [e for e in store.get([s for s in fact.sources if s not in still_cited and s not in skip])
-            if e.kind == EPISODE]
+    return [e for e in store.get([s for s in fact.sources if s not in still_cited]) if e.kind == EPISODE]
 
 
 def contexts_quoting(store: VectorStore, *records: MemoryRecord) -> list[MemoryRecord]:

@@ -15,7 +15,9 @@ model: an exact duplicate (same hash in the scope) or a near-duplicate
 (cosine >= ``near_duplicate_threshold``) is never stored twice, and a fact
 with no related memory is added without asking the model. Only a fact that
 has related facts goes to the LLM, which sees them under small integer
-ids and answers ADD / UPDATE / DELETE / NONE; an answer that names no shown
+ids and answers ADD / UPDATE / DELETE / NONE, held against the texts
+(rules.checked: a lossy UPDATE is added beside, a DELETE stands only as an
+UPDATE by the fact that ends the memory); an answer that names no shown
 memory falls back to ADD. A stored fact that sets the same single-valued
 attribute as the new one ("Lives in Paris" / "Moved to Berlin") counts as
 related whatever its cosine: embeddings put such pairs far apart. Facts are
@@ -33,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from localmem import links
 from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
 from localmem.episodes import Said, said
@@ -325,8 +326,6 @@ class AddPipeline:
             else:
                 touched.add(write.record.id)
             writes.append(write)
-            if write.event is Event.DELETE:
-                writes += self._uncover(write.record, touched)
         return self._with_stable_ids(writes)
 
     def _with_stable_ids(self, writes: list[Write]) -> list[Write]:
@@ -350,18 +349,6 @@ class AddPipeline:
                 w = replace(w, record=replace(w.record, id=new_id))
             out.append(w)
         return out
-
-    def _uncover(self, fact: MemoryRecord, touched: set[str]) -> list[Write]:
-        """A fact deleted by reconciliation leaves its messages standing as memories again.
-
-        Its source episodes that no other fact draws on are no longer covered: get_all lists
-        them, as it lists every message that yields no fact, so search and get_all agree.
-        """
-        orphans = [e for e in links.orphaned_by(self.store, fact, skip=touched) if e.covered]
-        vectors = self.store.get_vectors([e.id for e in orphans])
-        touched.update(e.id for e in orphans)
-        return [Write(Event.UPDATE, replace(e, covered=False, updated_at=now_iso()), vectors[e.id][None, :],
-                      previous=e, previous_vector=vectors[e.id]) for e in orphans if e.id in vectors]
 
     def _on_topic(self, text: str, speaker: str | None, hits: list[SearchHit]) -> list[SearchHit]:
         """The hits still alike once the people's names are taken out of both texts (TOPIC_THRESHOLD)."""
@@ -413,8 +400,6 @@ class AddPipeline:
             return None  # ADD, or an answer naming no memory shown: add the fact as it is
         if decision.event is Event.NONE:
             return Write(Event.NONE, target)
-        if decision.event is Event.DELETE:
-            return Write.delete(target)
         new_text = decision.text.strip() or text
         if text_hash(new_text) == target.hash:
             return Write(Event.NONE, target)
