@@ -95,11 +95,11 @@ def _models_verify(args: argparse.Namespace) -> int:
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
-    from localmem.embedders import prepared
+    from localmem.embedders import export
 
     quiet = args.json
-    paths = prepared.prepare_models(names=args.names or None,
-                                    progress=None if quiet else lambda m: print(m, file=sys.stderr))
+    paths = export.prepare_models(names=args.names or None,
+                                  progress=None if quiet else lambda m: print(m, file=sys.stderr))
     if args.json:
         emit_json([str(p) for p in paths])
     else:

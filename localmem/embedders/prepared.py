@@ -9,9 +9,9 @@ and ``doctor`` re-hash the files against the record; loading checks size and
 mtime only (hashing 90 MB on every start would cost ~0.2 s) and that the record
 belongs to the weights in use.
 
-``prepare_models`` and ``verify_models`` are ``models prepare`` and ``models verify``
-with these files: models.py, below the embedders, is handed the ONNX step rather
-than importing it.
+``verify_models`` is ``models verify`` with these files (export.prepare_models is
+``models prepare`` with them): models.py, below the embedders, is handed the ONNX
+step rather than importing it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from localmem import models
 from localmem.embedders.identity import fingerprint_from_sums
 from localmem.errors import ModelError
-from localmem.models import ModelEntry, Progress, Verification
+from localmem.models import ModelEntry, Verification
 
 # The bundled embedder that 'models prepare' also exports to ONNX (see export.py).
 ONNX_EXPORTED = "all-MiniLM-L6-v2"
@@ -114,33 +114,10 @@ def full_problem(folder: Path, entry: DerivedFile) -> str:
     return ""
 
 
-def prepare_models(directory: Path | None = None, names: list[str] | None = None,
-                   progress: Progress | None = None) -> list[Path]:
-    """``models.prepare`` with the ONNX exports made after the embedder they come from."""
-    return models.prepare(directory, names, progress, derive=_derive)
-
-
 def verify_models(directory: Path | None = None) -> list[Verification]:
     """``models.verify`` with the ONNX exports checked against their record."""
     return models.verify(directory, lambda entry, folder: verify_onnx(entry, folder)
                          if entry.name == ONNX_EXPORTED else [])
-
-
-def _derive(entry: ModelEntry, directory: Path, progress: Progress | None) -> list[Path]:
-    if entry.role != "embedder" or entry.name != ONNX_EXPORTED:
-        return []
-    if progress:
-        progress(f"exporting {entry.name} to ONNX (fp32 and int8) and checking it against torch")
-    return [prepare_onnx(entry, directory)]
-
-
-def prepare_onnx(entry: ModelEntry, directory: Path) -> Path:
-    """Derive the ONNX exports of a prepared embedder (torch runs here, at prepare time only)."""
-    from localmem.embedders import export  # torch and onnx, and export imports this module
-
-    fingerprint = fingerprint_from_sums({f.path: f.sha256 for f in entry.files})
-    return export.ensure(models.local_path(entry, directory), export_dir(directory, entry.name), entry.name,
-                         fingerprint)
 
 
 def verify_onnx(entry: ModelEntry, directory: Path | None = None) -> list[Verification]:
