@@ -4,7 +4,7 @@
 PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install --disable-pip-version-check -q torch==2.13.0
 
-.PHONY: install install-dev models quickstart test lint bench
+.PHONY: install install-dev models quickstart test lint docs bench
 
 install:
 	$(PIP_INSTALL) -e .
@@ -23,7 +23,12 @@ lint:
 	$(PYTHON) -m ruff check localmem tests examples
 	$(PYTHON) -m mypy
 
-test: install-dev models lint
+# The documentation site (docs/, mkdocs.yml), built with warnings as errors into a temp folder.
+# No --quiet: mkdocs 1.6.1 then no longer counts warnings, and --strict passes a broken link.
+docs:
+	site="$$(mktemp -d)" && $(PYTHON) -m mkdocs build --strict -d "$$site/site" && rm -rf "$$site"
+
+test: install-dev models lint docs
 	$(PYTHON) -m pytest
 
 # The published run reads the shared data beside the checkout (never copied into the repository).

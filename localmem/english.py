@@ -158,6 +158,14 @@ VALUE_WORDS = frozenset({
     "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "tomorrow", "yesterday",
     "tonight", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     "pm"})
+# People a message may say something of: "my sister's wedding", "our son's school" (gates.drops_owner).
+_RELATIONS = """
+sister brother mother mom mum father dad parents son daughter wife husband partner boyfriend girlfriend fiance fiancee
+friend boss colleague coworker cousin aunt uncle grandma grandmother grandpa grandfather niece nephew kid kids child
+children baby neighbor neighbour roommate
+"""
+RELATIONS = frozenset(_RELATIONS.split())
+POSSESSIVES = frozenset({"my", "our", "his", "her", "their", "your"})
 # Verbs and words that say something stopped ("Sold the car", "Quit the job").
 ENDINGS = frozenset({"sold", "left", "ended", "cancelled", "canceled", "gave", "broke", "lost", "stopped", "quit",
                      "retired", "divorced", "moved", "finished", "graduated", "former", "formerly", "used"})
