@@ -64,7 +64,9 @@ _TOPICS: dict[str, tuple[str, ...]] = {
                 "fianc", "broke", "divorc", "single", "relationship", "split", "seeing", "together", "separate"),
     "diet": ("vegetarian", "vegan", "pescatarian", "meat", "diet", "keto", "gluten", "dairy", "eat", "eating",
              "fish", "chicken", "beef", "sugar", "coffee", "alcohol", "drink", "tea", "espresso", "dairy", "eggs"),
-    "pet": ("pet", "dog", "cat", "puppy", "kitten", "hamster", "parrot", "rabbit", "bird", "adopt", "vet"),
+    "pet": ("pet", "dog", "cat", "puppy", "kitten", "hamster", "parrot", "rabbit", "bird", "adopt", "vet", "labrador",
+            "retriever", "terrier", "poodle", "beagle", "collie", "spaniel", "greyhound", "tabby", "goldfish", "turtle",
+            "guinea", "budgie"),
     "price": ("price", "cost", "$", "€", "£", "dollar", "euro", "pound", "fee", "subscription", "charge",
               "pay", "paid", "paying", "budget", "rate", "rent", "landlord", "asking", "sell", "selling"),
     "schedule": ("appointment", "dentist", "doctor", "meeting", "exam", "interview", "schedul", "reschedul",
@@ -168,25 +170,39 @@ def says_change(text: str) -> bool:
     return bool(_CHANGE.search(low)) and not _CONTINUITY.search(low)
 
 
-def supersedes(new: str, old: str, similarity: float) -> bool:
+def supersedes(new: str, old: str, similarity: float, people: frozenset[str] = frozenset()) -> bool:
     """Whether message ``new``, said after ``old`` by the same person, says ``old`` no longer holds.
 
     ``similarity`` is the cosine of the two messages. A change must be said, about a topic both share:
-    a topic word in each (and some closeness, so a passing word does not count), or a close meaning.
+    a topic word in each (and some closeness, so a passing word does not count), a name both speak of
+    (not one of the conversation's ``people``, lower case, whom every message may address), or a close
+    meaning.
     """
     if not says_change(new) or words(new) == words(old):
         return False
     if similarity >= SAME_TOPIC_SIMILARITY:
         return True
-    shared = bool(topics(new) & topics(old)) or shares_name(new, old)
-    return similarity >= TOPIC_WORD_SIMILARITY and shared
+    # A name both speak of ("Jack and I broke up" / "my boyfriend Jack") is the topic, however far apart.
+    if similarity >= 0 and shares_name(new, old, people):
+        return True
+    return similarity >= TOPIC_WORD_SIMILARITY and bool(topics(new) & topics(old))
 
 
-def shares_name(a: str, b: str) -> bool:
+def shares_name(a: str, b: str, people: frozenset[str] = frozenset()) -> bool:
     """Whether two messages name the same one ("Jack and I broke up" / "my boyfriend Jack"): a capitalised
-    word of both, inside a sentence in at least one of them (a sentence's first word may be no name)."""
+    word of both, inside a sentence in at least one of them (a sentence's first word may be no name),
+    not one of ``people``."""
     (inside_a, first_a), (inside_b, first_b) = _names(a), _names(b)
-    return bool(inside_a & (inside_b | first_b) or first_a & inside_b)
+    return bool((inside_a & (inside_b | first_b) | first_a & inside_b) - people)
+
+
+def common_names(texts: list[str], at_least: int = 3) -> frozenset[str]:
+    """Names in ``at_least`` of the texts: whom a conversation addresses ("Hey Mel!"), not a topic."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for name in frozenset().union(*_names(text)):
+            counts[name] = counts.get(name, 0) + 1
+    return frozenset(name for name, n in counts.items() if n >= at_least)
 
 
 def _names(text: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -311,7 +311,8 @@ class Memory:
         for record in records:
             item = record.to_dict()
             if record.kind == FACT:
-                item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
+                item["sources"] = [e.source_dict() for s in record.sources if (e := episodes.get(s)) is not None
+                                   and e.scope == record.scope]
             out.append(item)
         return out
 

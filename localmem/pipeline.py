@@ -38,7 +38,7 @@ import numpy as np
 
 from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
-from localmem.currency import is_chatter, is_own, says_change, supersedes, topics
+from localmem.currency import common_names, is_chatter, is_own, says_change, supersedes, topics
 from localmem.episodes import Said, content_of, said
 from localmem.errors import ExtractionError
 from localmem.extractors.postprocess import dated
@@ -231,8 +231,9 @@ class AddPipeline:
         changed = {w.record.id for w in facts}
         stored = [episodes.marked(w, {"covered": True}) if w.record.id in cited and w.record.id not in changed
                   else w for w in episodes.writes]
-        # A memory reconciliation changed is written as reconciled (an update is current by definition).
-        marks = [w for w in marks if w.record.id not in changed]
+        # A memory reconciliation rewrote is written as reconciled (an update is current by definition).
+        rewritten = {w.record.id for w in facts if w.event in (Event.UPDATE, Event.DELETE)}
+        marks = [w for w in marks if w.record.id not in rewritten]
         writes = [*stored, *facts, *contexts, *marks]
         self.writer.apply(writes, episodes.history(writes), done=done)
         # Only the scope's own memories: an assistant's reply or a "Noted!" is stored, not reported (currency.py).
@@ -326,11 +327,16 @@ class AddPipeline:
                     or not says_change(message.content)):
                 continue
             hits = self.store.search(write.vector, request.scope, None, SUPERSEDE_CANDIDATES, kinds=(EPISODE,))
+            # The conversation's people (speakers, the scope's ids) are named everywhere: no topic of their own.
+            people = frozenset(p.lower() for p in (*(h.record.speaker for h in hits), new.speaker,
+                                                   *request.scope.as_dict().values()) if p) | common_names(
+                [h.record.memory for h in hits])
             said_before = [h.record for h in hits
                            if h.record.id not in here and h.record.id not in marked and not h.record.chatter
                            and is_own(h.record.role, has_user) and h.record.speaker == new.speaker
                            and (h.record.timestamp or 0) <= (new.timestamp or 0)
-                           and supersedes(message.content, content_of(h.record.memory, h.record.speaker), h.score)]
+                           and supersedes(message.content, content_of(h.record.memory, h.record.speaker), h.score,
+                                          people)]
             # One already superseded hands its topic on: what superseded it (the topic's latest state,
             # "Mango passed away" after "I have a cat called Mango") is superseded in turn.
             later = [i for r in said_before if (i := r.superseded_by) and i not in here and i not in marked]

@@ -53,8 +53,9 @@ class Event(str, Enum):
     UPDATE = "UPDATE"
     DELETE = "DELETE"
     NONE = "NONE"
-    # History only: a later message of the same person said this no longer holds (currency.py).
-    SUPERSEDE = "SUPERSEDE"
+    # History only: a later message of the same person said this no longer holds (currency.py); 8
+    # letters at most, the event field of a server's history collection.
+    EXPIRE = "EXPIRE"
 
 
 def now_iso() -> str:

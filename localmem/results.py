@@ -50,7 +50,9 @@ def arrange(hits: Sequence[SearchHit], query: str, scope: Scope, fetch: Callable
     episodes = {h.record.id: h.record for h in hits if h.record.kind == EPISODE}
     missing = sorted({head for head in heads.values() if head not in episodes})
     if missing:
-        episodes.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE)
+        # A fact's message counts only in the fact's own scope, whatever the store holds.
+        owner = {heads[h.record.id]: h.record.scope for h in hits}
+        episodes.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE and owner.get(r.id) == r.scope)
     has_user = scope.user_id is not None
     to_assistant = any_speaker or asks_assistant(query)
 
@@ -162,8 +164,10 @@ def assemble(hits: Sequence[SearchHit], limit: int, minimum: float | None,
     chosen: list[tuple[MemoryRecord, SearchHit]] = []
     for hit in hits:
         record = hit.record
-        if record.kind == EPISODE and record.covered and record.id in fact_of:
-            record = fact_of[record.id]
+        # A fact stands in for its message only in its own scope, whatever the store holds.
+        fact = fact_of.get(record.id)
+        if record.kind == EPISODE and record.covered and fact is not None and fact.scope == record.scope:
+            record = fact
         if record.id in shown:
             continue
         if record.kind == FACT and record.sources and shown.issuperset(record.sources):
@@ -182,7 +186,8 @@ def assemble(hits: Sequence[SearchHit], limit: int, minimum: float | None,
         item["score"] = hit.score
         item["distance"] = hit.distance
         if record.kind == FACT:
-            item["sources"] = [episodes[s].source_dict() for s in record.sources if s in episodes]
+            item["sources"] = [e.source_dict() for s in record.sources
+                               if (e := episodes.get(s)) is not None and e.scope == record.scope]
         out.append(item)
     return out
 

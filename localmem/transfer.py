@@ -13,8 +13,10 @@ metric). Each further line is one object:
   never in the importing command itself.
 
 Import reads the file twice: a first pass validates every line (memory ids
-included: see inputs.check_memory_id), so a bad file is refused before
-anything is written; the second pass writes in batches of 256 through the same
+included: see inputs.check_memory_id) and converts it as the write will, then
+every id the file names is checked against its scope (import_scope.py: an import
+has no more rights than add()), so a bad file is refused before anything is
+written; the second pass writes in batches of 256 through the same
 Writer as add() (its lock, its journal, its undo), so each batch is atomic
 across store and history, even under Ctrl-C or a crash. Vectors are reused only when the file's embedder identity equals
 the target's; otherwise (or when the file has none) texts are re-embedded.
@@ -23,22 +25,25 @@ the target's; otherwise (or when the file has none) texts are re-embedded.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from localmem.errors import InvalidInputError
-from localmem.inputs import check_memory_id, json_object
+from localmem.import_scope import OnConflict, References, check_target, same_scope
+from localmem.inputs import check_memory_id, check_metadata, json_object
 from localmem.jobs import Job
 from localmem.protocols import EmbedderIdentity
 from localmem.records import (
     CONTEXT,
     EPISODE,
     FACT,
+    MAX_SCOPE_ID_LENGTH,
     SCOPE_KEYS,
     Event,
     HistoryEvent,
@@ -56,10 +61,10 @@ if TYPE_CHECKING:
 FORMAT = "localmem-export"
 VERSION = 2  # 2: job lines (a file without any is written as version 1)
 _BATCH = 256
+_STAMP_CHARS = 64  # the store's created_at / updated_at / kind fields
 # Each stored kind by its name; an older export's items without one are facts.
 _KINDS_STORED: dict[str, Kind] = {EPISODE: EPISODE, FACT: FACT, CONTEXT: CONTEXT}
 
-OnConflict = Literal["skip", "replace", "error"]
 Progress = Callable[[int], None]
 Item = tuple[MemoryRecord, list[float] | None, list[HistoryEvent]]
 
@@ -124,6 +129,7 @@ class ImportPlan:
     items: int  # memories, orphan histories and jobs
     memory_ids: tuple[str, ...]
     jobs: tuple[Job, ...] = ()  # few (one per queued add()): kept, so each is queued with its messages
+    references: References | None = None  # whose each memory line is, and every id a line names
 
 
 def read_header(path: Path) -> dict[str, Any]:
@@ -133,27 +139,46 @@ def read_header(path: Path) -> dict[str, Any]:
 
 
 def validate(path: Path) -> ImportPlan:
-    """Check the header and every line (one pass); nothing is written."""
+    """Check the header and every line (one pass), and the ids the file names against each other;
+    nothing is written. Each line is converted as the write converts it, so the write cannot fail on it."""
     header = read_header(path)
     ids: list[str] = []
     jobs: list[Job] = []
+    refs = References(path)
     items = 0
-    for item in _items(path):
+    for number, item in _numbered_items(path):
         items += 1
         if item["type"] == "memory":
-            ids.append(item["id"])
+            record, _, _ = _from_item(item, number, path)
+            ids.append(record.id)
+            refs.memory(record.id, record.scope, number)
+            refs.text(record.memory, number)
+            for source in record.sources:
+                refs.link(number, source, record.scope, "a source")
+            if record.superseded_by:
+                refs.link(number, record.superseded_by, record.scope, "superseded_by")
+        elif item["type"] == "history":
+            events = [_event(e, item["memory_id"], number, path) for e in item["events"]]
+            refs.orphan(number, item["memory_id"], [e.id for e in events])
         elif item["type"] == "job":
-            jobs.append(Job.from_json(json.dumps(item["job"])))
-    return ImportPlan(path=path, header=header, items=items, memory_ids=tuple(ids), jobs=tuple(jobs))
+            job = _job(item, number, path)
+            jobs.append(job)
+            for episode_id, _, _ in job.episodes:
+                refs.link(number, episode_id, job.scope, "an episode of the job")
+    refs.check_file()
+    return ImportPlan(path=path, header=header, items=items, memory_ids=tuple(ids), jobs=tuple(jobs),
+                      references=refs)
 
 
 def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnConflict = "skip",
                  progress: Progress | None = None) -> ImportSummary:
     """Load an export into ``memory``'s collection; see the module docstring for the guarantees."""
     # Pass 1 (skipped when the caller validated already): nothing is written unless every line is well-formed.
-    plan = source if isinstance(source, ImportPlan) else validate(source)
-    if on_conflict == "error":
-        _refuse_existing(memory, plan.memory_ids)  # and, when refusing, unless no id already exists
+    plan = source if isinstance(source, ImportPlan) and source.references is not None else validate(
+        source.path if isinstance(source, ImportPlan) else source)
+    assert plan.references is not None
+    # And against the target, still before the first write: no id may reach another scope there.
+    check_target(plan.references, memory.store, memory.history_store, on_conflict)
     identity = _identity(plan.header, plan.path)
     reuse_vectors = identity == memory.embedder.identity
     imported = skipped = reembedded = events = 0
@@ -170,13 +195,18 @@ def import_store(memory: Memory, source: Path | ImportPlan, *, on_conflict: OnCo
             progress(len(batch))
         batch.clear()
 
-    for item in _items(plan.path):  # pass 2: each line is checked again as it is read, so a file that
-        if item["type"] == "memory":  # changed since pass 1 still cannot slip a bad line in
-            batch.append(_from_item(item))
+    owners = plan.references.owners
+    for number, item in _numbered_items(plan.path):  # pass 2: each line is checked again as it is read, so a
+        if item["type"] == "memory":  # file that changed since pass 1 still cannot slip a bad line in
+            row = _from_item(item, number, plan.path)
+            if owners.get(row[0].id, (None,))[0] != row[0].scope:
+                raise InvalidInputError(f"{plan.path}:{number}: the file changed since it was checked; "
+                                        "import it again")
+            batch.append(row)
             if len(batch) >= _BATCH:
                 flush()
         elif item["type"] == "history":
-            orphans.extend(_event(e, item["memory_id"]) for e in item["events"])
+            orphans.extend(_event(e, item["memory_id"], number, plan.path) for e in item["events"])
     if batch:
         flush()
     with memory.writer.lock:
@@ -198,15 +228,6 @@ def _identity(header: dict[str, Any], path: Path) -> EmbedderIdentity | None:
         return EmbedderIdentity(**fields)
     except TypeError as exc:
         raise InvalidInputError(f"{path}: the header's embedder identity is malformed ({exc})") from exc
-
-
-def _refuse_existing(memory: Memory, ids: Sequence[str]) -> None:
-    """Raise before any write if a memory id of the file is already in the store."""
-    for lo in range(0, len(ids), _BATCH):
-        existing = memory.store.get(ids[lo:lo + _BATCH])
-        if existing:
-            raise InvalidInputError(f"memories of the file already exist (e.g. {existing[0].id}); nothing was "
-                                    "imported; use on_conflict 'skip' or 'replace'")
 
 
 def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool, on_conflict: OnConflict,
@@ -237,6 +258,9 @@ def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool, on_conf
         # Look again under the lock: what exists now decides between ADD and UPDATE (and skip).
         current = {r.id: r for r in store.get([r.id for r, _, _ in rows])}
         keep = [i for i, (r, _, _) in enumerate(rows) if on_conflict == "replace" or r.id not in current]
+        for i in keep:
+            if rows[i][0].id in current:
+                same_scope(current[rows[i][0].id].scope, rows[i][0].id, rows[i][0].scope)
         writes = [Write(Event.UPDATE, rows[i][0], vectors[i][None, :], previous=current[rows[i][0].id])
                   if rows[i][0].id in current else Write(Event.ADD, rows[i][0], vectors[i][None, :]) for i in keep]
         all_events = [e for i in keep for e in rows[i][2]]
@@ -250,8 +274,8 @@ def _write_batch(memory: Memory, batch: list[Item], reuse_vectors: bool, on_conf
     return len(keep), len(batch) - len(keep), len(need), len(fresh)
 
 
-def _items(path: Path) -> Iterator[dict[str, Any]]:
-    """Validated objects after the header, one per line."""
+def _numbered_items(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Validated objects after the header, one per line, with their line numbers."""
     with path.open(encoding="utf-8") as fh:
         fh.readline()
         for number, line in enumerate(fh, start=2):
@@ -271,7 +295,7 @@ def _items(path: Path) -> Iterator[dict[str, Any]]:
                 _job(item, number, path)
             else:
                 raise InvalidInputError(f"{path}:{number}: unknown line type {kind!r}")
-            yield item
+            yield number, item
 
 
 def _parse(line: str, number: int, path: Path) -> dict[str, Any]:
@@ -294,15 +318,33 @@ def _check_memory(item: dict[str, Any], number: int, path: Path) -> None:
         if not isinstance(item.get(key), str) or not item[key]:
             raise InvalidInputError(f"{path}:{number}: memory line needs a non-empty string {key!r}")
     _check_id(item["id"], number, path)
-    if not isinstance(item.get("metadata", {}), dict):
-        raise InvalidInputError(f"{path}:{number}: metadata must be an object")
+    for key, longest in (("updated_at", _STAMP_CHARS), ("speaker", MAX_SCOPE_ID_LENGTH), ("kind", _STAMP_CHARS)):
+        if (item.get(key) is not None and not isinstance(item[key], str)) or len(item.get(key) or "") > longest:
+            raise InvalidInputError(f"{path}:{number}: {key!r} must be a string of at most {longest} characters")
+    if len(item["created_at"]) > _STAMP_CHARS:
+        raise InvalidInputError(f"{path}:{number}: 'created_at' must be at most {_STAMP_CHARS} characters")
+    if not isinstance(item.get("history", []), list):
+        raise InvalidInputError(f"{path}:{number}: history must be a list of events")
+    try:  # what add() accepts: an object, JSON through and through, at most 32 levels deep
+        check_metadata(item.get("metadata"))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}:{number}: {exc}") from None
     try:
         Scope(**{k: item.get(k) for k in SCOPE_KEYS})
     except InvalidInputError as exc:
         raise InvalidInputError(f"{path}:{number}: {exc}") from exc
     vector = item.get("vector")
-    if vector is not None and (not isinstance(vector, list) or not all(isinstance(x, (int, float)) for x in vector)):
-        raise InvalidInputError(f"{path}:{number}: vector must be a list of numbers")
+    if vector is not None and (not isinstance(vector, list) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector)):
+        # json reads NaN and Infinity: such a vector would poison every distance computed with it.
+        raise InvalidInputError(f"{path}:{number}: vector must be a list of finite numbers")
+    sources = item.get("source_ids") or []
+    if not isinstance(sources, list):
+        raise InvalidInputError(f"{path}:{number}: source_ids must be a list of memory ids")
+    for source in sources:
+        _check_id(source, number, path)
+    if item.get("superseded_by"):
+        _check_id(item["superseded_by"], number, path)
     for event in item.get("history", []):
         _check_event(event, number, path, item["id"])
 
@@ -353,7 +395,17 @@ def _memory_item(record: MemoryRecord, events: list[HistoryEvent]) -> dict[str, 
     return item
 
 
-def _from_item(item: dict[str, Any]) -> Item:
+def _from_item(item: dict[str, Any], number: int, path: Path) -> Item:
+    """The record, vector and history of a checked memory line; a value no check caught is refused with its line."""
+    try:
+        return _convert(item)
+    except InvalidInputError as exc:  # e.g. a timestamp that is not a date
+        raise InvalidInputError(f"{path}:{number}: {exc}") from None
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        raise InvalidInputError(f"{path}:{number}: a malformed memory line ({type(exc).__name__}: {exc})") from None
+
+
+def _convert(item: dict[str, Any]) -> Item:
     text = item["memory"]
     stamp = item.get("timestamp")
     record = MemoryRecord(id=item["id"], memory=text, hash=text_hash(text),
@@ -366,7 +418,7 @@ def _from_item(item: dict[str, Any]) -> Item:
                           chatter=bool(item.get("chatter", False)),
                           superseded_by=_optional_text(item.get("superseded_by")),
                           valid_until=_epoch_or_none(item.get("valid_until")) if item.get("superseded_by") else None)
-    return record, item.get("vector"), [_event(e, record.id) for e in item.get("history", [])]
+    return record, item.get("vector"), [_history_event(e, record.id) for e in item.get("history", [])]
 
 
 def _optional_text(value: Any) -> str | None:
@@ -377,7 +429,14 @@ def _epoch_or_none(value: Any) -> int | None:
     return int(parse_timestamp(value).timestamp()) if value else None
 
 
-def _event(raw: dict[str, Any], memory_id: str) -> HistoryEvent:
+def _event(raw: dict[str, Any], memory_id: str, number: int, path: Path) -> HistoryEvent:
+    try:
+        return _history_event(raw, memory_id)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInputError(f"{path}:{number}: a malformed history event ({type(exc).__name__}: {exc})") from None
+
+
+def _history_event(raw: dict[str, Any], memory_id: str) -> HistoryEvent:
     return HistoryEvent(id=raw["id"], memory_id=raw.get("memory_id", memory_id), old_memory=raw.get("old_memory"),
                         new_memory=raw.get("new_memory"), event=Event(raw["event"]),
                         created_at=raw.get("created_at", ""), updated_at=raw.get("updated_at"),

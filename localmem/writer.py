@@ -78,7 +78,7 @@ class Write:
         if event is Event.UPDATE and self.record.superseded_by is not None and (
                 self.previous is None or self.previous.superseded_by != self.record.superseded_by):
             # Its words are unchanged; what changed is that it no longer holds (currency.py).
-            event = Event.SUPERSEDE
+            event = Event.EXPIRE
         if self.event is Event.ADD:
             old, new = None, self.record.memory
         elif self.event is Event.UPDATE:

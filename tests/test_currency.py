@@ -69,7 +69,7 @@ def test_corrections_win_and_the_past_stays_findable(make_memory: MemoryFactory,
     assert stale["superseded_by"] == now[0]["id"] and stale["valid_until"].startswith("2026-02-20")
     before = memory.search("Where did Maria live before Porto?", user_id="maria", limit=5)["results"]
     assert any("Lisbon" in r["memory"] for r in before)
-    assert [e["event"] for e in memory.history(stale["id"])] == ["ADD", "SUPERSEDE"]
+    assert [e["event"] for e in memory.history(stale["id"])] == ["ADD", "EXPIRE"]
     # A query on another topic is not reordered for the correction: the dentist stays first.
     assert "dentist" in memory.search("dentist", user_id="maria", limit=5)["results"][0]["memory"]
 

@@ -2,12 +2,14 @@ import pytest
 
 from localmem import InvalidInputError
 from localmem.inputs import (
+    MAX_MESSAGES,
     MAX_METADATA_DEPTH,
     check_limit,
     check_memory_id,
     check_metadata,
     check_text,
     check_threshold,
+    json_object,
     parse_messages,
 )
 from localmem.records import Scope
@@ -88,3 +90,16 @@ def test_deep_metadata_is_refused_without_recursion() -> None:
     for _ in range(MAX_METADATA_DEPTH - 1):
         ok = [ok]
     assert check_metadata({"k": ok}) == {"k": ok}
+
+
+def test_json_nested_too_deeply_is_invalid_input_not_a_recursion_error() -> None:
+    with pytest.raises(InvalidInputError, match="filters is nested too deeply"):
+        json_object("[" * 100_000 + "]" * 100_000, "filters")
+    assert json_object('{"a": [[1]]}', "filters") == {"a": [[1]]}
+
+
+def test_one_add_takes_at_most_max_messages() -> None:
+    message = {"role": "user", "content": "x"}
+    assert len(parse_messages([message] * MAX_MESSAGES, 100)) == MAX_MESSAGES
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_MESSAGES:,}"):
+        parse_messages([message] * (MAX_MESSAGES + 1), 100)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import pytest
 from localmem import InvalidInputError, Memory, MemoryClient, MemoryConfig, MemoryNotFoundError
 from localmem.config import VectorStoreConfig
 from localmem.errors import ServerUnavailableError
-from tests.serving import Served, cli_env, free_port, launch, serving, stop
+from tests.serving import Served, cli_env, free_port, launch, serving, stop, wait_ready
 
 from .conftest import plain
 
@@ -114,6 +115,53 @@ def test_bad_requests_get_one_line_json_reasons(server: Served, client: MemoryCl
         body = response.json()
         assert response.status_code == status, (method, path, body)
         assert set(body) >= {"error", "detail"} and "\n" not in body["detail"] and "Traceback" not in response.text
+
+
+def test_json_nested_too_deeply_is_a_400_not_a_500(server: Served) -> None:
+    deep = "[" * 1000 + "]" * 1000
+    response = httpx.get(server.url + "/memories", params={"user_id": "a", "filters": deep})
+    assert response.status_code == 400 and response.json()["error"] == "InvalidInputError", response.text
+    body = '{"query": "x", "user_id": "a", "filters": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = httpx.post(server.url + "/search", content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422) and "Traceback" not in response.text, response.text
+    assert httpx.get(server.url + "/health").status_code == 200
+    assert "RecursionError" not in server.output()
+
+
+def test_serve_binds_an_ipv6_address_written_in_brackets(tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    port = free_port()
+    served = launch(tmp_path / "m.db", port=port, args=["--host", "[::1]"], wait=False)
+    served.url = f"http://[::1]:{port}"
+    try:
+        wait_ready(served)
+        assert httpx.get(served.url + "/memories", params={"user_id": "a"}).json() == {"results": []}
+    finally:
+        stop(served)
+
+
+@pytest.mark.parametrize("host", ["nowhere.invalid", "[::1"])
+def test_serve_on_an_address_it_cannot_use_exits_with_the_config_code(tmp_path: Path, host: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "localmem", "serve", "--db", str(tmp_path / "m.db"),
+                             "--host", host, "--port", str(free_port())],
+                            capture_output=True, text=True, env=cli_env(LOCALMEM_API_KEY="k" * 32), timeout=120)
+    assert result.returncode == 7, result.stderr
+    assert "--host" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_with_the_config_code(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "localmem", "serve", "--db", str(tmp_path / "m.db"),
+                                 "--port", str(port)], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert result.returncode == 7, result.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}" in result.stderr, result.stderr
 
 
 def test_oversize_bodies_are_refused_with_413(server: Served) -> None:

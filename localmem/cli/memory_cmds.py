@@ -14,6 +14,8 @@ from typing import Any
 from localmem import preload
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
+from localmem.inputs import json_value
+from localmem.private import open_private
 
 # The memory text carries its date ("(8 May 2023) ..."); `get` shows every field, created_at included.
 _LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id"]
@@ -264,9 +266,9 @@ def _scope(args: argparse.Namespace) -> dict[str, str]:
 
 def _json_object(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from exc
+        value = json_value(text, "the value")
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object")
     return value
@@ -317,7 +319,7 @@ def _output(path: str) -> Iterator[Any]:
         return
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
-    with partial.open("w", encoding="utf-8") as fh:
+    with open_private(partial) as fh:  # an export holds every memory: its owner's eyes only
         yield fh
     # Only a complete export takes the final name.
     partial.replace(target)

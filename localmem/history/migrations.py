@@ -46,8 +46,8 @@ def _m003_jobs(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
 
 
-def _m004_supersede_event(conn: sqlite3.Connection) -> None:
-    # SUPERSEDE: a later message said a memory no longer holds (localmem/currency.py). SQLite cannot
+def _m004_expire_event(conn: sqlite3.Connection) -> None:
+    # EXPIRE: a later message said a memory no longer holds (localmem/currency.py). SQLite cannot
     # change a CHECK constraint in place, so the table is rebuilt with its rows and order.
     conn.execute(
         """
@@ -56,7 +56,7 @@ def _m004_supersede_event(conn: sqlite3.Connection) -> None:
             memory_id   TEXT NOT NULL,
             old_memory  TEXT,
             new_memory  TEXT,
-            event       TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE', 'NONE', 'SUPERSEDE')),
+            event       TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE', 'NONE', 'EXPIRE')),
             created_at  TEXT NOT NULL,
             updated_at  TEXT,
             is_deleted  INTEGER NOT NULL DEFAULT 0,
@@ -75,7 +75,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_history", _m001_history),
     ("002_intents", _m002_intents),
     ("003_jobs", _m003_jobs),
-    ("004_supersede_event", _m004_supersede_event),
+    ("004_expire_event", _m004_expire_event),
 )
 
 

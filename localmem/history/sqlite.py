@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from localmem.errors import HistoryError
 from localmem.history.migrations import migrate
+from localmem.private import private_file
 from localmem.records import Event, HistoryEvent
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class SQLiteHistory:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)  # 0600: its -wal and -shm take the same mode (private.py)
             # check_same_thread=False: Memory may be used from several threads;
             # the lock serialises access to the one connection.
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

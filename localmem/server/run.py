@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -39,6 +40,28 @@ def check_binding(host: str, api_key: str | None) -> None:
                           f"or serve on {DEFAULT_HOST} (the default)")
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (an IPv6 address with or without brackets), or a ConfigError
+    that says why: binding here, before uvicorn, turns its bare exit into a message and an exit code."""
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"--host {host!r} is not an address of this machine ({exc}); use e.g. 127.0.0.1 or ::1"
+                          ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait for TIME_WAIT
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host} port {port}: {exc.strerror or exc}; choose another --port "
+                          "or stop what uses it") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def _log_to_stderr(level: str) -> None:
     """localmem's own server messages beside uvicorn's (third-party loggers stay as they are)."""
     logger = logging.getLogger("localmem")
@@ -62,13 +85,19 @@ def serve(open_memory: Callable[[], SyncMemory], *, host: str = DEFAULT_HOST, po
           log_level: str = "info") -> None:
     """Open the memory (models loaded before the port opens), then serve until SIGTERM/SIGINT."""
     check_binding(host, api_key)
-    memory = AsyncMemory(memory=open_memory())
+    sock = bind(host, port)  # before the models load: a wrong address fails in a second, not after them
+    try:
+        memory = AsyncMemory(memory=open_memory())
+    except BaseException:
+        sock.close()
+        raise
     app = build_asgi(memory, api_key=api_key, loopback=is_loopback(host), max_body_bytes=max_body_bytes)
     _log_to_stderr(log_level)
     # access_log off: request lines would show query strings (scope ids) to anyone reading the log.
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False,
                             timeout_graceful_shutdown=30)
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         memory.close_sync()  # idempotent; covers a failed start whose lifespan never ran

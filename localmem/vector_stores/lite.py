@@ -1,7 +1,12 @@
-"""Milvus Lite's in-process engine: the client options it accepts, and stopping it when done.
+"""Milvus Lite's in-process engine: where it listens, the client options it accepts, and stopping it.
 
 pymilvus opens a Lite folder by starting a gRPC server for it in this process
-(``milvus_lite.server_manager``) and connecting over loopback. Two defaults clash with that:
+(``milvus_lite.server_manager``) on a loopback TCP port, with no authentication: any account on
+the machine could list, read and delete the memories through it (issue #37 did, as uid 65534,
+while the REST API asked for a key). So localmem starts the engine itself and serves it on a
+Unix socket in a fresh 0700 folder (``tempfile.mkdtemp``): only this account can connect, and
+the process listens on no TCP port for it. (Windows keeps milvus-lite's loopback port.)
+Two defaults clash with the in-process engine:
 
 - pymilvus' channel sends a keepalive ping every 10 s, even with no call in flight, while the Lite
   server keeps gRPC's default policy (no more than one ping per 5 minutes without data). An idle
@@ -18,10 +23,15 @@ pymilvus opens a Lite folder by starting a gRPC server for it in this process
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,21 @@ _clients: Counter[str] = Counter()  # open clients per folder, this process
 _opened: Counter[str] = Counter()  # clients ever opened per folder, this process (never goes down)
 # Methods of Milvus' API that Lite's server does not implement and pymilvus calls anyway, expecting a refusal.
 LITE_MISSING = frozenset({"AllocTimestamp"})
+SOCKET_NAME = "engine.sock"
+
+
+@dataclass(frozen=True)
+class _Engine:
+    server: Any  # grpc.Server
+    db: Any  # milvus_lite.db.MilvusLite
+    folder: str  # the private folder holding the socket
+
+    @property
+    def uri(self) -> str:
+        return f"unix:{os.path.join(self.folder, SOCKET_NAME)}"
+
+
+_engines: dict[str, _Engine] = {}  # per folder, this process
 
 
 def open_client(path: Path, **kwargs: Any) -> Any:
@@ -40,11 +65,55 @@ def open_client(path: Path, **kwargs: Any) -> Any:
     from pymilvus import MilvusClient
 
     _drop_lite_refusals()
-    client = MilvusClient(uri=str(path), grpc_options=dict(GRPC_OPTIONS), **kwargs)
+    with _lock:
+        uri = _engine_uri(path)
+    try:
+        client = MilvusClient(uri=uri, grpc_options=dict(GRPC_OPTIONS), **kwargs)
+    except BaseException:
+        with _lock:
+            idle = _clients[_key(path)] <= 0
+        if idle:
+            release(path)
+        raise
     with _lock:
         _clients[_key(path)] += 1
         _opened[_key(path)] += 1
     return client
+
+
+def engine_uri(path: Path) -> str | None:
+    """Where this process's engine for ``path`` listens (a ``unix:`` address), or None when none runs."""
+    with _lock:
+        engine = _engines.get(_key(path))
+    return engine.uri if engine is not None else None
+
+
+def _engine_uri(path: Path) -> str:
+    """The address of the engine serving ``path`` in this process, started if need be (``_lock`` held)."""
+    if sys.platform == "win32":
+        return str(path)  # pymilvus starts milvus-lite's own loopback server
+    key = _key(path)
+    engine = _engines.get(key)
+    if engine is None:
+        from milvus_lite.adapter.grpc.server import DEFAULT_MAX_WORKERS, _build_server
+        from milvus_lite.db import MilvusLite
+        from milvus_lite.server_manager import server_manager_instance
+
+        # A loopback engine that a plain MilvusClient started on this folder holds its LOCK: stop it.
+        server_manager_instance.release_server(key)
+        db = MilvusLite(key)
+        folder = tempfile.mkdtemp(prefix="localmem-lite-")  # 0700, whatever the umask
+        try:
+            server = _build_server(db, DEFAULT_MAX_WORKERS)
+            if not server.add_insecure_port(f"unix:{os.path.join(folder, SOCKET_NAME)}"):
+                raise OSError(f"cannot listen on a Unix socket in {folder}")
+            server.start()
+        except BaseException:
+            db.close()
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        engine = _engines[key] = _Engine(server, db, folder)
+    return engine.uri
 
 
 def close_client(client: Any, path: Path) -> None:
@@ -64,6 +133,15 @@ def close_client(client: Any, path: Path) -> None:
 
 def release(path: Path) -> None:
     """Stop the engine serving ``path`` in this process (waits for its compaction); no-op if none."""
+    with _lock:
+        engine = _engines.pop(_key(path), None)
+    if engine is not None:
+        # As milvus-lite's own release_server does: a failure to stop cleanly must not keep the folder held.
+        with contextlib.suppress(Exception):
+            engine.server.stop(grace=2).wait()
+        with contextlib.suppress(Exception):
+            engine.db.close()
+        shutil.rmtree(engine.folder, ignore_errors=True)
     try:
         from milvus_lite.server_manager import server_manager_instance
     except ImportError:  # no Lite installed: nothing can be running

@@ -48,6 +48,7 @@ import numpy as np
 from localmem.config import VectorStoreConfig
 from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
 from localmem.filters import as_filter
+from localmem.private import private_folder
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
 from localmem.records import (
     CONTEXT,
@@ -172,6 +173,9 @@ class MilvusStore:
                     continue
                 self._disconnect()
                 raise StoreError(f"cannot open collection {self._name!r} at {self._where}: {exc}") from exc
+            except BaseException:
+                self._disconnect()  # Ctrl-C during an open: the folder (its engine, its LOCK) is released too
+                raise
 
     def _open_collection(self, config: VectorStoreConfig) -> None:
         upgrade.finish_interrupted(self._client, self._name)
@@ -424,7 +428,7 @@ class MilvusStore:
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path} exists but is not a Milvus Lite 3 data folder (Milvus Lite 2.x .db files are "
                              "not readable by 3.x); choose another path or move that file away")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path)  # 0700 before the engine writes into it (private.py)
         try:
             return lite.open_client(path, **kwargs)
         except Exception as exc:
@@ -938,12 +942,17 @@ def _probe(where: str, config: VectorStoreConfig) -> StoreHealth:
 
     quiet_client_logs()
     kwargs: dict[str, Any] = {"token": config.token} if config.token else {}
+    local = Path(where) if config.is_local_file else None
     try:
-        client = MilvusClient(uri=where, **kwargs)
+        # A Lite folder through lite.py, as MilvusStore opens it: never on a loopback port (lite.py says why).
+        client = lite.open_client(local, **kwargs) if local is not None else MilvusClient(uri=where, **kwargs)
         try:
             collections = sorted(client.list_collections())
         finally:
-            client.close()
+            if local is not None:
+                lite.close_client(client, local)
+            else:
+                client.close()
     except Exception as exc:  # any failure to open is the finding itself, whatever pymilvus raised
         reason = " ".join(_reason(exc).split())[:200]
         return StoreHealth("fail", where, f"{where} cannot be opened as a Milvus store: {reason}")

@@ -67,7 +67,9 @@ def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: 
     shown = {key: records[key] for key in best.values() if key in records}
     missing = [key for key, _ in fused[:limit] if best[key] not in shown]
     if missing:
-        shown.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE)
+        # A message is shown for its contexts only in their scope, whatever the store holds.
+        owner = {head: records[key].scope for key, head in group.items()}
+        shown.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE and owner.get(r.id) == r.scope)
     # Each group's similarity is that of its row closest in meaning (results.py reports it as the score).
     closest: dict[str, float] = {}
     for key, similarity in by_meaning:
