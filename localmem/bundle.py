@@ -87,7 +87,9 @@ def build(bundle: BundlePlan) -> list[Path]:
 
     shutil.copy2(models.manifest_path(), bundle.out / "manifest.json")
     if bundle.model_files:
-        for path in models.prepare():
+        from localmem.embedders import export
+
+        for path in export.prepare_models():
             target = bundle.out / "models" / path.name
             if path.is_dir():
                 shutil.copytree(path, target)

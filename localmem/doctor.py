@@ -34,6 +34,7 @@ def verdict(findings: list[Finding]) -> bool:
 
 def _models() -> list[Finding]:
     from localmem import models
+    from localmem.embedders import prepared
 
     out = []
     for entry in models.load_manifest():
@@ -46,8 +47,8 @@ def _models() -> list[Finding]:
                                "there (or run 'localmem models prepare')"))
         else:
             out.append(Finding(f"model {entry.name}", "fail", result.problem))
-        if entry.name == models.ONNX_EXPORTED:
-            out += [_onnx_finding(v) for v in models.verify_onnx(entry)]
+        if entry.name == prepared.ONNX_EXPORTED:
+            out += [_onnx_finding(v) for v in prepared.verify_onnx(entry)]
     return out
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from localmem import preload
+from localmem import links, preload
 from localmem.background import BackgroundExtractor, Progress
 from localmem.config import MemoryConfig
 from localmem.currency import is_chatter, is_own, words_of
@@ -168,7 +168,7 @@ class Memory:
             # Whether it only acknowledges is a property of its words (currency.py): asked again.
             chatter = old.kind == EPISODE and is_chatter(content_of(text, old.speaker), old.role)
             self.writer.apply([Write.update(old, text, self.embedder.embed([text]), chatter=chatter),
-                               *(Write.delete(c) for c in self._contexts_of(old))])
+                               *(Write.delete(c) for c in links.contexts_quoting(self.store, old))])
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, str]:
@@ -177,9 +177,7 @@ class Memory:
         episode leaves the facts drawn from it (they no longer list it as a source) and deletes
         the contexts that quote it (context.py): its words leave the store."""
         with self._write_lock:
-            record = self._record(memory_id)
-            orphans = self._orphaned_by(record)
-            self._delete([record, *orphans, *self._contexts_of(record, *orphans)])
+            self._delete(links.deleted_with(self.store, self._record(memory_id)))
         return {"message": "Memory deleted successfully!"}
 
     def delete_all(self, user_id: str | None = None, *, agent_id: str | None = None,
@@ -318,26 +316,6 @@ class Memory:
                                    and e.scope == record.scope]
             out.append(item)
         return out
-
-    def _orphaned_by(self, record: MemoryRecord) -> list[MemoryRecord]:
-        """The source episodes of a fact that no other fact draws on.
-
-        Links are followed only within the fact's own scope, whatever the store holds (a store
-        filled before imports were checked may hold a fact naming another user's message)."""
-        if record.kind != FACT or not record.sources:
-            return []
-        still_cited = {s for f in self.store.citing(list(record.sources), (FACT,))
-                       if f.id != record.id and f.scope == record.scope for s in f.sources}
-        return [e for e in self.store.get([s for s in record.sources if s not in still_cited])
-                if e.kind == EPISODE and e.scope == record.scope]
-
-    def _contexts_of(self, *records: MemoryRecord) -> list[MemoryRecord]:
-        """The contexts that quote any of these episodes (in the episode's scope: see _orphaned_by)."""
-        scope_of = {r.id: r.scope for r in records if r.kind == EPISODE}
-        if not scope_of:
-            return []
-        return [c for c in self.store.citing(list(scope_of), (CONTEXT,))
-                if any(scope_of.get(s) == c.scope for s in c.sources)]
 
     def _delete(self, records: list[MemoryRecord]) -> None:
         self.writer.apply([Write.delete(r) for r in records])

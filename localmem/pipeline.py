@@ -15,7 +15,9 @@ model: an exact duplicate (same hash in the scope) or a near-duplicate
 (cosine >= ``near_duplicate_threshold``) is never stored twice, and a fact
 with no related memory is added without asking the model. Only a fact that
 has related facts goes to the LLM, which sees them under small integer
-ids and answers ADD / UPDATE / DELETE / NONE; an answer that names no shown
+ids and answers ADD / UPDATE / DELETE / NONE, held against the texts
+(rules.checked: a lossy UPDATE is added beside, a DELETE stands only as an
+UPDATE by the fact that ends the memory); an answer that names no shown
 memory falls back to ADD. A stored fact that sets the same single-valued
 attribute as the new one ("Lives in Paris" / "Moved to Berlin") counts as
 related whatever its cosine: embeddings put such pairs far apart. Facts are
@@ -40,7 +42,7 @@ from localmem.currency import common_names, is_chatter, is_own, says_change, sup
 from localmem.episodes import Said, content_of, said
 from localmem.errors import ExtractionError
 from localmem.extractors.postprocess import dated
-from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
+from localmem.extractors.rules import Slot, checked, could_be_same_fact, decide, slot_of
 from localmem.inputs import check_text
 from localmem.jobs import AddRequest, Job
 from localmem.protocols import Candidate, Embedder, LanguageModel, ManyExtractor, Vectors, VectorStore
@@ -392,8 +394,6 @@ class AddPipeline:
             else:
                 touched.add(write.record.id)
             writes.append(write)
-            if write.event is Event.DELETE:
-                writes += self._uncover(write.record, touched)
         return self._with_stable_ids(writes)
 
     def _with_stable_ids(self, writes: list[Write]) -> list[Write]:
@@ -417,20 +417,6 @@ class AddPipeline:
                 w = replace(w, record=replace(w.record, id=new_id))
             out.append(w)
         return out
-
-    def _uncover(self, fact: MemoryRecord, touched: set[str]) -> list[Write]:
-        """A fact deleted by reconciliation leaves its messages standing as memories again.
-
-        Its source episodes that no other fact draws on are no longer covered: get_all lists
-        them, as it lists every message that yields no fact, so search and get_all agree.
-        """
-        cited = {s for f in self.store.citing(list(fact.sources), (FACT,)) if f.id != fact.id for s in f.sources}
-        orphans = [e for e in self.store.get([s for s in fact.sources if s not in cited and s not in touched])
-                   if e.kind == EPISODE and e.covered]
-        vectors = self.store.get_vectors([e.id for e in orphans])
-        touched.update(e.id for e in orphans)
-        return [Write(Event.UPDATE, replace(e, covered=False, updated_at=now_iso()), vectors[e.id][None, :],
-                      previous=e, previous_vector=vectors[e.id]) for e in orphans if e.id in vectors]
 
     def _on_topic(self, text: str, speaker: str | None, hits: list[SearchHit]) -> list[SearchHit]:
         """The hits still alike once the people's names are taken out of both texts (TOPIC_THRESHOLD)."""
@@ -461,8 +447,14 @@ class AddPipeline:
     def _decide(self, text: str, vector: Vectors, related: Sequence[SearchHit], request: AddRequest,
                 sources: Sequence[MemoryRecord]) -> Write | None:
         candidates = [Candidate(key=i, text=h.record.memory) for i, h in enumerate(related)]
+        # The rules first; then the model, whatever LanguageModel it is, its answer held against the
+        # texts (rules.checked): no answer that loses or invents information is written.
+        fact = Fact(text)
         try:
-            decision = self._llm().reconcile(Fact(text), candidates, self.config.custom_update_memory_prompt)
+            decision = decide(fact, candidates)
+            if decision is None:
+                answer = self._llm().reconcile(fact, candidates, self.config.custom_update_memory_prompt)
+                decision = checked(answer, fact, candidates)
         except ExtractionError:
             if self.config.on_extraction_failure == "raise":
                 raise
@@ -476,8 +468,6 @@ class AddPipeline:
             return None  # ADD, or an answer naming no memory shown: add the fact as it is
         if decision.event is Event.NONE:
             return Write(Event.NONE, target)
-        if decision.event is Event.DELETE:
-            return Write.delete(target)
         new_text = decision.text.strip() or text
         if text_hash(new_text) == target.hash:
             return Write(Event.NONE, target)

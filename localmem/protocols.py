@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -187,12 +186,6 @@ class LanguageModel(Protocol):
     """The two LLM steps of add(infer=True)."""
 
     def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]: ...
-
-    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
-                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
-        """The facts of every turn of a conversation in few model calls; each Fact's ``sources`` are the
-        indices of its message(s) in ``messages``, ``times[i]`` the time of ``messages[i]``."""
-        ...
 
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate],
                   custom_prompt: str | None = None) -> Decision: ...

@@ -6,7 +6,7 @@ near-tie tokens flip. So tests of the real model assert these contracts, never
 one machine's exact facts; extraction quality is measured in benchmarks/.
 
 The grounding rule here is deliberately independent of the product's
-(``prompting.grounded``): a fact's content words must mostly share a stem-ish
+(``gates.grounded``): a fact's content words must mostly share a stem-ish
 prefix with a word of the source, so the rewrite "I love" -> "Loves" passes and
 a copied few-shot example ("Has a cat named Miso") does not.
 """

@@ -60,10 +60,6 @@ class GatedModel:
             raise self.fail
         return [Fact(f, sources=(0,)) for f in self.by_message.get(messages[0].content, self.facts)]
 
-    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
-                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
-        return self.extract_facts(messages, custom_prompt)
-
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
         return Decision(Event.ADD, fact.text)
 
@@ -380,8 +376,6 @@ CHILD = textwrap.dedent("""
         def extract_facts(self, messages, custom_prompt=None):
             go.wait(60)
             return [Fact("Plays tennis on Sundays", sources=(0,))]
-        def extract_batch(self, messages, custom_prompt=None, *, times=None):
-            return self.extract_facts(messages, custom_prompt)
         def reconcile(self, fact, candidates, custom_prompt=None):
             return Decision(Event.ADD, fact.text)
         def close(self):

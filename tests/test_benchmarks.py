@@ -9,7 +9,7 @@ import itertools
 import json
 import math
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -223,3 +223,32 @@ def test_sessions_benchmark_adds_each_session_in_one_call_and_reports_the_floor(
     assert lines[4].startswith("add(infer=True), background_extraction: ")
     background = float(lines[4].split(": ")[1].split()[0])
     assert background > floor  # the wait for the facts is measured, not only add()
+
+
+def test_the_extraction_benchmark_reads_a_model_without_extract_batch_one_message_a_call() -> None:
+    # extract_batch is LlamaCppModel's, not part of LanguageModel: another model is read message by message.
+    from datetime import datetime, timezone
+
+    from localmem.bench.extraction import read_turns
+    from localmem.protocols import Candidate
+    from localmem.records import Decision, Event, Fact, Message
+
+    class OneAtATime:
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def extract_facts(self, messages: Sequence[Message], custom_prompt: str | None = None) -> list[Fact]:
+            self.calls.append([m.content for m in messages])
+            return [Fact(f"Said {messages[0].content}")]
+
+        def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
+            return Decision(Event.ADD, fact.text)
+
+        def close(self) -> None:
+            pass
+
+    model = OneAtATime()
+    now = datetime(2023, 5, 8, tzinfo=timezone.utc)
+    facts = read_turns(model, [Message("user", "a"), Message("user", "b")], [now, now])
+    assert model.calls == [["a"], ["b"]]
+    assert [(f.text, f.sources) for f in facts] == [("Said a", (0,)), ("Said b", (1,))]

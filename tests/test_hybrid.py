@@ -243,8 +243,8 @@ def test_bm25_with_the_scope_s_statistics() -> None:
     stats.count(docs)
     # By hand: N 3, mean length 3; "cat" is in one document, "sat" in two.
     idf_cat, idf_sat = math.log((3 - 1 + 0.5) / 1.5 + 1), math.log((3 - 2 + 0.5) / 2.5 + 1)
-    assert stats.score("cat sat", "the cat sat") == pytest.approx(idf_cat + idf_sat)
-    assert stats.score("fish", "the cat sat") == 0.0
+    assert stats.scores("cat sat", ["the cat sat"]) == [pytest.approx(idf_cat + idf_sat)]
+    assert stats.scores("fish", ["the cat sat"]) == [0.0]
     stats.count(["a bird"], -1)
     fresh = WordStats()
     fresh.count(docs[:2])

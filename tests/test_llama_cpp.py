@@ -21,7 +21,8 @@ import pytest
 
 from localmem import ChecksumError, ExtractionError, InvalidInputError, ModelError, PromptTooLongError
 from localmem.config import LlmConfig
-from localmem.extractors import llama_cpp, parallel, prompting, rules
+from localmem.extractors import parallel, prompting, rules
+from localmem.extractors.gates import grounded
 from localmem.extractors.llama_cpp import Completion, LlamaCppModel, check_gguf, model_file
 from localmem.extractors.prompting import Grammar
 from localmem.models import MODELS_DIR_ENV, default_model, resolve_model
@@ -91,32 +92,32 @@ def test_reconcile_grammar_lists_only_the_keys_shown() -> None:
 
 
 # -- parsing -------------------------------------------------------------------------
-def test_parse_facts_rewrites_first_person_into_subjectless_memories() -> None:
+def test_lines_without_a_speaker_become_subjectless_memories() -> None:
     output = ("- I am working on improving my tennis skills\n- I have a midterm exam on November 20\n"
-              "- I love hiking\n- I really enjoy cooking\n- I went to Rome\n- My sister Anna lives in Lisbon\n"
-              "- I love hiking\n\n")
-    assert [f.text for f in prompting.parse_facts(output)] == [
+              "- I love hiking\n- I really enjoy cooking\n- I went to Rome\n- My sister Anna lives in Lisbon\n\n")
+    assert [prompting.to_memory_style(line) for line in prompting.parse_lines(output)] == [
         "Working on improving tennis skills", "Has a midterm exam on November 20", "Loves hiking",
         "Really enjoys cooking", "Went to Rome", "Sister Anna lives in Lisbon"]
 
 
-def test_parse_facts_keeps_one_word_attributes_and_the_is_of_an_age() -> None:
+def test_subjectless_style_keeps_one_word_attributes_and_the_is_of_an_age() -> None:
     # Without "is", "I am vegetarian" became the one-word "Vegetarian" and was dropped as too short.
-    output = "- I am vegetarian\n- I'm married\n- I am 30 years old\n"
-    assert [f.text for f in prompting.parse_facts(output)] == ["Is vegetarian", "Is married", "Is 30 years old"]
+    assert [prompting.to_memory_style(line) for line in ("I am vegetarian", "I'm married", "I am 30 years old")] == [
+        "Is vegetarian", "Is married", "Is 30 years old"]
 
 
-def test_parse_facts_accepts_none_and_rejects_other_shapes() -> None:
-    assert prompting.parse_facts("- none\n\n") == []
+def test_parse_lines_accepts_none_and_rejects_other_shapes() -> None:
+    assert prompting.parse_lines("- none\n\n") == []
     for bad in ("", "Sure! Here are the facts: tennis", "- Likes tennis\nand more"):
         with pytest.raises(ExtractionError):
-            prompting.parse_facts(bad)
+            prompting.parse_lines(bad)
 
 
-def test_facts_not_grounded_in_the_conversation_are_dropped() -> None:
+def test_lines_not_grounded_in_the_conversation_are_found() -> None:
     output = "- I have been very busy\n- I have a cat named Miso\n- I adopted a puppy named Biscuit\n\n"
     source = "user: How have you been? We adopted a puppy named Biscuit!\n"
-    assert prompting.parse_facts(output, source) == [Fact("Adopted a puppy named Biscuit")]
+    assert [line for line in prompting.parse_lines(output) if grounded(line, source)] == [
+        "I adopted a puppy named Biscuit"]
 
 
 def test_parse_decision_shapes_and_failures() -> None:
@@ -294,11 +295,9 @@ def test_custom_prompt_replaces_the_instructions_but_keeps_the_input_block() -> 
     ("Moved to Berlin last month", "Lives in Paris"),
     ("Works at Microsoft now", "Works as a nurse at the city hospital"),
 ])
-def test_contradictions_are_decided_by_rules_without_the_model(fact: str, memory: str) -> None:
-    model, backend = _model([])
-    decision = model.reconcile(Fact(fact), _candidates("Enjoys tennis", memory))
-    assert decision == Decision(Event.UPDATE, fact, target_id="1")
-    assert backend.prompts == []
+def test_contradictions_are_decided_by_rules(fact: str, memory: str) -> None:
+    # The pipeline asks these before any model (tests/test_pipeline.py: without the model).
+    assert rules.decide(Fact(fact), _candidates("Enjoys tennis", memory)) == Decision(Event.UPDATE, fact, "1")
 
 
 def test_same_attribute_same_value_is_not_a_contradiction() -> None:
@@ -335,7 +334,7 @@ def test_same_attribute_same_value_is_not_a_contradiction() -> None:
 def test_model_answers_are_checked_against_the_texts(answer: str, fact: str, memory: str,
                                                       expected: Decision) -> None:
     shown = _candidates(memory)
-    assert llama_cpp._checked(prompting.parse_decision(answer, shown), Fact(fact), shown) == expected
+    assert rules.checked(prompting.parse_decision(answer, shown), Fact(fact), shown) == expected
 
 
 @pytest.mark.parametrize(("fact", "memory", "asked"), [
@@ -470,7 +469,8 @@ def test_real_model_reconcile_answers_name_only_what_was_shown(real_model: Llama
         assert decision.event in {Event.ADD, Event.UPDATE, Event.DELETE, Event.NONE}
         if decision.event is not Event.ADD:
             assert decision.target_id in {"0", "1"}, decision
-        if decision.event is Event.UPDATE:  # the guards keep an update to the fact's own words or a merge
+        decision = rules.checked(decision, Fact(fact), shown)  # as the pipeline applies it
+        if decision.event is Event.UPDATE:  # the checks keep an update to the fact's own words or a merge
             assert is_grounded(decision.text, fact + " " + shown[int(decision.target_id or 0)].text), decision
 
 

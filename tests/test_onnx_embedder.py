@@ -17,10 +17,12 @@ import pytest
 from localmem import LocalmemWarning, ModelError
 from localmem.config import EmbedderConfig
 from localmem.embedders import prepared
+from localmem.embedders.export import prepare_onnx
 from localmem.embedders.onnx import OnnxEmbedder
+from localmem.embedders.prepared import verify_onnx
 from localmem.embedders.select import build_embedder, find_export, resolve_source, wants_torch
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
-from localmem.models import MODELS_DIR_ENV, find_entry, models_dir, prepare_onnx, resolve_model, verify_onnx
+from localmem.models import MODELS_DIR_ENV, find_entry, models_dir, resolve_model
 
 from .conftest import plain
 

@@ -7,7 +7,6 @@ the deterministic logic around it (the real model has its own tests).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import pytest
 
@@ -32,10 +31,6 @@ class ScriptedModel:
         if self.fail:
             raise ExtractionError("model said nothing usable")
         return [f if isinstance(f, Fact) else Fact(f) for f in self.facts]
-
-    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
-                      times: Sequence[datetime | None] | None = None) -> list[Fact]:
-        return self.extract_facts(messages, custom_prompt)
 
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
         self.reconcile_calls.append((fact.text, [c.text for c in candidates]))
@@ -73,29 +68,56 @@ def test_update_decision_replaces_text_and_logs_history(make_memory: MemoryFacto
     llm = ScriptedModel(facts=["Likes cheese pizza"])
     memory = make_memory(hashing_embedder, llm)
     first = memory.add("x", user_id="u", metadata={"k": 1})["results"][0]
-    llm.facts = ["Loves cheese and chicken pizza"]
-    llm.decision = Decision(Event.UPDATE, "Loves cheese and chicken pizza", target_id="0")
+    llm.facts = ["Likes cheese pizza on Fridays"]
+    llm.decision = Decision(Event.UPDATE, "Likes cheese pizza on Fridays", target_id="0")
     result = memory.add("x", user_id="u", metadata={"j": 2})["results"]
-    assert result == [{"id": first["id"], "memory": "Loves cheese and chicken pizza", "event": "UPDATE",
+    assert result == [{"id": first["id"], "memory": "Likes cheese pizza on Fridays", "event": "UPDATE",
                        "kind": "fact", "previous_memory": "Likes cheese pizza"}]
-    assert llm.reconcile_calls == [("Loves cheese and chicken pizza", ["Likes cheese pizza"])]
+    assert llm.reconcile_calls == [("Likes cheese pizza on Fridays", ["Likes cheese pizza"])]
     stored = memory.get(first["id"])
-    assert stored["memory"] == "Loves cheese and chicken pizza"
+    assert stored["memory"] == "Likes cheese pizza on Fridays"
     assert stored["metadata"] == {"k": 1, "j": 2}
     assert stored["updated_at"] is not None
     assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "UPDATE"]
 
 
-def test_delete_decision_retires_the_contradicted_memory(make_memory: MemoryFactory, hashing_embedder) -> None:
+def test_a_lossy_update_from_any_model_is_refused_and_the_fact_added_beside(make_memory: MemoryFactory,
+                                                                           hashing_embedder) -> None:
+    # Not only the bundled model's answers are checked (rules.checked): this one drops "loves".
+    llm = ScriptedModel(facts=["Nate loves coconut milk"])
+    memory = make_memory(hashing_embedder, llm)
+    first = memory.add("x", user_id="u")["results"][0]
+    llm.facts = ["Nate knows one recipe using coconut milk"]
+    llm.decision = Decision(Event.UPDATE, "Nate knows one recipe using coconut milk", target_id="0")
+    assert _events(memory.add("y", user_id="u")) == ["ADD"]
+    assert llm.reconcile_calls == [("Nate knows one recipe using coconut milk", ["Nate loves coconut milk"])]
+    assert sorted(r["memory"] for r in memory.get_all(user_id="u")["results"]) == [
+        "Nate knows one recipe using coconut milk", "Nate loves coconut milk"]
+    assert [h["event"] for h in memory.history(first["id"])] == ["ADD"]
+
+
+def test_a_delete_decision_replaces_the_memory_by_the_fact_that_ends_it(make_memory: MemoryFactory,
+                                                                        hashing_embedder) -> None:
+    llm = ScriptedModel(facts=["Likes eating pizza"])
+    memory = make_memory(hashing_embedder, llm)
+    first = memory.add("x", user_id="u")["results"][0]
+    llm.facts = ["Stopped eating pizza"]
+    llm.decision = Decision(Event.DELETE, "", target_id="0")
+    assert _events(memory.add("y", user_id="u")) == ["UPDATE"]
+    assert len(llm.reconcile_calls) == 1
+    assert memory.get(first["id"])["memory"] == "Stopped eating pizza"  # what was said is kept
+    assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "UPDATE"]
+
+
+def test_a_contradiction_is_decided_by_rules_before_any_model(make_memory: MemoryFactory, hashing_embedder) -> None:
     llm = ScriptedModel(facts=["Likes eating pizza"])
     memory = make_memory(hashing_embedder, llm)
     first = memory.add("x", user_id="u")["results"][0]
     llm.facts = ["No longer likes eating pizza"]
-    llm.decision = Decision(Event.DELETE, "", target_id="0")
-    assert _events(memory.add("x", user_id="u")) == ["DELETE"]
-    # No fact is left; the message itself stands (tests/test_episodes.py).
-    assert [(r["kind"], plain(r["memory"])) for r in memory.get_all(user_id="u")["results"]] == [("episode", "x")]
-    assert [h["event"] for h in memory.history(first["id"])] == ["ADD", "DELETE"]
+    llm.decision = Decision(Event.ADD, "")  # never asked
+    assert _events(memory.add("y", user_id="u")) == ["UPDATE"]
+    assert llm.reconcile_calls == []
+    assert memory.get(first["id"])["memory"] == "No longer likes eating pizza"
 
 
 def test_a_decision_naming_no_shown_memory_falls_back_to_add(make_memory: MemoryFactory, hashing_embedder) -> None:

@@ -3,9 +3,9 @@
 The first turns of each dev conversation are read as a chatbot logs them
 (``Message("user", "Speaker: text")``, the session's time per turn), in two ways:
 
-* ``batch``: ``LlamaCppModel.extract_batch`` over each conversation's turns at
-  once (what adding a conversation in one call does); time per turn is the
-  batch's wall time divided by its turns;
+* ``batch``: ``extract_batch`` over each conversation's turns at once (what
+  adding a conversation in one call does; a model without it reads one
+  message a call); time per turn is the batch's wall time divided by its turns;
 * ``single``: ``extract_facts`` on one message per call (add() of one message);
   p50 of the per-call time.
 
@@ -29,14 +29,15 @@ import re
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from localmem.bench.data import locomo_path
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
 from localmem.extractors.gates import GATES
 from localmem.extractors.llama_cpp import LlamaCppModel, Stats
+from localmem.protocols import LanguageModel
 from localmem.records import Fact, Message
 from localmem.temporal import parse_locomo_datetime
 
@@ -105,14 +106,30 @@ def score(embedder: SentenceTransformerEmbedder, turns: Sequence[Turn],
     return recall, precision
 
 
-def run_batch(model: LlamaCppModel, turns: Sequence[Turn]) -> tuple[list[list[Fact]], float]:
+@runtime_checkable
+class BatchExtractor(Protocol):
+    """A model that reads a conversation's turns together (LlamaCppModel); not required of a LanguageModel."""
+
+    def extract_batch(self, messages: Sequence[Message], custom_prompt: str | None = None, *,
+                      times: Sequence[datetime | None] | None = None) -> list[Fact]: ...
+
+
+def read_turns(model: LanguageModel, messages: Sequence[Message], times: Sequence[datetime]) -> list[Fact]:
+    """The facts of ``messages``, each naming its message's index in ``sources``: in one batch when the
+    model has ``extract_batch``, else one ``extract_facts`` call a message (undated: it takes no time)."""
+    if isinstance(model, BatchExtractor):
+        return model.extract_batch(messages, times=times)
+    return [replace(f, sources=(i,)) for i, m in enumerate(messages) for f in model.extract_facts([m])]
+
+
+def run_batch(model: LanguageModel, turns: Sequence[Turn]) -> tuple[list[list[Fact]], float]:
     """Facts per turn (by their source index) and seconds per turn, one extract_batch per conversation."""
     per_turn: list[list[Fact]] = [[] for _ in turns]
     seconds = 0.0
     for name in dict.fromkeys(t.conversation for t in turns):
         indices = [i for i, t in enumerate(turns) if t.conversation == name]
         started = time.perf_counter()
-        facts = model.extract_batch([turns[i].message() for i in indices], times=[turns[i].time for i in indices])
+        facts = read_turns(model, [turns[i].message() for i in indices], [turns[i].time for i in indices])
         seconds += time.perf_counter() - started
         for fact in facts:
             for source in fact.sources:
@@ -120,12 +137,12 @@ def run_batch(model: LlamaCppModel, turns: Sequence[Turn]) -> tuple[list[list[Fa
     return per_turn, seconds / len(turns)
 
 
-def run_single(model: LlamaCppModel, turns: Sequence[Turn]) -> tuple[list[list[Fact]], list[float]]:
+def run_single(model: LanguageModel, turns: Sequence[Turn]) -> tuple[list[list[Fact]], list[float]]:
     per_turn: list[list[Fact]] = []
     latencies: list[float] = []
     for turn in turns:
         started = time.perf_counter()
-        per_turn.append(model.extract_batch([turn.message()], times=[turn.time]))
+        per_turn.append(read_turns(model, [turn.message()], [turn.time]))
         latencies.append(time.perf_counter() - started)
     return per_turn, latencies
 

@@ -82,10 +82,10 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_verify(args: argparse.Namespace) -> int:
-    from localmem import models
     from localmem.cli.main import EXIT_CHECK_FAILED
+    from localmem.embedders import prepared
 
-    results = models.verify()
+    results = prepared.verify_models()
     rows = [{"name": r.name, "ok": r.ok, "path": str(r.path), "problem": r.problem} for r in results]
     if args.json:
         emit_json(rows)
@@ -95,10 +95,11 @@ def _models_verify(args: argparse.Namespace) -> int:
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
-    from localmem import models
+    from localmem.embedders import export
 
     quiet = args.json
-    paths = models.prepare(names=args.names or None, progress=None if quiet else lambda m: print(m, file=sys.stderr))
+    paths = export.prepare_models(names=args.names or None,
+                                  progress=None if quiet else lambda m: print(m, file=sys.stderr))
     if args.json:
         emit_json([str(p) for p in paths])
     else:

@@ -1,8 +1,9 @@
 """Prepare-time only: export a sentence-transformers model's transformer to ONNX, check it, quantise it.
 
-Runs inside ``localmem models prepare`` (torch is imported here and nowhere on
-the ONNX runtime path). The export is accepted only if, on ``CHECK_TEXTS``, every
-vector from onnxruntime has cosine >= ``MIN_COSINE`` with the torch path's: then
+Runs inside ``localmem models prepare`` (``prepare_models``: models.prepare with
+this step; torch is imported here and nowhere on the ONNX runtime path). The
+export is accepted only if, on ``CHECK_TEXTS``, every vector from onnxruntime
+has cosine >= ``MIN_COSINE`` with the torch path's: then
 both paths share one identity and may fill the same store. The int8 variant
 (onnxruntime dynamic quantisation, per output channel) is checked the same way against
 a looser floor and its measured closeness is recorded; whether it is the default
@@ -21,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from localmem import models
 from localmem.embedders import prepared
+from localmem.embedders.identity import fingerprint_from_sums
 from localmem.errors import DependencyError, ModelError
+from localmem.models import ModelEntry, Progress
 from localmem.protocols import EmbedderIdentity, Vectors
 
 MIN_COSINE = 0.9999
@@ -138,8 +142,6 @@ def _accept(folder: Path, made: Path, target: Path, variant: str, reference: Vec
             floor: float) -> prepared.DerivedFile:
     """Compare the export's vectors with torch's; move it into place only if they agree."""
     from localmem.embedders.onnx import OnnxEmbedder
-    from localmem.models import sha256_file
-
     probe = OnnxEmbedder(folder, made, EmbedderIdentity("check", reference.shape[1], True), label=variant)
     try:
         vectors = probe.embed(list(CHECK_TEXTS))
@@ -151,7 +153,8 @@ def _accept(folder: Path, made: Path, target: Path, variant: str, reference: Vec
                          f"{floor}); it was not installed")
     os.replace(made, target)
     stat = target.stat()
-    return prepared.DerivedFile(variant, target.name, stat.st_size, stat.st_mtime_ns, sha256_file(target), cosine)
+    return prepared.DerivedFile(variant, target.name, stat.st_size, stat.st_mtime_ns, models.sha256_file(target),
+                                cosine)
 
 
 def _version(package: str) -> str:
@@ -169,3 +172,24 @@ def ensure(folder: Path, out_dir: Path, model: str, source_fingerprint: str) -> 
             and not any(prepared.full_problem(out_dir, f) for f in record.files)):
         return out_dir
     return export(folder, out_dir, model, source_fingerprint)
+
+
+def prepare_models(directory: Path | None = None, names: list[str] | None = None,
+                   progress: Progress | None = None) -> list[Path]:
+    """``models.prepare`` with the ONNX exports made after the embedder they come from."""
+    return models.prepare(directory, names, progress, derive=_derive)
+
+
+def _derive(entry: ModelEntry, directory: Path, progress: Progress | None) -> list[Path]:
+    if entry.role != "embedder" or entry.name != prepared.ONNX_EXPORTED:
+        return []
+    if progress:
+        progress(f"exporting {entry.name} to ONNX (fp32 and int8) and checking it against torch")
+    return [prepare_onnx(entry, directory)]
+
+
+def prepare_onnx(entry: ModelEntry, directory: Path) -> Path:
+    """Derive the ONNX exports of a prepared embedder (torch runs here, at prepare time only)."""
+    fingerprint = fingerprint_from_sums({f.path: f.sha256 for f in entry.files})
+    return ensure(models.local_path(entry, directory), prepared.export_dir(directory, entry.name), entry.name,
+                  fingerprint)

@@ -8,6 +8,10 @@ vectors matched the torch path on fixed texts when it was made. ``models verify`
 and ``doctor`` re-hash the files against the record; loading checks size and
 mtime only (hashing 90 MB on every start would cost ~0.2 s) and that the record
 belongs to the weights in use.
+
+``verify_models`` is ``models verify`` with these files (export.prepare_models is
+``models prepare`` with them): models.py, below the embedders, is handed the ONNX
+step rather than importing it.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from localmem import models
+from localmem.embedders.identity import fingerprint_from_sums
 from localmem.errors import ModelError
+from localmem.models import ModelEntry, Verification
 
+# The bundled embedder that 'models prepare' also exports to ONNX (see export.py).
+ONNX_EXPORTED = "all-MiniLM-L6-v2"
 RECORD = "prepared.json"
 FORMAT = 1
 # How the int8 file is made; recorded, and a file made otherwise is made again by `models prepare`.
@@ -94,14 +103,36 @@ def quick_problem(folder: Path, entry: DerivedFile) -> str:
 
 def full_problem(folder: Path, entry: DerivedFile) -> str:
     """The verify-time check: size and sha256 against the record; "" when it holds."""
-    from localmem.models import sha256_file
-
     path = folder / entry.path
     if not path.is_file():
         return f"{path} is missing"
     if path.stat().st_size != entry.size:
         return f"{path} is {path.stat().st_size} bytes, the record says {entry.size}"
-    digest = sha256_file(path)
+    digest = models.sha256_file(path)
     if digest != entry.sha256:
         return f"{path} sha256 {digest[:12]}… != recorded {entry.sha256[:12]}…"
     return ""
+
+
+def verify_models(directory: Path | None = None) -> list[Verification]:
+    """``models.verify`` with the ONNX exports checked against their record."""
+    return models.verify(directory, lambda entry, folder: verify_onnx(entry, folder)
+                         if entry.name == ONNX_EXPORTED else [])
+
+
+def verify_onnx(entry: ModelEntry, directory: Path | None = None) -> list[Verification]:
+    """Check the ONNX exports against their record (size, sha256) and the record against the weights."""
+    folder = export_dir(directory or models.models_dir(), entry.name)
+    label = f"{entry.name} (onnx)"
+    try:
+        record = read(folder)
+    except ModelError as exc:
+        return [Verification(label, folder, False, str(exc))]
+    if record is None:
+        return [Verification(label, folder, False, f"no ONNX export in {folder} (run 'localmem models prepare'; "
+                                                   "until then the embedder runs on torch)")]
+    if record.source_fingerprint != fingerprint_from_sums({f.path: f.sha256 for f in entry.files}):
+        return [Verification(label, folder, False, "the export was made from other weights than the manifest's "
+                                                   "(run 'localmem models prepare')")]
+    return [Verification(f"{entry.name} (onnx {f.variant})", folder / f.path, not problem, problem)
+            for f in record.files for problem in [full_problem(folder, f)]]

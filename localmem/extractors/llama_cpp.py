@@ -5,8 +5,8 @@ few-shot completion prompts whose answer is constrained by a GBNF grammar:
 the output always has a parseable shape. Prompts are counted in tokens before
 a call; a conversation is read one user message at a time (with the message
 before it as context), each window checked to fit the context. Reconciliation
-tries the deterministic rules of ``rules.py`` first and checks what the model
-says against the texts it was shown.
+answers as the model does; the pipeline decides by the rules of ``rules.py``
+first and checks the answer against the texts (``rules.checked``), for any model.
 
 This module must not download anything: the model is a local file, the
 default one found and checksummed through ``localmem.models``.
@@ -15,7 +15,6 @@ default one found and checksummed through ``localmem.models``.
 from __future__ import annotations
 
 import ctypes
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from localmem import models
+from localmem import english, models
 from localmem.config import LlmConfig
 from localmem.errors import (
     ChecksumError,
@@ -217,7 +216,7 @@ class LlamaCppModel:
             return [*out, current] if current else out
 
         pieces: list[str] = []
-        for chunk in pack(re.split(r"(?<=[.!?])\s+", message.content.strip())):
+        for chunk in pack(english.SENTENCE_BREAK.split(message.content.strip())):
             if self._backend.count_tokens(render_message(Message(message.role, chunk))) > budget:
                 pieces.extend(pack(chunk.split()))
             else:
@@ -226,12 +225,14 @@ class LlamaCppModel:
 
     # -- reconciliation ----------------------------------------------------
     def reconcile(self, fact: Fact, candidates: Sequence[Candidate], custom_prompt: str | None = None) -> Decision:
-        if not candidates:
-            return Decision(Event.ADD, fact.text)
-        ruled = rules.decide(fact, candidates)
-        if ruled is not None:
-            return ruled
-        if not any(_checks_could_accept(fact, c.text) for c in candidates):
+        """The model's answer, parsed; the pipeline checks it (rules.checked).
+
+        The model is not asked where the checks could accept no answer but a merge, for any memory
+        shown: over 600 LoCoMo turns (6 conversations x 100, one add a session) it was asked 59 times
+        (25 s of a 155 s ingest), and all 47 such calls ended as ADD. A merge is what is given up: the
+        fact is then added beside the memory, and nothing is lost.
+        """
+        if not candidates or not any(rules.checks_could_accept(fact, c.text) for c in candidates):
             return Decision(Event.ADD, fact.text)
         answer = self._complete(reconcile_prompt(fact, candidates, custom_prompt), reconcile_grammar(candidates))
         if answer.cut:
@@ -239,7 +240,7 @@ class LlamaCppModel:
             # at the homeless shelter Maria volunteers at ..."). Such an answer decides nothing: the fact is
             # added in its own words, as the checks do with every answer they refuse (stats.cut_answers counts it).
             return Decision(Event.ADD, fact.text)
-        return _checked(parse_decision(answer.text, candidates), fact, candidates)
+        return parse_decision(answer.text, candidates)
 
     # -- shared ------------------------------------------------------------
     def _budget(self) -> int:
@@ -281,35 +282,6 @@ class LlamaCppModel:
         self._backend.close()
 
 
-def _checked(decision: Decision, fact: Fact, candidates: Sequence[Candidate]) -> Decision:
-    """Overrule answers that would lose or invent information; a 270M model gives many.
-
-    Measured on the bundled model, it answers "UPDATE 0" for most pairs ("Has a
-    cat named Luna" replacing "Has a dog named Max"), so every answer that
-    removes or rewrites a memory must be backed by the texts themselves.
-    """
-    shown = {str(c.key): c.text for c in candidates}
-    add = Decision(Event.ADD, fact.text)
-    if decision.event is Event.ADD or decision.target_id is None:
-        return add
-    memory = shown[decision.target_id]
-    if decision.event is Event.NONE:
-        # "Already known" is only believed when the fact adds no word to the memory.
-        return decision if rules.adds_nothing(fact, memory) else add
-    if decision.event is Event.DELETE:
-        # A memory is retired only by a fact that says something ended, about the same thing;
-        # it is replaced by that fact rather than just deleted, so nothing said is lost.
-        if rules.ends_something(fact.text) and rules.shares_content(fact.text, memory):
-            return Decision(Event.UPDATE, fact.text, target_id=decision.target_id)
-        return add
-    text = decision.text if rules.invents_nothing(decision.text, fact.text, memory) else fact.text
-    if not rules.invents_nothing(fact.text, text):
-        text = fact.text  # a merge that drops what the fact says would lose it
-    if not rules.refines(text, memory):
-        return add  # not a refinement of that memory but a different fact
-    return Decision(Event.UPDATE, text, target_id=decision.target_id)
-
-
 def _ended_lines(answer: Completion) -> str:
     """A list of facts; if it was cut, the lines that ended, or the "no facts" answer when none did.
 
@@ -320,19 +292,6 @@ def _ended_lines(answer: Completion) -> str:
         return answer.text
     ended = answer.text[:answer.text.rfind("\n") + 1]
     return ended if ended.strip() else f"- {NO_FACTS}\n"
-
-
-def _checks_could_accept(fact: Fact, memory: str) -> bool:
-    """Whether ``_checked`` could accept an answer about ``memory`` that is not a merge: NONE, a DELETE,
-    or an UPDATE in the fact's own words. When it could not for any memory shown, the model is not asked.
-
-    Why: the bundled model answers UPDATE in the fact's own words, or an answer the checks turn into
-    ADD. Over 600 LoCoMo turns (6 conversations x 100, one add a session) it was asked 59 times
-    (25 s of a 155 s ingest); 47 of those could end only as ADD or a merge, and all 47 ended as ADD.
-    A merge is what is given up: the fact is then added beside the memory, and nothing is lost.
-    """
-    return (rules.adds_nothing(fact, memory) or rules.refines(fact.text, memory)
-            or (rules.ends_something(fact.text) and rules.shares_content(fact.text, memory)))
 
 
 # -- llama.cpp ---------------------------------------------------------------------

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from localmem import english
 from localmem.errors import ExtractionError
-from localmem.extractors.gates import grounded
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact, Message
 
@@ -54,11 +54,6 @@ def render_message(message: Message) -> str:
     return f"{message.role}: {' '.join(message.content.split())}\n"
 
 
-def conversation_messages(messages: Sequence[Message]) -> list[Message]:
-    """The messages the note-taker sees: system prompts carry no facts about the user."""
-    return [m for m in messages if m.role != "system" and m.content.strip()]
-
-
 def extraction_prompt(lines: Sequence[str], instructions: str | None = None) -> str:
     head = _instructions(instructions, "extract.txt")
     return head + load_text("extract_input.txt").format(conversation="".join(lines).rstrip("\n"))
@@ -80,53 +75,13 @@ def parse_lines(output: str) -> list[str]:
     return bodies
 
 
-def parse_facts(output: str, source: str | None = None) -> list[Fact]:
-    """Subjectless facts from the model's answer; ExtractionError if it is not a list of facts.
-
-    With ``source`` (the conversation text), a fact most of whose words are not in
-    it is dropped: a small base model sometimes copies a line of the examples
-    ("Has a cat named Miso") or answers a greeting ("Has been very busy").
-    """
-    facts: list[Fact] = []
-    for body in parse_lines(output):
-        if source is not None and not grounded(body, source):
-            continue
-        text = to_memory_style(body)
-        if len(text.split()) >= 2 and text not in {f.text for f in facts}:
-            facts.append(Fact(text))
-    return facts
-
-
 # The model copies the user's words ("I am working on ..."), which it does far more
 # reliably than rewriting them; the rewrite to Mem0's subjectless style
-# ("Working on ...") is done here, deterministically.
-_LEADS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORECASE), r) for p, r in (
-    (r"^i\s*(?:am|'m)\s+", ""),
-    (r"^im\s+", ""),
-    (r"^i\s*(?:have|'ve)\s+", "has "),
-    (r"^i\s+(?:do not|don't|dont)\s+", "does not "),
-    (r"^i\s+(?:did not|didn't|didnt)\s+", "did not "),
-    (r"^i\s+(?:cannot|can't|cant)\s+", "cannot "),
-    (r"^i\s*(?:will|'ll)\s+", "will "),
-    (r"^i\s*(?:would|'d)\s+", "would "),
-    (r"^my\s+", ""),
-))
-_ADVERBS = {"really", "also", "just", "usually", "always", "often", "never", "still", "recently", "sometimes",
-            "absolutely", "totally", "definitely", "finally", "actually", "currently"}
-_MODALS = {"was", "had", "can", "could", "should", "must", "might", "may", "did"}
-_IRREGULAR_PAST = {
-    "went", "got", "made", "took", "saw", "met", "ran", "bought", "found", "gave", "came", "left", "felt",
-    "thought", "told", "began", "wrote", "won", "lost", "spent", "sent", "built", "kept", "brought", "taught",
-    "caught", "ate", "drove", "flew", "grew", "knew", "sold", "sang", "swam", "became", "heard", "held", "paid",
-    "said", "sat", "slept", "stood", "understood", "read", "put", "let", "set", "cut", "hit", "quit", "chose",
-    "drew", "fell", "forgot", "rode", "shot", "spoke", "stole", "threw", "woke", "wore", "broke", "tried",
-}
-
-
+# ("Working on ...") is done here, deterministically (its tables are english.py's).
 def to_memory_style(text: str) -> str:
     """``I love my dog`` -> ``Loves dog``: a subjectless third-person memory, like Mem0's."""
     text = text.strip().rstrip(".!").strip()
-    for pattern, replacement in _LEADS:
+    for pattern, replacement in english.SUBJECTLESS_LEADS:
         new = pattern.sub(replacement, text, count=1)
         if new != text:
             # "I am vegetarian" / "I am 30 years old": without the verb the fact would be one
@@ -140,24 +95,11 @@ def to_memory_style(text: str) -> str:
         words = text.split(" ")
         if len(words) >= 2 and words[0].lower() == "i":
             rest = words[1:]
-            adverb = [rest.pop(0)] if rest[0].lower() in _ADVERBS and len(rest) > 1 else []
-            rest[0] = _third_person(rest[0])
+            adverb = [rest.pop(0)] if rest[0].lower() in english.ADVERBS and len(rest) > 1 else []
+            rest[0] = english.third_person(rest[0], english.SUBJECTLESS_IRREGULAR, english.SUBJECTLESS_KEEP)
             text = " ".join(adverb + rest)
     text = re.sub(r"\bmy\s+", "", text, flags=re.IGNORECASE)
     return text[:1].upper() + text[1:]
-
-
-def _third_person(verb: str) -> str:
-    low = verb.lower()
-    if low in _MODALS or low in _IRREGULAR_PAST or low.endswith("ed") or not low.isalpha():
-        return verb
-    if low == "have":
-        return "has"
-    if low.endswith(("s", "sh", "ch", "x", "z", "o")):
-        return verb + "es"
-    if low.endswith("y") and len(low) > 2 and low[-2] not in "aeiou":
-        return verb[:-1] + "ies"
-    return verb + "s"
 
 
 # -- reconciliation --------------------------------------------------------------

@@ -8,6 +8,11 @@ Two kinds of contradiction are caught here, before any model is asked:
   Paris". Embeddings put these far apart (cosine about 0.4), so ``slot_of`` is
   also what the pipeline uses to show such memories to the reconciler at all.
 
+After the model, ``checked`` holds its answer against the texts it was shown and
+refuses one that would lose or invent information (a lossy UPDATE becomes an
+ADD beside the memory). The pipeline applies both, rules first and the checks on
+the answer, whichever LanguageModel answers (pipeline.AddPipeline._decide).
+
 The rules are English-only heuristics over short memory texts. They must stay
 conservative: a rule that fires wrongly rewrites a user's memory, so anything
 unclear is left to the model.
@@ -19,24 +24,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localmem import english
 from localmem.protocols import Candidate
 from localmem.records import Decision, Event, Fact
-
-_WORD = re.compile(r"[a-z0-9]+")
-_NEGATIONS = {"not", "no", "never", "anymore", "longer", "nt", "dont", "doesnt", "didnt", "isnt", "cant",
-              "stopped", "quit"}
-# Words that carry no content for the negation comparison ("Does not like" vs "Likes").
-_FILLER = _NEGATIONS | {"does", "do", "did", "is", "am", "are", "was", "were", "a", "an", "the", "any", "more",
-                        "really", "still", "t", "s", "at", "all"}
-
-# Words that only give a value (a number, a date, a time): what an update may change in a memory.
-_VALUES = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
-           "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today",
-           "tomorrow", "yesterday", "tonight", "one", "two", "three", "four", "five", "six", "seven", "eight",
-           "nine", "ten", "eleven", "twelve", "pm"}
-_ENDINGS = {"sold", "left", "ended", "cancelled", "canceled", "gave", "broke", "lost", "stopped", "quit", "retired",
-            "divorced", "moved", "finished", "graduated", "former", "formerly", "used"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +61,7 @@ def slot_of(text: str) -> Slot | None:
 
 
 def is_negated(text: str) -> bool:
-    return any(w in _NEGATIONS for w in _words(text))
+    return any(w in english.NEGATIONS for w in _words(text))
 
 
 def could_be_same_fact(a: str, b: str) -> bool:
@@ -84,7 +74,7 @@ def could_be_same_fact(a: str, b: str) -> bool:
 
 
 def content_words(text: str) -> frozenset[str]:
-    return frozenset(_stem(w) for w in _words(text) if w not in _FILLER)
+    return frozenset(_stem(w) for w in _words(text) if w not in english.FILLER)
 
 
 def decide(fact: Fact, candidates: Sequence[Candidate]) -> Decision | None:
@@ -134,7 +124,45 @@ def refines(text: str, memory: str) -> bool:
 
 def is_value(word: str) -> bool:
     """A word that only gives a value: a number, a date, a time."""
-    return word in _VALUES or any(c.isdigit() for c in word)
+    return word in english.VALUE_WORDS or any(c.isdigit() for c in word)
+
+
+def checked(decision: Decision, fact: Fact, candidates: Sequence[Candidate]) -> Decision:
+    """The model's answer if the texts back it, else the nearest safe one (usually ADD); never DELETE.
+
+    Measured on the bundled model, it answers "UPDATE 0" for most pairs ("Has a cat named Luna"
+    replacing "Has a dog named Max"), so every answer that removes or rewrites a memory must be
+    backed by the texts themselves. Apply once, to the model's answer: a DELETE it turned into an
+    UPDATE would not pass a second time.
+    """
+    shown = {str(c.key): c.text for c in candidates}
+    add = Decision(Event.ADD, fact.text)
+    memory = shown.get(decision.target_id) if decision.target_id is not None else None
+    if decision.event is Event.ADD or memory is None:
+        return add  # ADD, or an answer naming no memory shown
+    if decision.event is Event.NONE:
+        # "Already known" is only believed when the fact adds no word to the memory.
+        return decision if adds_nothing(fact, memory) else add
+    if decision.event is Event.DELETE:
+        # A memory is retired only by a fact that says something ended, about the same thing;
+        # it is replaced by that fact rather than just deleted, so nothing said is lost.
+        if ends_something(fact.text) and shares_content(fact.text, memory):
+            return Decision(Event.UPDATE, fact.text, target_id=decision.target_id)
+        return add
+    text = decision.text if invents_nothing(decision.text, fact.text, memory) else fact.text
+    if not invents_nothing(fact.text, text):
+        text = fact.text  # a merge that drops what the fact says would lose it
+    if not refines(text, memory):
+        return add  # not a refinement of that memory but a different fact
+    return Decision(Event.UPDATE, text, target_id=decision.target_id)
+
+
+def checks_could_accept(fact: Fact, memory: str) -> bool:
+    """Whether ``checked`` could accept an answer about ``memory`` that is not a merge: NONE, a DELETE,
+    or an UPDATE in the fact's own words. A model may skip the call when it could not for any memory
+    shown (LlamaCppModel does: its answers there all ended as ADD)."""
+    return (adds_nothing(fact, memory) or refines(fact.text, memory)
+            or (ends_something(fact.text) and shares_content(fact.text, memory)))
 
 
 def shares_content(a: str, b: str) -> bool:
@@ -143,12 +171,12 @@ def shares_content(a: str, b: str) -> bool:
 
 def ends_something(text: str) -> bool:
     """True for facts that say something stopped: negations and verbs like sold, quit, left."""
-    return is_negated(text) or any(w in _ENDINGS for w in _words(text))
+    return is_negated(text) or any(w in english.ENDINGS for w in _words(text))
 
 
 def _words(text: str) -> list[str]:
     # "doesn't" -> "doesnt": apostrophes are dropped so contractions stay one word.
-    return _WORD.findall(text.lower().replace("'", "").replace("’", ""))
+    return english.PLAIN_WORD.findall(text.lower().replace("'", "").replace("’", ""))
 
 
 def _stem(word: str) -> str:

@@ -15,21 +15,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localmem import english
 from localmem.extractors.gates import clauses
 from localmem.records import Message
 
 # "Name: text" with one or two capitalised words before the colon. Words that open
-# notes rather than name people ("Update: I moved") are not speakers.
+# notes rather than name people ("Update: I moved") are not speakers (english.NOT_NAMES).
 _PREFIX = re.compile(r"^\s*([A-Z][\w'.-]{0,30}(?: [A-Z][\w'.-]{0,30})?):\s+(\S.*)$", re.DOTALL)
-_LABELS = """
-note notes update updates edit correction corrections re fwd fw ps pps question questions answer answers todo
-reminder fyi btw user assistant system summary warning important tip tips hint info context source fact facts
-status title subject topic quote example goal goals plan plans problem solution result results step task tasks
-idea ideas thought thoughts feedback response reply request issue bug fix lesson rule reason conclusion news
-breaking agenda today tomorrow yesterday morning evening tonight weekend update dear hello hi hey p s q a me i
-also and but so ok okay yes no well anyway otherwise
-"""
-_NOT_NAMES = frozenset(_LABELS.split())
 
 
 @dataclass(frozen=True)
@@ -45,7 +37,7 @@ class Turn:
 def split_speaker(message: Message) -> tuple[str | None, str]:
     """(speaker, content without a "Name: " prefix); the ``name`` field wins over a prefix."""
     match = _PREFIX.match(message.content)
-    prefixed = match is not None and match.group(1).lower() not in _NOT_NAMES
+    prefixed = match is not None and match.group(1).lower() not in english.NOT_NAMES
     text = match.group(2).strip() if match is not None and prefixed else message.content.strip()
     name = (message.name or "").strip() or (match.group(1) if match is not None and prefixed else None)
     return name, text
@@ -68,83 +60,47 @@ def turns(messages: Sequence[Message]) -> list[Turn]:
     return out
 
 
-# -- first and second person -> names ------------------------------------------------
-_ADVERBS = frozenset({"really", "also", "just", "usually", "always", "often", "never", "still", "recently",
-                      "sometimes", "absolutely", "totally", "definitely", "finally", "actually", "currently",
-                      "even", "already", "now", "only"})
-_KEEP_VERBS = frozenset({"was", "had", "can", "could", "should", "must", "might", "may", "did", "will", "would",
-                         "shall"})
-_IRREGULAR = {"am": "is", "are": "is", "have": "has", "do": "does", "were": "was", "'m": "is", "'re": "is",
-              "'ve": "has", "'ll": "will", "'d": "would", "don't": "doesn't", "dont": "doesn't",
-              "haven't": "hasn't", "aren't": "isn't", "weren't": "wasn't"}
-_PAST_IRREGULAR = frozenset({
-    "went", "got", "made", "took", "saw", "met", "ran", "bought", "found", "gave", "came", "left", "felt",
-    "thought", "told", "began", "wrote", "won", "lost", "spent", "sent", "built", "kept", "brought", "taught",
-    "caught", "ate", "drove", "flew", "grew", "knew", "sold", "sang", "swam", "became", "heard", "held", "paid",
-    "said", "sat", "slept", "stood", "understood", "read", "put", "let", "set", "cut", "hit", "quit", "chose",
-    "drew", "fell", "forgot", "rode", "shot", "spoke", "stole", "threw", "woke", "wore", "broke", "tried"})
-
-
-def third_person(verb: str) -> str:
-    """``love`` -> ``loves``, ``go`` -> ``goes``, ``try`` -> ``tries``; past tenses and modals unchanged."""
-    low = verb.lower()
-    if low in _IRREGULAR:
-        return _IRREGULAR[low]
-    if low in _KEEP_VERBS or low in _PAST_IRREGULAR or low.endswith("ed") or not low.isalpha():
-        return verb
-    if low.endswith(("s", "sh", "ch", "x", "z", "o")):
-        return verb + "es"
-    if low.endswith("y") and len(low) > 2 and low[-2] not in "aeiou":
-        return verb[:-1] + "ies"
-    return verb + "s"
-
-
-_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[^A-Za-z\s]+|\s+")
-_FIRST = frozenset({"i", "we"})
-_SECOND = frozenset({"you"})
-_CONTRACTIONS = re.compile(r"^(i|we|you)('m|'re|'ve|'ll|'d)$", re.IGNORECASE)
-
-
+# -- first and second person -> names (the word tables are english.py's) ----------------
 def name_persons(text: str, speaker: str, addressee: str | None = None) -> str:
     """First person -> ``speaker``, second person -> ``addressee`` (kept when unknown), verbs agreeing.
 
     ``I love my dog`` -> ``Deborah loves Deborah's dog`` reads oddly, but a pronoun would need
     the speaker's gender, which is not known, and the name keeps whose the dog is for search.
     """
-    words = _TOKEN.findall(text.replace("’", "'").strip())
+    words = english.REWRITE_TOKEN.findall(text.replace("’", "'").strip())
     out: list[str] = []
     i = 0
     while i < len(words):
         word = words[i]
         low = word.lower()
-        contraction = _CONTRACTIONS.match(low)
+        contraction = english.PERSON_CONTRACTION.match(low)
         person = None
         if contraction is not None:
             person, suffix = contraction.group(1), contraction.group(2)
-        elif low in _FIRST or low in _SECOND:
+        elif low in english.FIRST_PERSON or low in english.SECOND_PERSON:
             person, suffix = low, ""
         if person is not None:
-            name = speaker if person in _FIRST else addressee
+            name = speaker if person in english.FIRST_PERSON else addressee
             if name is None:
                 out.append(word)
                 i += 1
                 continue
             out.append(name)
             if suffix:
-                out.append(" " + _IRREGULAR[suffix])
+                out.append(" " + english.IRREGULAR_PRESENT[suffix])
             elif (aux := _auxiliary_before(out)) is not None:  # a question: "Have you been" -> "Has Caroline been"
-                out[aux] = _matching_case(out[aux], third_person(out[aux]))
+                out[aux] = _matching_case(out[aux], english.third_person(out[aux]))
             elif person != "you" or _opens_clause(out):  # "tell you about": an object, no verb to agree
                 _agree(words, i)
             i += 1
             continue
-        if low in {"my", "our", "mine", "ours"}:
+        if low in english.FIRST_POSSESSIVE:
             out.append(f"{speaker}'s")
-        elif low in {"me", "myself", "us", "ourselves"}:
+        elif low in english.FIRST_OBJECT:
             out.append(speaker)
-        elif low in {"your", "yours"} and addressee is not None:
+        elif low in english.SECOND_POSSESSIVE and addressee is not None:
             out.append(f"{addressee}'s")
-        elif low in {"yourself"} and addressee is not None:
+        elif low in english.SECOND_OBJECT and addressee is not None:
             out.append(addressee)
         else:
             out.append(word)
@@ -153,32 +109,22 @@ def name_persons(text: str, speaker: str, addressee: str | None = None) -> str:
     return result[:1].upper() + result[1:]
 
 
-# The verbs that open a question before its subject ("Have you ...", "Did I ...").
-_AUXILIARIES = frozenset({"am", "are", "is", "was", "were", "have", "has", "had", "do", "does", "did", "will",
-                          "would", "can", "could", "should", "shall", "may", "might", "must"})
-
-
 def _auxiliary_before(out: list[str]) -> int | None:
-    """The position in ``out`` of an auxiliary right before the subject just appended, if any."""
+    """The position in ``out`` of an auxiliary right before the subject just appended, if any
+    ("Have you ...", "Did I ...": a question)."""
     j = len(out) - 2
     while j >= 0 and out[j].isspace():
         j -= 1
-    return j if j >= 0 and out[j].lower() in _AUXILIARIES else None
-
-
-# Words after which a "you" is a subject (besides the start of a sentence).
-_CLAUSE_OPENERS = frozenset({"and", "but", "so", "because", "if", "when", "that", "then", "or", "while", "as",
-                             "since", "though", "although", "where", "why", "how", "what", "who", "hope", "hopes",
-                             "think", "thinks", "guess", "guesses", "bet", "bets", "know", "knows", "glad", "sure",
-                             "maybe"})
+    return j if j >= 0 and out[j].lower() in english.QUESTION_OPENERS else None
 
 
 def _opens_clause(out: list[str]) -> bool:
-    """Whether the subject just appended to ``out`` starts a clause (is a subject, not an object)."""
+    """Whether the subject just appended to ``out`` starts a clause (is a subject, not an object): it opens
+    the sentence or follows a word of english.CLAUSE_OPENERS."""
     j = len(out) - 2
     while j >= 0 and out[j].isspace():
         j -= 1
-    return j < 0 or not out[j][:1].isalpha() or out[j].lower() in _CLAUSE_OPENERS
+    return j < 0 or not out[j][:1].isalpha() or out[j].lower() in english.CLAUSE_OPENERS
 
 
 def _matching_case(old: str, new: str) -> str:
@@ -190,19 +136,14 @@ def _agree(words: list[str], subject: int) -> None:
     j = subject + 1
     while j < len(words) and words[j].isspace():
         j += 1
-    if j < len(words) and words[j].lower() in _ADVERBS:  # "I really love" -> "loves"
+    if j < len(words) and words[j].lower() in english.MORE_ADVERBS:  # "I really love" -> "loves"
         j += 1
         while j < len(words) and words[j].isspace():
             j += 1
-    if j < len(words) and (words[j].isalpha() or words[j].lower() in _IRREGULAR):
-        words[j] = third_person(words[j])
+    if j < len(words) and (words[j].isalpha() or words[j].lower() in english.IRREGULAR_PRESENT):
+        words[j] = english.third_person(words[j])
 
 
-# Words that open a clause about the speaker or about the listener, for ``about_listener``.
-_SPEAKER_WORDS = frozenset({"i", "i'm", "i've", "i'd", "i'll", "my", "me", "mine", "myself", "we", "we're",
-                            "we've", "our", "us"})
-_LISTENER_WORDS = frozenset({"you", "you're", "you've", "you'd", "you'll", "your", "yours", "yourself"})
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _STEM = 4  # words compare by their first letters: "loves" and "love", "painted" and "painting"
 
 
@@ -215,30 +156,25 @@ def about_listener(line: str, said: str) -> bool:
     missing, "I" or the speaker's name, stands for the listener. A line that keeps its "you" is
     left to ``name_persons``, which reads it exactly.
     """
-    own = _WORD.findall(line.lower().replace("’", "'"))
-    if any(w in _LISTENER_WORDS for w in own):
+    own = english.LETTER_WORD.findall(line.lower().replace("’", "'"))
+    if any(w in english.LISTENER_WORDS for w in own):
         return False
-    stems = {w[:_STEM] for w in own if len(w) > 3 and w not in _SPEAKER_WORDS}
+    stems = {w[:_STEM] for w in own if len(w) > 3 and w not in english.SPEAKER_WORDS}
     best = {True: 0, False: 0}  # listener, speaker: the most of the line's words in one of their clauses
     for clause, _ in clauses(said.lower().replace("’", "'")):
         opened: bool | None = None
         words: set[str] = set()
         # A stretch runs from a person's word to the other person's ("you ... your kids" is one);
         # the final "you", "i" pair closes the last stretch, whoever it belongs to.
-        for word in [*_WORD.findall(clause), "you", "i"]:
-            if (word in _SPEAKER_WORDS or word in _LISTENER_WORDS) and opened is not (word in _LISTENER_WORDS):
+        for word in [*english.LETTER_WORD.findall(clause), "you", "i"]:
+            listener = word in english.LISTENER_WORDS
+            if (word in english.SPEAKER_WORDS or listener) and opened is not listener:
                 if opened is not None:
                     best[opened] = max(best[opened], len(stems & words))
-                opened, words = word in _LISTENER_WORDS, set()
+                opened, words = listener, set()
             elif len(word) > 3:
                 words.add(word[:_STEM])
     return best[True] > best[False]
-
-
-_SUBJECTLESS_START = frozenset({"is", "has", "was", "had", "will", "would", "can", "does", "did", "likes", "loves",
-                                "wants", "plans", "enjoys", "works", "lives", "goes", "went", "got", "feels",
-                                "thinks", "hopes", "needs", "started", "finished", "recently", "also", "just",
-                                "really", "attended", "joined", "took", "made", "found", "bought", "painted"})
 
 
 def with_subject(text: str, speaker: str) -> str:
@@ -246,6 +182,7 @@ def with_subject(text: str, speaker: str) -> str:
     first = text.split(" ", 1)[0].lower()
     if speaker.lower() in text.lower():
         return text
-    if first in _SUBJECTLESS_START or (first.endswith("ed") and len(first) > 4) or first in _PAST_IRREGULAR:
+    if (first in english.SUBJECTLESS_START or (first.endswith("ed") and len(first) > 4)
+            or first in english.IRREGULAR_PAST):
         return f"{speaker} {text[:1].lower()}{text[1:]}"
     return text

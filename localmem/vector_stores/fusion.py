@@ -138,4 +138,3 @@ def _grouped(ranking: Sequence[tuple[str, float]], group: Mapping[str, str] | No
 
 
 RRF = Fusion()
-WEIGHTED = Fusion(method="weighted")

@@ -24,18 +24,17 @@ only nudges the weights of words.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-_TOKEN = re.compile(r"\w+")
+from localmem import english
+
 K1 = 1.2
 B = 0.75
 
 
-def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+tokens = english.analyzer_tokens
 
 
 @dataclass
@@ -56,10 +55,6 @@ class WordStats:
                 self.df[word] += sign
                 if self.df[word] <= 0:
                     del self.df[word]
-
-    def score(self, query: str, text: str) -> float:
-        """BM25 of ``text`` for ``query``: 0 when they share no word."""
-        return self.scores(query, [text])[0]
 
     def mean_length(self) -> float:
         return self.length / self.docs if self.docs > 0 and self.length > 0 else 1.0
