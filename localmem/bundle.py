@@ -42,6 +42,10 @@ python3 -m localmem doctor
 """
 
 
+def install_script() -> str:
+    return INSTALL_SH.format(torch=TORCH_PIN, dist=DIST_NAME)
+
+
 @dataclass(frozen=True)
 class BundlePlan:
     out: Path
@@ -97,7 +101,7 @@ def build(bundle: BundlePlan) -> list[Path]:
                 shutil.copy2(path, target)
     if bundle.bench_data is not None:
         _copy_bench_data(bundle.bench_data, bundle.out / "bench-data")
-    (bundle.out / "install.sh").write_text(INSTALL_SH.format(torch=TORCH_PIN, dist=DIST_NAME))
+    (bundle.out / "install.sh").write_text(install_script())
     (bundle.out / "install.sh").chmod(0o755)
     files = sorted(p for p in bundle.out.rglob("*") if p.is_file())
     sums = "".join(f"{models.sha256_file(p)}  {p.relative_to(bundle.out)}\n" for p in files)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from localmem import bundle
 from localmem.cli import main
 from localmem.cli.main import (
     EXIT_CHECK_FAILED,
@@ -166,6 +167,8 @@ def test_console_entry_point_runs_as_a_module() -> None:
 def test_bundle_dry_run_plans_wheels_with_pinned_torch(capsys: pytest.CaptureFixture[str]) -> None:
     plan = as_json(capsys, "bundle", "out", "--dry-run")
     assert isinstance(plan, dict)
+    # The bundle installs this project by its distribution name, not PyPI's unrelated 'localmem'.
+    assert "'localmem-offline[bench]'" in bundle.install_script() and "'localmem[" not in bundle.install_script()
     flat = [" ".join(c) for c in plan["commands"]]
     assert any("torch==2.13.0" in c and "wheel" in c for c in flat)
     assert not Path("out").exists()
@@ -199,7 +202,7 @@ def test_bundled_bench_data_lands_where_localmem_bench_reads_it(tmp_path: Path) 
     bundle._copy_bench_data(_bench_data(tmp_path / "src"), out / "bench-data")
     assert sorted(p.name for p in (out / "bench-data").iterdir()) == ["SOURCES.json", "locomo", "memorybank"]
     # Run install.sh's bench-data step as written, with an empty cache: the data must then be found.
-    script = bundle.INSTALL_SH.format(torch=bundle.TORCH_PIN)
+    script = bundle.install_script()
     start = script.index("if [ -d bench-data ]")
     step = script[start:script.index("\nfi\n", start) + 4]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "x y")}
