@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,12 @@ from localmem.errors import InvalidInputError
 # The memory text carries its date ("(8 May 2023) ..."); `get` shows every field, created_at included.
 _LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id"]
 _BULK_CHUNK = 64
+# More rows than a screen holds are summarised in one line instead (--json still gives every row).
+TABLE_ROWS = 50
+# Memory's errors name its Python arguments; the CLI's user typed flags.
+_FLAG_TERMS = ((re.compile(r"\buser_id\b"), "--user"), (re.compile(r"\bagent_id\b"), "--agent"),
+               (re.compile(r"\brun_id\b"), "--run"), (re.compile(r"\bor filters\b"), "or --filter"),
+               (re.compile(r"\b(?:add|search|get_all|delete_all)\(\)"), "{command}"))
 
 
 def store_options() -> argparse.ArgumentParser:
@@ -97,12 +104,15 @@ def register(commands: Any, epilog: str) -> None:
 def _add(args: argparse.Namespace) -> int:
     if bool(args.text) == bool(args.file):
         raise InvalidInputError("give the text to add, or --file, not both or neither")
-    with _memory(args) as memory:
+    with _memory(args) as memory, _in_flag_terms("add"):
         scope = _scope(args)
         if args.text:
-            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer,
-                                timestamp=_timestamp(args.timestamp), **scope)
-            results = result["results"]
+            # Each argument is one message: with --no-infer, one memory each; with inference, one
+            # conversation the model reads as a whole. Quote a sentence to keep it one message.
+            messages: Any = args.text[0] if len(args.text) == 1 else [
+                {"role": "user", "content": text} for text in args.text]
+            results = memory.add(messages, metadata=args.metadata, infer=args.infer,
+                                 timestamp=_timestamp(args.timestamp), **scope)["results"]
         else:
             lines = _read_lines(args.file)
             results = []
@@ -115,9 +125,20 @@ def _add(args: argparse.Namespace) -> int:
                     step(len(chunk))
     if args.json:
         emit_json({"results": results, "relations": []})
+    elif len(results) > TABLE_ROWS:
+        print(_event_summary(results))
     else:
         table(results, ["event", "id", "memory"], wide="memory")
     return 0
+
+
+def _event_summary(results: list[dict[str, Any]]) -> str:
+    """One line for a large add: how many memories of each event (the table would scroll for pages)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.get("event", "NONE")] = counts.get(result.get("event", "NONE"), 0) + 1
+    parts = ", ".join(f"{n} {event}" for event, n in sorted(counts.items()))
+    return f"{len(results)} memories written ({parts}); --json lists them, `localmem list` shows them"
 
 
 def _timestamp(value: str | None) -> str | int | None:
@@ -126,7 +147,7 @@ def _timestamp(value: str | None) -> str | int | None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with _memory(args) as memory:
+    with _memory(args) as memory, _in_flag_terms("search"):
         hits = memory.search(args.query, limit=args.limit, threshold=args.threshold, filters=args.filters,
                              **_scope(args))["results"]
     if args.json:
@@ -137,7 +158,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _memory(args) as memory:
+    with _memory(args) as memory, _in_flag_terms("list"):
         items = memory.get_all(limit=args.limit, filters=args.filters, include_episodes=args.episodes,
                                **_scope(args))["results"]
     if args.json:
@@ -183,7 +204,9 @@ def _history(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(events)
     else:
-        table(events, ["event", "created_at", "old_memory", "new_memory"], wide="new_memory")
+        # created_at is the memory's birth on every row; the event's own time is its updated_at.
+        rows = [{**e, "when": e.get("updated_at") or e.get("created_at")} for e in events]
+        table(rows, ["event", "when", "old_memory", "new_memory"], wide="new_memory")
     return 0
 
 
@@ -225,6 +248,19 @@ def _import(args: argparse.Namespace) -> int:
 
 
 # -- helpers --------------------------------------------------------------------
+@contextlib.contextmanager
+def _in_flag_terms(command: str) -> Iterator[None]:
+    """Re-word an InvalidInputError from Memory in the flags of ``localmem COMMAND`` (same class, same exit)."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        text = str(exc)
+        for pattern, flag in _FLAG_TERMS:
+            text = pattern.sub(flag.format(command=f"'localmem {command}'"), text)
+        exc.args = (text,)
+        raise
+
+
 @contextlib.contextmanager
 def _memory(args: argparse.Namespace) -> Iterator[Any]:
     """A MemoryClient when a server is named (this process loads no model), else a Memory."""
