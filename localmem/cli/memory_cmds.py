@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from localmem import preload
+from localmem import preload, progress
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
 
@@ -359,13 +359,6 @@ def _output(path: str) -> Iterator[Any]:
     partial.replace(target)
 
 
-@contextlib.contextmanager
-def _progress(total: int, what: str, args: argparse.Namespace) -> Iterator[Any]:
-    """A tqdm bar on stderr for people; silent for --json and when stderr is not a terminal."""
-    if args.json or not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc=what, unit="mem", file=sys.stderr, leave=False) as bar:
-        yield bar.update
+def _progress(total: int, what: str, args: argparse.Namespace) -> Any:
+    """A bar on stderr for people (localmem/progress.py); none for --json."""
+    return progress.bar(total, what, unit="mem", at_least=1, quiet=args.json)
