@@ -42,11 +42,16 @@ def test_the_wheel_is_this_project_by_its_own_name(wheel: Path) -> None:
     assert f"Name: {DIST_NAME}\n" in metadata
     assert "localmem/__init__.py" in names and "localmem/data/manifest.json" in names
     extras = {line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Provides-Extra: ")}
-    assert {"server", "bench", "dev"} <= extras
+    assert {*EXTRAS, "dev"} <= extras
     assert not any(n.startswith("tests/") for n in names)
 
 
-@pytest.mark.parametrize("extra", ["server", "bench"])
+# What each extra makes importable in the venv.
+EXTRAS = {"server": "localmem.server.app, localmem.server.mcp", "bench": "matplotlib, localmem.bench.run",
+          "langchain": "localmem.integrations.langchain", "llamaindex": "localmem.integrations.llama_index"}
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRAS))
 def test_a_fresh_venv_installs_the_wheel_with_an_extra(wheel: Path, tmp_path: Path, extra: str) -> None:
     venv = tmp_path / "venv"
     # --without-pip: ensurepip would also seed an old setuptools that hides the one torch requires;
@@ -68,9 +73,9 @@ def test_a_fresh_venv_installs_the_wheel_with_an_extra(wheel: Path, tmp_path: Pa
     import localmem
 
     assert version == localmem.__version__
-    if extra == "server":  # the extra's code imports and the console script is the venv's own
+    subprocess.run([str(python), "-c", f"import {EXTRAS[extra]}"], check=True, env=_clean_env(), timeout=120,
+                   cwd=tmp_path)
+    if extra == "server":  # the console script is the venv's own, and says so to an assistant's config
         done = subprocess.run([str(venv / "bin" / "localmem"), "mcp", "--print-config"], capture_output=True,
                               text=True, env=_clean_env(), timeout=120, cwd=tmp_path, check=True)
         assert f'"{venv / "bin" / "localmem"}"' in done.stdout
-        subprocess.run([str(python), "-c", "import localmem.server.app, localmem.server.mcp"], check=True,
-                       env=_clean_env(), timeout=120, cwd=tmp_path)
