@@ -64,7 +64,7 @@ def register(commands: Any, epilog: str) -> None:
         return parser
 
     p = command("add", _add, "add memories from text (an LLM extracts facts unless --no-infer)", [store, scope])
-    p.add_argument("text", nargs="*", help="messages; omit and use --file for many")
+    p.add_argument("text", nargs="*", help="one or more messages, each its own (quote a sentence); or use --file")
     p.add_argument("--file", help="one message per line ('-' for stdin); stored with --no-infer in batches")
     p.add_argument("--metadata", type=_json_object, metavar="JSON", help="metadata for every memory created")
     p.add_argument("--infer", action=argparse.BooleanOptionalAction, default=True,
