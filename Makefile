@@ -8,7 +8,7 @@ PIP_INSTALL = $(PYTHON) -m pip install --disable-pip-version-check -q torch==2.1
 # `localmem` package and console script, so it is removed first.
 DROP_OLD_NAME = $(PYTHON) -m pip uninstall --disable-pip-version-check -y -q localmem 2>/dev/null || true
 
-.PHONY: install install-dev models quickstart test lint bench
+.PHONY: install install-dev models quickstart test lint docs bench
 
 install:
 	$(DROP_OLD_NAME)
@@ -29,7 +29,12 @@ lint:
 	$(PYTHON) -m ruff check localmem tests examples
 	$(PYTHON) -m mypy
 
-test: install-dev models lint
+# The documentation site (docs/, mkdocs.yml), built with warnings as errors into a temp folder.
+# No --quiet: mkdocs 1.6.1 then no longer counts warnings, and --strict passes a broken link.
+docs:
+	site="$$(mktemp -d)" && $(PYTHON) -m mkdocs build --strict -d "$$site/site" && rm -rf "$$site"
+
+test: install-dev models lint docs
 	$(PYTHON) -m pytest
 
 # The published run reads the shared data beside the checkout (never copied into the repository).

@@ -36,6 +36,7 @@ class Said:
     content: str
     text: str
     indices: tuple[int, ...] = ()  # the positions, in the add() call's messages, of the messages said so
+    role: str | None = None  # the chat role of the (first) message said so
 
 
 def speaker_of(message: Message, scope: Scope) -> tuple[str | None, bool, str]:
@@ -71,6 +72,18 @@ def said(messages: list[Message], scope: Scope, moment: datetime) -> list[Said]:
         # A speaker known only from the scope stays out of the text: a scoped search drops the
         # scope's own name from the query (query.py), so writing it would only add noise.
         text = render(content, speaker if named else None, moment)
-        first = out.setdefault(text, Said(speaker, content, text))
+        first = out.setdefault(text, Said(speaker, content, text, role=message.role))
         out[text] = replace(first, indices=(*first.indices, index))
     return list(out.values())
+
+
+# What render() puts before a message's words: "(8 May 2023) " and, when named, "Speaker: ".
+_RENDERED_DATE = re.compile(r"^\([^)]*\) ")
+
+
+def content_of(text: str, speaker: str | None) -> str:
+    """A stored episode's words as said, without the date and speaker that render() put before them."""
+    body = _RENDERED_DATE.sub("", text, count=1)
+    if speaker and body.startswith(f"{speaker}: "):
+        body = body[len(speaker) + 2:]
+    return body

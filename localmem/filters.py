@@ -119,6 +119,17 @@ Filter: TypeAlias = Compare | In | Contains | Exists | And | Or | Not
 _NODES = (Compare, In, Contains, Exists, And, Or, Not)
 
 
+def names(node: Filter | None) -> frozenset[str]:
+    """Every key a filter tree tests."""
+    if node is None:
+        return frozenset()
+    if isinstance(node, (And, Or)):
+        return frozenset().union(*(names(item) for item in node.items))
+    if isinstance(node, Not):
+        return names(node.item)
+    return frozenset({node.key.name})
+
+
 def as_filter(filters: Any) -> Filter | None:
     """A parsed filter as it is; anything else through parse_filters (so stores accept both)."""
     return filters if isinstance(filters, _NODES) else parse_filters(filters)

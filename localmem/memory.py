@@ -17,8 +17,10 @@ from typing import Any
 from localmem import preload
 from localmem.background import BackgroundExtractor, Progress
 from localmem.config import MemoryConfig
+from localmem.currency import is_chatter, is_own, words_of
+from localmem.episodes import content_of
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
-from localmem.filters import Filter, parse_filters
+from localmem.filters import Filter, names, parse_filters
 from localmem.inputs import (
     check_limit,
     check_memory_id,
@@ -31,8 +33,8 @@ from localmem.jobs import AddRequest, Job
 from localmem.pipeline import AddPipeline
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
-from localmem.records import CONTEXT, EPISODE, FACT, KINDS, MemoryRecord, Scope, text_hash
-from localmem.results import assemble
+from localmem.records import CONTEXT, EPISODE, FACT, KINDS, MemoryRecord, Scope, SearchHit, text_hash
+from localmem.results import arrange, assemble, scored
 from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer, checkpoint
 
@@ -162,7 +164,9 @@ class Memory:
             if text_hash(text) == old.hash:
                 return {"message": "Memory updated successfully!"}
             # The contexts that quote the old words of a message go with them (context.py).
-            self.writer.apply([Write.update(old, text, self.embedder.embed([text])),
+            # Whether it only acknowledges is a property of its words (currency.py): asked again.
+            chatter = old.kind == EPISODE and is_chatter(content_of(text, old.speaker), old.role)
+            self.writer.apply([Write.update(old, text, self.embedder.embed([text]), chatter=chatter),
                                *(Write.delete(c) for c in self._contexts_of(old))])
         return {"message": "Memory updated successfully!"}
 
@@ -209,8 +213,20 @@ class Memory:
         scope = Scope(user_id, agent_id, run_id)
         parsed = parse_filters(filters)
         _require_scope_or_filters("get_all()", scope, parsed)
-        records = self.store.records(scope, parsed, check_limit(limit, self.store.limits.max_results),
-                                     kinds=KINDS, hide_covered=not include_episodes)
+        limit = check_limit(limit, self.store.limits.max_results)
+        if include_episodes:
+            records = self.store.records(scope, parsed, limit, kinds=KINDS)
+        else:
+            # The scope's own memories: not chatter, not (in a user's scope) the assistant's replies (currency.py).
+            has_user = scope.user_id is not None
+            wanted = min(limit * 2 + 50, self.store.limits.max_results)
+            while True:
+                drawn = self.store.records(scope, parsed, wanted, kinds=KINDS, hide_covered=True)
+                records = [r for r in drawn if r.kind != EPISODE or (not r.chatter and is_own(r.role, has_user))]
+                if len(records) >= limit or len(drawn) < wanted or wanted == self.store.limits.max_results:
+                    break
+                wanted = self.store.limits.max_results
+            records = records[:limit]
         return {"results": self._with_sources(records)}
 
     def search(self, query: str, user_id: str | None = None, *, agent_id: str | None = None,
@@ -218,9 +234,10 @@ class Memory:
                threshold: float | None = None) -> dict[str, Any]:
         """Memories for ``query``, best first: dense and BM25 (word) matches fused.
 
-        ``score`` is higher-is-better: the fused rank score in (0, 1] (vector_stores/fusion.py), or the
-        similarity on a store without BM25. A fact comes with its ``sources``; a message shown as a
-        fact's source is not repeated. ``filters`` may name ``speaker`` and a ``timestamp`` range.
+        Results come in rank order (meaning and words fused, what holds now first: results.py);
+        ``score`` is the query's cosine similarity to the memory as matched, and ``threshold`` drops
+        results scored below it. A fact comes with its ``sources``; a message shown as a fact's source
+        is not repeated. ``filters`` may name ``speaker`` and a ``timestamp`` range.
         """
         text = check_text(query, "query", self.store.limits.max_text_bytes)
         scope = Scope(user_id, agent_id, run_id)
@@ -232,8 +249,18 @@ class Memory:
             text = strip_scope(text, scope)
         vector = self.embedder.embed([text])
         candidates = min(limit + _EXTRA_CANDIDATES, self.store.limits.max_results)
-        hits = self.store.search(vector, scope, parsed, candidates, text=text)
+        hits = self.store.search(vector, scope, parsed, candidates, text=words_of(text))
+
+        def measure(found: list[SearchHit]) -> list[SearchHit]:
+            return scored(found, vector, self.store.get_vectors, self._distance)
+
+        hits = arrange(measure(hits), query, scope, self.store.get, measure, any_speaker="speaker" in names(parsed))
         return {"results": assemble(hits, limit, minimum, self.store.get)}
+
+    def _distance(self, similarity: float) -> float:
+        """The store's metric value for a similarity (unit vectors): L2 is squared, 2 - 2 cos."""
+        metric = getattr(self.store, "metric", self.config.vector_store.metric_type)
+        return 2.0 - 2.0 * similarity if metric == "L2" else similarity
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         events = self.history_store.history(check_memory_id(memory_id))

@@ -29,6 +29,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,10 @@ import numpy as np
 from localmem import progress
 from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
-from localmem.episodes import Said, said
+from localmem.currency import common_names, is_chatter, is_own, says_change, supersedes, topics
+from localmem.episodes import Said, content_of, said
 from localmem.errors import ExtractionError
+from localmem.extractors.postprocess import dated
 from localmem.extractors.rules import Slot, could_be_same_fact, slot_of
 from localmem.inputs import check_text
 from localmem.jobs import AddRequest, Job
@@ -52,6 +55,7 @@ from localmem.records import (
     HistoryEvent,
     Kind,
     MemoryRecord,
+    Message,
     Scope,
     SearchHit,
     now_iso,
@@ -70,6 +74,9 @@ TOPIC_THRESHOLD = 0.5
 RAW_FALLBACK_FLAG = "unprocessed_raw_message"
 EXTRACTION_QUEUED_FLAG = "extraction_queued"  # add() returned before its facts were drawn (background.py)
 UNRECONCILED_FLAG = "unreconciled"
+SUPERSEDED_FLAG = "superseded"  # a memory a later message said no longer holds (currency.py)
+# Earlier messages, nearest in meaning, that a new message is checked against for supersession.
+SUPERSEDE_CANDIDATES = 8
 # How many stored memories are searched for one that sets the same attribute as the fact.
 SLOT_SEARCH_LIMIT = 20
 
@@ -143,20 +150,23 @@ class AddPipeline:
         self._stable_ids = not config.vector_store.is_local_file
 
     def run(self, request: AddRequest) -> list[Change]:
-        episodes = self._episodes(said(request.messages, request.scope, request.moment), request)
+        messages = said(request.messages, request.scope, request.moment)
+        episodes = self._episodes(messages, request)
         if not episodes.writes:
             return []
+        # Rules, with or without the model: what these messages say no longer holds (currency.py).
+        marks = self._superseded(episodes, messages, request)
         if not request.infer:
-            self.writer.apply(episodes.writes)
+            self.writer.apply([*episodes.writes, *marks])
             return [w.change() for w in episodes.writes]
         contexts = self._contexts(episodes, request)
         if self.config.background_extraction and self.config.extract_facts:
             # The messages now (findable at once), their facts later (background.py): the job is
             # queued in the transaction that stores them, so an acknowledged add is never lost.
-            self.writer.apply([*episodes.writes, *contexts], queue=[episodes.job(request).to_json()])
+            self.writer.apply([*episodes.writes, *contexts, *marks], queue=[episodes.job(request).to_json()])
             return [replace(w.change(), flags=(*w.flags, EXTRACTION_QUEUED_FLAG)) for w in episodes.writes]
         extracted, flags = self._facts(request) if self.config.extract_facts else ([], ())
-        return self._conclude(request, episodes, extracted, flags, contexts)
+        return self._conclude(request, episodes, extracted, flags, contexts, marks=marks)
 
     def extract(self, jobs: Sequence[Job]) -> list[tuple[list[Fact], tuple[str, ...]]]:
         """Queued jobs' facts (background.py), read in one batch when the model can; outside the write lock.
@@ -175,7 +185,9 @@ class AddPipeline:
                     found = llm.extract_many([jobs[i].messages for i in members], prompt)
                 except ExtractionError:
                     continue
-                done.update({i: (_unique(facts), ()) for i, facts in zip(members, found, strict=True)})
+                done.update({i: ([_dated(f, jobs[i].moment) for f in _own_facts(_unique(facts), jobs[i].messages,
+                                                                                jobs[i].scope)], ())
+                             for i, facts in zip(members, found, strict=True)})
         return [done[i] if i in done else self._facts(job.request(), always_fall_back=True)
                 for i, job in enumerate(jobs)]
 
@@ -202,11 +214,13 @@ class AddPipeline:
         self._conclude(job.request(), episodes, kept, flags, done=(job_id,))
 
     def _conclude(self, request: AddRequest, episodes: _Episodes, extracted: list[Fact], flags: tuple[str, ...],
-                  contexts: Sequence[Write] = (), done: Sequence[int] = ()) -> list[Change]:
-        """Reconcile the facts and write them with the episodes and contexts; the changes add() reports."""
+                  contexts: Sequence[Write] = (), done: Sequence[int] = (),
+                  marks: Sequence[Write] = ()) -> list[Change]:
+        """Reconcile the facts and write them with the episodes, contexts and ``marks`` (memories this
+        add() superseded); the changes add() reports."""
         if flags:
             writes = [episodes.marked(w, _flags_of(w.record, flags), flags) for w in episodes.writes]
-            self.writer.apply([*writes, *contexts], episodes.history([*writes, *contexts]), done=done)
+            self.writer.apply([*writes, *contexts, *marks], episodes.history([*writes, *contexts, *marks]), done=done)
             return [w.change() for w in writes]
         vectors = self.embedder.embed([f.text for f in extracted]) if extracted else None
         facts = self._reconcile(extracted, vectors, request, episodes) if vectors is not None else []
@@ -216,8 +230,15 @@ class AddPipeline:
         changed = {w.record.id for w in facts}
         stored = [episodes.marked(w, {"covered": True}) if w.record.id in cited and w.record.id not in changed
                   else w for w in episodes.writes]
-        self.writer.apply([*stored, *facts, *contexts], episodes.history([*stored, *facts, *contexts]), done=done)
-        shown = [w for w in stored if w.event is Event.ADD and not w.record.covered]
+        # A memory reconciliation rewrote is written as reconciled (an update is current by definition).
+        rewritten = {w.record.id for w in facts if w.event in (Event.UPDATE, Event.DELETE)}
+        marks = [w for w in marks if w.record.id not in rewritten]
+        writes = [*stored, *facts, *contexts, *marks]
+        self.writer.apply(writes, episodes.history(writes), done=done)
+        # Only the scope's own memories: an assistant's reply or a "Noted!" is stored, not reported (currency.py).
+        has_user = request.scope.user_id is not None
+        shown = [w for w in stored if w.event is Event.ADD and not w.record.covered and not w.record.chatter
+                 and is_own(w.record.role, has_user)]
         # Episodes uncovered by a reconciliation DELETE are bookkeeping, not what this add() did.
         return [w.change() for w in [*[w for w in facts if w.record.kind == FACT], *shown]]
 
@@ -237,8 +258,8 @@ class AddPipeline:
                 writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
                 continue
             assert vectors is not None
-            record = _new_record(m.text, request.scope, request.metadata, kind=EPISODE, speaker=m.speaker,
-                                 timestamp=request.epoch)
+            record = replace(_new_record(m.text, request.scope, request.metadata, kind=EPISODE, speaker=m.speaker,
+                                         timestamp=request.epoch), role=m.role, chatter=is_chatter(m.content, m.role))
             writes.append(Write(Event.ADD, record, vectors[rows[m.text]][None, :]))
         return _Episodes(self._with_stable_ids(writes), [m.indices for m in messages])
 
@@ -286,7 +307,54 @@ class AddPipeline:
             if always_fall_back or self.config.on_extraction_failure == "store_raw":
                 return [], (RAW_FALLBACK_FLAG,)
             raise
-        return _unique(facts), ()
+        return [_dated(f, request.moment) for f in _own_facts(_unique(facts), request.messages, request.scope)], ()
+
+    # -- currency ------------------------------------------------------------
+    def _superseded(self, episodes: _Episodes, messages: Sequence[Said], request: AddRequest) -> list[Write]:
+        """The stored memories these messages say no longer hold, marked (currency.supersedes).
+
+        An earlier message of the same speaker (its own, not an assistant's reply to it) on the same
+        topic is superseded by a new one that says something changed; so are the facts drawn from it
+        that speak of the new message's topics. Nothing is deleted: the past stays findable.
+        """
+        has_user = request.scope.user_id is not None
+        here = set(episodes.ids)
+        marked: dict[str, Write] = {}
+        for write, message in zip(episodes.writes, messages, strict=True):
+            new = write.record
+            if (write.event is not Event.ADD or write.vector is None or new.chatter or not is_own(new.role, has_user)
+                    or not says_change(message.content)):
+                continue
+            hits = self.store.search(write.vector, request.scope, None, SUPERSEDE_CANDIDATES, kinds=(EPISODE,))
+            # The conversation's people (speakers, the scope's ids) are named everywhere: no topic of their own.
+            people = frozenset(p.lower() for p in (*(h.record.speaker for h in hits), new.speaker,
+                                                   *request.scope.as_dict().values()) if p) | common_names(
+                [h.record.memory for h in hits])
+            said_before = [h.record for h in hits
+                           if h.record.id not in here and h.record.id not in marked and not h.record.chatter
+                           and is_own(h.record.role, has_user) and h.record.speaker == new.speaker
+                           and (h.record.timestamp or 0) <= (new.timestamp or 0)
+                           and supersedes(message.content, content_of(h.record.memory, h.record.speaker), h.score,
+                                          people)]
+            # One already superseded hands its topic on: what superseded it (the topic's latest state,
+            # "Mango passed away" after "I have a cat called Mango") is superseded in turn.
+            later = [i for r in said_before if (i := r.superseded_by) and i not in here and i not in marked]
+            old = [r for r in said_before if r.current]
+            old += [r for r in self.store.get(list(dict.fromkeys(later))) if r.kind == EPISODE and r.current
+                    and r.scope == new.scope and r.speaker == new.speaker and r.id not in {o.id for o in old}
+                    and (r.timestamp or 0) <= (new.timestamp or 0)] if later else []
+            if not old:
+                continue
+            about = topics(message.content)
+            facts = [f for f in self.store.citing([r.id for r in old], (FACT,))
+                     if f.current and f.id not in marked and (not about or topics(f.memory) & about)]
+            vectors = self.store.get_vectors([r.id for r in [*old, *facts]])
+            for record in [*old, *facts]:
+                if record.id in vectors:
+                    stale = replace(record, superseded_by=new.id, valid_until=new.timestamp, updated_at=now_iso())
+                    marked[record.id] = Write(Event.UPDATE, stale, vectors[record.id][None, :], previous=record,
+                                              previous_vector=vectors[record.id], flags=(SUPERSEDED_FLAG,))
+        return list(marked.values())
 
     # -- infer=True --------------------------------------------------------
     def _reconcile(self, facts: list[Fact], vectors: Vectors, request: AddRequest,
@@ -442,6 +510,23 @@ def _unique(facts: Sequence[Fact]) -> list[Fact]:
         if text := fact.text.strip():
             unique.setdefault(text, replace(fact, text=text))
     return list(unique.values())
+
+
+def _own_facts(facts: Sequence[Fact], messages: Sequence[Message], scope: Scope) -> list[Fact]:
+    """The facts drawn from the scope's own messages: an assistant's reply is context, never a fact about
+    the user (currency.is_own). A fact that names no source message is kept when any message is own."""
+    has_user = scope.user_id is not None
+    own = {i for i, m in enumerate(messages) if m.role != "system" and is_own(m.role, has_user)}
+    return [f for f in facts if (set(f.sources) & own if f.sources else own)]
+
+
+def _dated(fact: Fact, moment: datetime) -> Fact:
+    """The fact with its relative dates resolved against the message's time ("yesterday" -> "yesterday
+    (7 May 2023)"), whatever model drew it; a model that dated it already is left as it is."""
+    if fact.when is not None:
+        return fact
+    text, when = dated(fact.text, moment, append=False)
+    return replace(fact, text=text, when=when) if text != fact.text else fact
 
 
 def _flags_of(record: MemoryRecord, flags: tuple[str, ...]) -> dict[str, Any]:

@@ -53,6 +53,9 @@ class Event(str, Enum):
     UPDATE = "UPDATE"
     DELETE = "DELETE"
     NONE = "NONE"
+    # History only: a later message of the same person said this no longer holds (currency.py); 8
+    # letters at most, the event field of a server's history collection.
+    EXPIRE = "EXPIRE"
 
 
 def now_iso() -> str:
@@ -137,6 +140,14 @@ class MemoryRecord:
     timestamp: int | None = None  # when it was said (episode) or the latest of its sources (fact), epoch s
     sources: tuple[str, ...] = ()  # a fact's source episode ids
     covered: bool = False  # an episode that yielded a fact: get_all shows the fact instead
+    role: str | None = None  # an episode's chat role ("user", "assistant", ...); None when unknown (older rows)
+    chatter: bool = False  # an episode that only acknowledges ("Noted!", "Thanks!"): never listed or found
+    superseded_by: str | None = None  # the later episode of the same person that says this no longer holds
+    valid_until: int | None = None  # when it stopped holding (the superseding message's time), epoch s
+
+    @property
+    def current(self) -> bool:
+        return self.superseded_by is None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -150,6 +161,10 @@ class MemoryRecord:
             "speaker": self.speaker,
             "timestamp": iso_from_epoch(self.timestamp) if self.timestamp is not None else None,
         }
+        # What holds now (currency.py): a memory a later message superseded says by which and since when.
+        out["role"] = self.role
+        out["superseded_by"] = self.superseded_by
+        out["valid_until"] = iso_from_epoch(self.valid_until) if self.valid_until is not None else None
         out["user_id"] = self.scope.user_id
         for key in ("agent_id", "run_id"):
             if (value := getattr(self.scope, key)) is not None:
@@ -165,11 +180,16 @@ class MemoryRecord:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """A memory with its score (higher is better, every metric) and the store's raw distance."""
+    """A memory with its score (higher is better, every metric) and the store's raw distance.
+
+    ``similarity`` is the query's similarity to the closest row of the memory's group (the
+    message, its contexts and facts) where the ranking saw one; the score a search reports.
+    """
 
     record: MemoryRecord
     score: float
     distance: float
+    similarity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self.record.to_dict()

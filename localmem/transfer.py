@@ -348,6 +348,7 @@ def _memory_item(record: MemoryRecord, events: list[HistoryEvent]) -> dict[str, 
     # Episode links (schema 2): a fact's source ids, and whether an episode yielded a fact.
     item["source_ids"] = list(record.sources)
     item["covered"] = record.covered
+    item["chatter"] = record.chatter  # role, superseded_by and valid_until are in the item already
     item["history"] = [e.to_dict() for e in events]
     return item
 
@@ -361,8 +362,19 @@ def _from_item(item: dict[str, Any]) -> Item:
                           kind=_KINDS_STORED.get(str(item.get("kind")), FACT), speaker=item.get("speaker"),
                           timestamp=int(parse_timestamp(stamp).timestamp()) if stamp else None,
                           sources=tuple(str(s) for s in item.get("source_ids") or ()),
-                          covered=bool(item.get("covered", False)))
+                          covered=bool(item.get("covered", False)), role=_optional_text(item.get("role")),
+                          chatter=bool(item.get("chatter", False)),
+                          superseded_by=_optional_text(item.get("superseded_by")),
+                          valid_until=_epoch_or_none(item.get("valid_until")) if item.get("superseded_by") else None)
     return record, item.get("vector"), [_event(e, record.id) for e in item.get("history", [])]
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _epoch_or_none(value: Any) -> int | None:
+    return int(parse_timestamp(value).timestamp()) if value else None
 
 
 def _event(raw: dict[str, Any], memory_id: str) -> HistoryEvent:

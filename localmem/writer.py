@@ -74,6 +74,11 @@ class Write:
 
     def history_event(self) -> HistoryEvent:
         old = self.previous.memory if self.previous is not None else None
+        event = self.event
+        if event is Event.UPDATE and self.record.superseded_by is not None and (
+                self.previous is None or self.previous.superseded_by != self.record.superseded_by):
+            # Its words are unchanged; what changed is that it no longer holds (currency.py).
+            event = Event.EXPIRE
         if self.event is Event.ADD:
             old, new = None, self.record.memory
         elif self.event is Event.UPDATE:
@@ -81,7 +86,7 @@ class Write:
         else:  # DELETE
             old, new = self.record.memory, None
         return HistoryEvent(
-            id=str(uuid.uuid4()), memory_id=self.record.id, old_memory=old, new_memory=new, event=self.event,
+            id=str(uuid.uuid4()), memory_id=self.record.id, old_memory=old, new_memory=new, event=event,
             created_at=self.record.created_at, updated_at=self.record.updated_at,
             is_deleted=self.event is Event.DELETE)
 

@@ -58,5 +58,12 @@ def test_a_fact_made_only_of_names_and_function_words_is_a_fragment() -> None:
 
 def test_counts_start_at_zero_for_every_gate() -> None:
     counts = GateCounts()
-    assert counts.rejected == {"ungrounded": 0, "copy": 0, "contradicts": 0, "fragment": 0, "asked": 0}
+    assert counts.rejected == {"ungrounded": 0, "copy": 0, "contradicts": 0, "fragment": 0, "asked": 0, "owner": 0}
     assert counts.share("copy") == 0.0
+
+
+def test_a_fact_that_drops_whose_it_is_or_says_only_a_date_is_refused() -> None:
+    source = "My sister's wedding is on 14 March."
+    assert rejects("Has a wedding on 14 March", "Has a wedding on 14 March", source) == "owner"
+    assert rejects("Sister's wedding is on 14 March", "Sister's wedding is on 14 March", source) is None
+    assert rejects("On March 3", "On March 3", "My dentist appointment is on March 3.") == "fragment"

@@ -11,14 +11,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from localmem import LocalmemWarning, Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
+from localmem.query import strip_scope
 from localmem.records import EPISODE, FACT, Kind, MemoryRecord, Scope, SearchHit
 from localmem.results import assemble
 from localmem.vector_stores import milvus
-from localmem.vector_stores.fusion import RRF, Fusion
+from localmem.vector_stores.fusion import Fusion
 from localmem.vector_stores.words import WordStats
 
 from .conftest import MemoryFactory
@@ -34,19 +36,24 @@ def _fill(memory: Memory) -> None:
         memory.add(text, user_id="c", infer=False)
 
 
-def test_fused_scores_are_higher_is_better_in_0_1_and_threshold_cuts_them(make_memory: MemoryFactory,
-                                                                           hashing_embedder: HashingEmbedder) -> None:
+def test_scores_are_similarities_in_rank_order_and_threshold_cuts_them(make_memory: MemoryFactory,
+                                                                        hashing_embedder: HashingEmbedder) -> None:
     memory = make_memory(hashing_embedder)
     _fill(memory)
     store: Any = memory.store
     assert store.hybrid
-    hits = memory.search("Who gave Caroline a pendant, Zephyrine?", user_id="c")["results"]
+    query = "Who gave Caroline a pendant, Zephyrine?"
+    hits = memory.search(query, user_id="c")["results"]
     assert "Zephyrine" in hits[0]["memory"]
-    scores = [h["score"] for h in hits]
-    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1.0 + 1e-6 for s in scores)
-    assert hits[0]["score"] == pytest.approx(RRF.scale(hits[0]["distance"]))
-    kept = memory.search("Who gave Caroline a pendant, Zephyrine?", user_id="c", threshold=scores[1])["results"]
-    assert [h["id"] for h in kept] == [h["id"] for h in hits if h["score"] >= scores[1]]
+    # One meaning: the cosine of the query (as searched: the scope's name left out) and the memory.
+    vectors = store.get_vectors([h["id"] for h in hits])
+    q = hashing_embedder.embed([strip_scope(query, Scope(user_id="c"))])[0]
+    for hit in hits:
+        assert hit["score"] == pytest.approx(float(np.dot(q, vectors[hit["id"]])), abs=1e-5)
+        assert hit["distance"] == pytest.approx(hit["score"])  # COSINE: Milvus's value is the similarity
+    cut = sorted((h["score"] for h in hits), reverse=True)[1]
+    kept = memory.search(query, user_id="c", threshold=cut)["results"]
+    assert [h["id"] for h in kept] == [h["id"] for h in hits if h["score"] >= cut]
     assert 2 <= len(kept) < len(hits)
 
 
@@ -87,8 +94,7 @@ def test_search_settings_come_from_the_config(tmp_path: Path, hashing_embedder: 
     with Memory(textbook, embedder=hashing_embedder) as memory:
         top = memory.search("camping", user_id="c", limit=1)["results"][0]
     assert "camping" in top["memory"]
-    assert top["score"] == pytest.approx(Fusion(k=60, depth=30).scale(top["distance"]))
-    assert top["distance"] <= 2.0 / 61 + 1e-9  # an RRF sum with k 60
+    assert top["score"] == pytest.approx(hits[0]["score"])  # a similarity whatever the fusion settings
 
 
 def test_a_group_ranks_once_per_list_at_its_best_row() -> None:
@@ -222,7 +228,8 @@ def test_word_statistics_follow_adds_updates_and_deletes(tmp_path: Path, hashing
         # Pottery becomes a common word; counted as the rows are written, it weighs less than Zephyrine.
         for i in range(6):
             memory.add(f"Caroline: pottery lesson number {i}", user_id="c", infer=False, timestamp=MAY_8)
-        hello, hi = (r for r in memory.get_all(user_id="c")["results"] if r["memory"].endswith(("hello", "hi")))
+        listed = memory.get_all(user_id="c", include_episodes=True)["results"]  # greetings are not memories
+        hello, hi = (r for r in listed if r["memory"].endswith(("hello", "hi")))
         memory.update(hello["id"], "Caroline: more pottery")
         memory.delete(hi["id"])
         kept = _ranked(memory, query)

@@ -27,7 +27,7 @@ from .conftest import MemoryFactory, plain
 pytestmark = pytest.mark.slow
 
 ITEM_KEYS = {"id", "memory", "hash", "metadata", "created_at", "updated_at", "user_id", "kind", "speaker",
-             "timestamp"}
+             "timestamp", "role", "superseded_by", "valid_until"}
 
 
 def _iso_with_offset(value: str) -> bool:

@@ -33,9 +33,10 @@ BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # leans down on both: SciFact nDCG@10 over all 1,109 claims -0.003 (95% CI -0.008 to +0.002; worse on 107
 # claims, better on 73, sign test p = 0.01), LoCoMo hit@5 over turns as episodes store them -0.010 (CI
 # -0.025 to +0.006), and through Memory.add/search LoCoMo -0.009. Its gain is bulk infer=False ingest (an
-# infer=True add is the model's time), so the default keeps the exact vectors (README, "Which embedder
-# path runs"). Its vectors are another identity (cosine ~0.99 to fp32's); ``auto`` opens a store with the
-# precision that filled it (``alternatives``), so changing this never locks a store out.
+# infer=True add is the model's time), so the default keeps the exact vectors (docs/models.md, "Which
+# embedder path runs"; the figures in CHANGELOG.md). Its vectors are another identity (cosine ~0.99 to
+# fp32's); ``auto`` opens a store with the precision that filled it (``alternatives``), so changing this
+# never locks a store out.
 DEFAULT_ONNX_VARIANT = "fp32"
 _VARIANT = {"onnx": "fp32", "onnx-int8": "int8"}
 _INT8 = "+int8"  # appended to the name and fingerprint of the fp32 identity

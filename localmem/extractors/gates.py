@@ -13,7 +13,13 @@ examples, and a few that drop or add a "not". Gates, in order:
 * ``fragment``: a question, no content word, a dangling pronoun as subject or
   object ("It was so powerful", "Caroline loves it");
 * ``asked``: its words come from a question ("Do you go bird-watching?" gave
-  "Andrew goes bird-watching"), not from anything the message states.
+  "Andrew goes bird-watching"), not from anything the message states;
+* ``owner``: it keeps what the message said of someone's relation but drops the
+  relation ("My sister's wedding is on 14 March" gave "Has a wedding on 14 March"):
+  a fact about the wrong person is worse than none (the message stays the memory).
+
+A fact made only of a date or number besides function words ("On March 3") is a
+``fragment``.
 
 Deterministic word rules, English only; nothing here calls a model.
 """
@@ -23,9 +29,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from localmem.extractors.rules import content_words, is_negated
+from localmem.extractors.rules import content_words, is_negated, is_value
 
-GATES = ("ungrounded", "copy", "contradicts", "fragment", "asked")
+GATES = ("ungrounded", "copy", "contradicts", "fragment", "asked", "owner")
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Words that carry no content of their own: a fact made only of these says nothing.
@@ -74,7 +80,34 @@ def rejects(proposed: str, fact: str, source: str, names: frozenset[str] = froze
         return "fragment"
     if asked(proposed, source):
         return "asked"
+    if drops_owner(fact, source):
+        return "owner"
     return None
+
+
+# People a message may say something of: "my sister's wedding", "our son's school".
+_RELATION_WORDS = """
+sister brother mother mom mum father dad parents son daughter wife husband partner boyfriend girlfriend fiance fiancee
+friend boss colleague coworker cousin aunt uncle grandma grandmother grandpa grandfather niece nephew kid kids child
+children baby neighbor neighbour roommate
+"""
+_RELATIONS = frozenset(_RELATION_WORDS.split())
+_POSSESSIVES = frozenset({"my", "our", "his", "her", "their", "your"})
+
+
+def drops_owner(fact: str, source: str) -> bool:
+    """True when the source says "my <relation>('s) <thing>" and the fact keeps the thing but not the relation."""
+    said = _WORD.findall(source.lower().replace("’", "'"))
+    kept = set(_WORD.findall(fact.lower().replace("’", "'")))
+    kept |= {w[:-2] for w in kept if w.endswith("'s")}
+    for i, word in enumerate(said):
+        relation = word[:-2] if word.endswith("'s") else word
+        if relation not in _RELATIONS or not (word.endswith("'s") or (i and said[i - 1] in _POSSESSIVES)):
+            continue
+        things = [w for w in said[i + 1:i + 3] if w not in _FUNCTION and not w.isdigit()]
+        if things and relation not in kept and any(w in kept for w in things):
+            return True
+    return False
 
 
 # Pronouns and auxiliaries: that "I have been" shares them with "How have you been?" proves nothing.
@@ -141,4 +174,5 @@ def is_fragment(fact: str, names: frozenset[str] = frozenset()) -> bool:
     if words[-1] in {"it", "that", "this", "them", "one"}:
         return True  # "Caroline loves it": what?
     lowered = {n.lower() for n in names} | {f"{n.lower()}'s" for n in names}
-    return not [w for w in words if w not in _FUNCTION and w not in lowered and not w.isdigit()]
+    # A date or a number alone says nothing ("On March 3": what is?).
+    return not [w for w in words if w not in _FUNCTION and w not in lowered and not is_value(w)]

@@ -53,15 +53,16 @@ def finish(proposed: str, turn: Turn, time: datetime | None, counts: GateCounts,
     return Fact(text, sources=(turn.index,), speaker=turn.speaker, when=when)
 
 
-def dated(text: str, time: datetime) -> tuple[str, datetime]:
-    """The text with its relative dates resolved against ``time`` (else that date appended), and the event day.
+def dated(text: str, time: datetime, *, append: bool = True) -> tuple[str, datetime]:
+    """The text with its relative dates resolved against ``time`` (else, with ``append``, that date
+    appended), and the event day.
 
     The event day is the first day a relative date resolved to ("yesterday" -> the day before);
     a phrase that resolves to a week, month or year leaves the message's own time.
     """
     resolved = temporal.resolve_relative_dates(text, time)
     if resolved == text:
-        return f"{text} ({temporal.date_in_words(time)})", time
+        return (f"{text} ({temporal.date_in_words(time)})" if append else text), time
     for match in _DAY.finditer(resolved):
         if match.group(0) in text:
             continue  # a date the text already had, not one we resolved

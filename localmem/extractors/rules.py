@@ -129,10 +129,11 @@ def refines(text: str, memory: str) -> bool:
     "season" (both passed the rule before this, which asked for 60% of the words).
     """
     old, new = content_words(memory), content_words(text)
-    return any(not _is_value(w) for w in old & new) and all(_is_value(w) for w in old - new)
+    return any(not is_value(w) for w in old & new) and all(is_value(w) for w in old - new)
 
 
-def _is_value(word: str) -> bool:
+def is_value(word: str) -> bool:
+    """A word that only gives a value: a number, a date, a time."""
     return word in _VALUES or any(c.isdigit() for c in word)
 
 

@@ -46,10 +46,36 @@ def _m003_jobs(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
 
 
+def _m004_expire_event(conn: sqlite3.Connection) -> None:
+    # EXPIRE: a later message said a memory no longer holds (localmem/currency.py). SQLite cannot
+    # change a CHECK constraint in place, so the table is rebuilt with its rows and order.
+    conn.execute(
+        """
+        CREATE TABLE history_new (
+            id          TEXT PRIMARY KEY,
+            memory_id   TEXT NOT NULL,
+            old_memory  TEXT,
+            new_memory  TEXT,
+            event       TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE', 'NONE', 'EXPIRE')),
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT,
+            is_deleted  INTEGER NOT NULL DEFAULT 0,
+            seq         INTEGER NOT NULL
+        )
+        """
+    )
+    conn.execute("INSERT INTO history_new SELECT id, memory_id, old_memory, new_memory, event, created_at, updated_at, "
+                 "is_deleted, seq FROM history")
+    conn.execute("DROP TABLE history")
+    conn.execute("ALTER TABLE history_new RENAME TO history")
+    conn.execute("CREATE INDEX history_memory ON history (memory_id, seq)")
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("001_history", _m001_history),
     ("002_intents", _m002_intents),
     ("003_jobs", _m003_jobs),
+    ("004_expire_event", _m004_expire_event),
 )
 
 

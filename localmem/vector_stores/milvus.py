@@ -94,6 +94,8 @@ _WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
 # A fact's source episode ids live under this key of the JSON field "sources": a Milvus 2.3
 # server accepts only an object at the top of a JSON field, not a list.
 _SOURCE_IDS = "ids"
+# Beside them, in the same JSON field: an episode's role, whether it only acknowledges, and what superseded it.
+_ROLE, _CHATTER, _SUPERSEDED_BY, _VALID_UNTIL = "role", "chatter", "superseded_by", "valid_until"
 _RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
                   "kind", "speaker", "timestamp", "sources", "covered"]
 # BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
@@ -269,9 +271,9 @@ class MilvusStore:
             return hits
         with threads:
             result = self._call("search", lambda: self._dense(query, expression, limit), flush=self._dirty)
-        return [SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}),
-                          score=self._score(float(hit["distance"])), distance=float(hit["distance"]))
-                for hit in result]
+        return [SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}), score=similarity,
+                          distance=float(hit["distance"]), similarity=similarity)
+                for hit in result if (similarity := self._score(float(hit["distance"]))) is not None]
 
     def records(self, scope: Scope, filters: Filters, limit: int, *,
                 kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
@@ -563,7 +565,8 @@ class MilvusStore:
         """What _hybrid (with ``text``) or a dense search returns, from the scope's copy: the same
         lists, drawn exactly (every row scored) instead of from Milvus's searches."""
         if text is None:
-            return [SearchHit(record=self._copied(index, key), score=self._score(distance), distance=distance)
+            return [SearchHit(record=self._copied(index, key), score=self._score(distance), distance=distance,
+                              similarity=self._score(distance))
                     for key, distance in index.dense(query, self.metric, limit, kinds)]
         depth = max(limit, self.fusion.depth)
         if kinds is None and index.keys:  # keys never shorten the messages' list (see _hybrid)
@@ -858,7 +861,7 @@ def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
         "kind": record.kind,
         "speaker": record.speaker or "",
         "timestamp": record.timestamp or 0,
-        "sources": {_SOURCE_IDS: list(record.sources)},
+        "sources": _links(record),
         "covered": record.covered,
     }
     for key in SCOPE_KEYS:
@@ -872,14 +875,33 @@ def _ranks_alone(row: dict[str, Any]) -> bool:
     return row.get("kind") == EPISODE or not _source_ids(row)
 
 
-def _source_ids(row: dict[str, Any]) -> list[str]:
-    """A row's source episode ids, however the backend returned its JSON field."""
+def _links(record: MemoryRecord) -> dict[str, Any]:
+    """The JSON field "sources": a fact's source ids, and an episode's role and currency (currency.py).
+    Kept in one JSON field so that older collections (and a Milvus 2.3 server) need no new column."""
+    links: dict[str, Any] = {_SOURCE_IDS: list(record.sources)}
+    if record.role is not None:
+        links[_ROLE] = record.role
+    if record.chatter:
+        links[_CHATTER] = True
+    if record.superseded_by is not None:
+        links[_SUPERSEDED_BY] = record.superseded_by
+        links[_VALID_UNTIL] = record.valid_until
+    return links
+
+
+def _links_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's "sources" JSON field as a dict, however the backend returned it (an old row: a list)."""
     sources = row.get("sources") or {}
     if isinstance(sources, (str, bytes)):
         sources = json.loads(sources)
-    if isinstance(sources, dict):
-        sources = sources.get(_SOURCE_IDS) or []
-    return [str(s) for s in sources]
+    if isinstance(sources, list):
+        sources = {_SOURCE_IDS: sources}
+    return sources if isinstance(sources, dict) else {}
+
+
+def _source_ids(row: dict[str, Any]) -> list[str]:
+    """A row's source episode ids, however the backend returned its JSON field."""
+    return [str(s) for s in _links_of(row).get(_SOURCE_IDS) or []]
 
 
 def _to_record(row: dict[str, Any]) -> MemoryRecord:
@@ -887,11 +909,16 @@ def _to_record(row: dict[str, Any]) -> MemoryRecord:
     metadata = row.get("metadata") or {}
     if isinstance(metadata, (str, bytes)):
         metadata = json.loads(metadata)
+    links = _links_of(row)
+    superseded_by, valid_until = links.get(_SUPERSEDED_BY), links.get(_VALID_UNTIL)
     return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
                         created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
                         kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,
                         timestamp=int(row["timestamp"]) if row.get("timestamp") else None,
-                        sources=tuple(_source_ids(row)), covered=bool(row.get("covered")))
+                        sources=tuple(str(s) for s in links.get(_SOURCE_IDS) or []), covered=bool(row.get("covered")),
+                        role=str(links[_ROLE]) if links.get(_ROLE) else None, chatter=bool(links.get(_CHATTER)),
+                        superseded_by=str(superseded_by) if superseded_by else None,
+                        valid_until=int(valid_until) if valid_until is not None and superseded_by else None)
 
 
 def _and(*parts: str) -> str:

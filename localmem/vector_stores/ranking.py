@@ -54,19 +54,30 @@ def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: 
     facts = {key for key in group if records[key].kind == FACT}
     fused = fusion.fuse(by_meaning, by_words, group=group, keys=group.keys(), silent=facts)
     # Each group is shown by its best fact (the memory; its message comes with it as a source),
-    # else by the message itself: a context is a search key, never shown.
+    # else by the message itself: a context is a search key, never shown. A fact further from the
+    # query in meaning than its own message is not shown for it ("Has a cat" for "what does she eat?").
+    near = dict(by_meaning)
     best: dict[str, str] = {}
     for key, _ in fusion.fuse(by_meaning, by_words):
         head = group.get(key, key)
         if records[key].kind == CONTEXT:
             best.setdefault(head, head)
-        elif head not in best or (key in facts and best[head] not in facts):
+        elif head not in best or (key in facts and best[head] not in facts and not _strays(key, head, near)):
             best[head] = key
     shown = {key: records[key] for key in best.values() if key in records}
     missing = [key for key, _ in fused[:limit] if best[key] not in shown]
     if missing:
         shown.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE)
+    # Each group's similarity is that of its row closest in meaning (results.py reports it as the score).
+    closest: dict[str, float] = {}
+    for key, similarity in by_meaning:
+        closest.setdefault(group.get(key, key), similarity)
     # A group whose message is gone (deleted since its context was drawn: contexts go with it) is skipped.
-    hits = [SearchHit(record=shown[best[key]], score=fusion.scale(raw), distance=raw)
+    hits = [SearchHit(record=shown[best[key]], score=fusion.scale(raw), distance=raw, similarity=closest.get(key))
             for key, raw in fused if best[key] in shown]
     return hits[:limit]
+
+
+def _strays(fact: str, message: str, similarity: Mapping[str, float]) -> bool:
+    """Whether a fact is further from the query in meaning than the message it was drawn from."""
+    return fact in similarity and message in similarity and similarity[fact] < similarity[message]
