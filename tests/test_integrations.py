@@ -56,10 +56,11 @@ def test_langchain_chat_history_gives_the_messages_back_in_order(memory: Memory)
     assert history.messages == [] and memory.get_all(user_id="alice")["results"]  # only the session went
 
 
-def test_llama_index_memory_block_puts_and_gets_through_a_real_memory(memory: Memory) -> None:
+def test_llama_index_memory_block_puts_and_gets_through_a_real_memory(memory: Memory, tmp_path) -> None:
     pytest.importorskip("llama_index.core", reason="the [llamaindex] extra is not installed")
     from llama_index.core.base.llms.types import ChatMessage
     from llama_index.core.memory import Memory as LlamaMemory
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     from localmem.integrations.llama_index import LocalmemMemoryBlock
 
@@ -68,12 +69,18 @@ def test_llama_index_memory_block_puts_and_gets_through_a_real_memory(memory: Me
     async def scenario() -> tuple[str, str]:
         await block.aput([ChatMessage(role="user", content="I play the cello on Sundays")])
         direct = await block.aget([ChatMessage(role="user", content="cello")])
-        # Through LlamaIndex's own Memory: a whitespace tokenizer keeps tiktoken (a download) out.
-        chat = LlamaMemory.from_defaults(session_id="s", memory_blocks=[block], tokenizer_fn=str.split,
-                                         token_limit=40, token_flush_size=10, chat_history_token_ratio=0.5)
-        for n in range(8):
-            await chat.aput(ChatMessage(role="user", content=f"note number {n} about my garden roses"))
-        shown = await chat.aget()
+        # Through LlamaIndex's own Memory: a whitespace tokenizer keeps tiktoken (a download) out; its chat
+        # store's engine is ours, so the test closes it.
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}")
+        try:
+            chat = LlamaMemory.from_defaults(session_id="s", memory_blocks=[block], tokenizer_fn=str.split,
+                                             token_limit=40, token_flush_size=10, chat_history_token_ratio=0.5,
+                                             async_engine=engine)
+            for n in range(8):
+                await chat.aput(ChatMessage(role="user", content=f"note number {n} about my garden roses"))
+            shown = await chat.aget()
+        finally:
+            await engine.dispose()
         return direct, "\n".join(str(m.content) for m in shown)
 
     direct, shown = asyncio.run(scenario())
