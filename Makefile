@@ -3,13 +3,19 @@
 # build (several GB); 2.13.0 resolves to the CPU wheel these machines carry.
 PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install --disable-pip-version-check -q torch==2.13.0
+# This project installs as localmem-offline. A distribution named "localmem" in the same environment is
+# either this checkout under its old name or PyPI's unrelated project of that name; both claim the
+# `localmem` package and console script, so it is removed first.
+DROP_OLD_NAME = $(PYTHON) -m pip uninstall --disable-pip-version-check -y -q localmem 2>/dev/null || true
 
 .PHONY: install install-dev models quickstart test lint docs bench
 
 install:
+	$(DROP_OLD_NAME)
 	$(PIP_INSTALL) -e .
 
 install-dev:
+	$(DROP_OLD_NAME)
 	$(PIP_INSTALL) -e ".[dev]"
 
 models:

@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from localmem.dist import DIST_NAME
 from localmem.errors import BenchDataError, DependencyError, InvalidInputError
 
 TORCH_PIN = "torch==2.13.0"
@@ -30,7 +31,7 @@ INSTALL_SH = """#!/usr/bin/env sh
 set -eu
 cd "$(dirname "$0")"
 sha256sum -c SHA256SUMS --quiet
-python3 -m pip install --no-index --find-links wheels {torch} 'localmem[bench]'
+python3 -m pip install --no-index --find-links wheels {torch} '{dist}[bench]'
 if [ -d bench-data ]; then
     target="${{LOCALMEM_BENCH_DATA:-${{XDG_CACHE_HOME:-$HOME/.cache}}/localmem/bench-data}}"
     mkdir -p "$target" && cp -R bench-data/. "$target/" && echo "benchmark data: $target"
@@ -39,6 +40,10 @@ python3 -m localmem models prepare
 python3 -m localmem models verify
 python3 -m localmem doctor
 """
+
+
+def install_script() -> str:
+    return INSTALL_SH.format(torch=TORCH_PIN, dist=DIST_NAME)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def build(bundle: BundlePlan) -> list[Path]:
                 shutil.copy2(path, target)
     if bundle.bench_data is not None:
         _copy_bench_data(bundle.bench_data, bundle.out / "bench-data")
-    (bundle.out / "install.sh").write_text(INSTALL_SH.format(torch=TORCH_PIN))
+    (bundle.out / "install.sh").write_text(install_script())
     (bundle.out / "install.sh").chmod(0o755)
     files = sorted(p for p in bundle.out.rglob("*") if p.is_file())
     sums = "".join(f"{models.sha256_file(p)}  {p.relative_to(bundle.out)}\n" for p in files)

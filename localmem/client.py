@@ -17,21 +17,29 @@ from typing import Any
 import httpx
 
 from localmem.background import Progress
-from localmem.errors import ServerUnavailableError
+from localmem.errors import InvalidInputError, ServerUnavailableError
 from localmem.wire import API_KEY_HEADER, error_from_body
 
+DEFAULT_URL = "http://127.0.0.1:8765"  # where `localmem serve` listens unless told otherwise
 DEFAULT_TIMEOUT_S = 120.0  # an add() with inference runs the LLM on the server
 WAIT_SLICE_S = 50.0  # one request of a longer wait for extraction (the server holds one at most 60 s)
 
 
 class MemoryClient:
-    """``MemoryClient("http://127.0.0.1:8765")``; the API key defaults to $LOCALMEM_API_KEY."""
+    """``MemoryClient("http://127.0.0.1:8765")``, or Mem0's keyword form ``MemoryClient(api_key=..., host=...)``.
 
-    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    The server's address defaults to $LOCALMEM_SERVER, else ``localmem serve``'s own default; the API key
+    to $LOCALMEM_API_KEY.
+    """
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, *, host: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_S, transport: httpx.BaseTransport | None = None) -> None:
+        if url is not None and host is not None and url.rstrip("/") != host.rstrip("/"):
+            raise InvalidInputError(f"MemoryClient got two addresses, url={url!r} and host={host!r}: give one")
+        where = url or host or os.environ.get("LOCALMEM_SERVER") or DEFAULT_URL
         key = api_key if api_key is not None else os.environ.get("LOCALMEM_API_KEY")
         headers = {API_KEY_HEADER: key} if key else {}
-        self.url = url.rstrip("/")
+        self.url = where.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
     # -- writes ---------------------------------------------------------------

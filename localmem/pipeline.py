@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from localmem import progress
 from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
 from localmem.currency import common_names, is_chatter, is_own, says_change, supersedes, topics
@@ -364,36 +365,39 @@ class AddPipeline:
         writes: list[Write] = []
         pending: list[tuple[MemoryRecord, Vectors]] = []  # ADDs of this call, matched like stored ones
         touched: set[str] = set()  # a stored memory is changed at most once per add()
-        for fact, vector in zip(facts, vectors, strict=True):
-            text = fact.text
-            if (same := existing.get(text_hash(text))) is not None:
-                writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
-                continue
-            slot = slot_of(text)
-            limit = max(self.config.similarity_candidates, SLOT_SEARCH_LIMIT if slot else 0)
-            hits = [h for h in self.store.search(vector[None, :], request.scope, None, limit, kinds=(FACT,))
-                    if h.record.id not in touched]
-            duplicate = self._near_duplicate(text, vector, hits, pending)
-            if duplicate is not None:
-                writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
-                continue
-            sources = episodes.sources_of(fact, vector)
-            speaker = fact.speaker or next((s.speaker for s in sources if s.speaker), None)
-            nearest = self._on_topic(text, speaker, [h for h in hits[:self.config.similarity_candidates]
-                                                     if h.score >= RELATED_THRESHOLD])
-            related = _related(nearest, hits, slot)
-            write = self._decide(text, vector, related, request, sources) if related else None
-            if write is None:
-                # Whose and when (above): the extractor's, else the source message's speaker; the call's time.
-                when = int(fact.when.timestamp()) if fact.when is not None else request.epoch
-                record = _new_record(text, request.scope, request.metadata, kind=FACT, speaker=speaker,
-                                     timestamp=when, sources=tuple(s.id for s in sources) or episodes.ids)
-                write = Write(Event.ADD, record, vector[None, :])
-            if write.event is Event.ADD:
-                pending.append((write.record, vector))
-            else:
-                touched.add(write.record.id)
-            writes.append(write)
+        # Each fact may ask the model: a large add() watched on a terminal shows how far it is (progress.py).
+        with progress.bar(len(facts), "reconciling facts", unit="fact") as step:
+            for fact, vector in zip(facts, vectors, strict=True):
+                step(1)
+                text = fact.text
+                if (same := existing.get(text_hash(text))) is not None:
+                    writes.append(Write(Event.NONE, same, flags=("exact_duplicate",)))
+                    continue
+                slot = slot_of(text)
+                limit = max(self.config.similarity_candidates, SLOT_SEARCH_LIMIT if slot else 0)
+                hits = [h for h in self.store.search(vector[None, :], request.scope, None, limit, kinds=(FACT,))
+                        if h.record.id not in touched]
+                duplicate = self._near_duplicate(text, vector, hits, pending)
+                if duplicate is not None:
+                    writes.append(Write(Event.NONE, duplicate, flags=("near_duplicate",)))
+                    continue
+                sources = episodes.sources_of(fact, vector)
+                speaker = fact.speaker or next((s.speaker for s in sources if s.speaker), None)
+                nearest = self._on_topic(text, speaker, [h for h in hits[:self.config.similarity_candidates]
+                                                         if h.score >= RELATED_THRESHOLD])
+                related = _related(nearest, hits, slot)
+                write = self._decide(text, vector, related, request, sources) if related else None
+                if write is None:
+                    # Whose and when (above): the extractor's, else the source message's speaker; the call's time.
+                    when = int(fact.when.timestamp()) if fact.when is not None else request.epoch
+                    record = _new_record(text, request.scope, request.metadata, kind=FACT, speaker=speaker,
+                                         timestamp=when, sources=tuple(s.id for s in sources) or episodes.ids)
+                    write = Write(Event.ADD, record, vector[None, :])
+                if write.event is Event.ADD:
+                    pending.append((write.record, vector))
+                else:
+                    touched.add(write.record.id)
+                writes.append(write)
         return self._with_stable_ids(writes)
 
     def _with_stable_ids(self, writes: list[Write]) -> list[Write]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from localmem import bundle
 from localmem.cli import main
 from localmem.cli.main import (
     EXIT_CHECK_FAILED,
@@ -102,7 +105,8 @@ def test_errors_are_one_line_with_documented_exit_codes(capsys: pytest.CaptureFi
     cases = [
         (("get", "no-such-id"), EXIT_NOT_FOUND, "no memory with id"),
         (("search", "   ", "--user", "u"), EXIT_INVALID_INPUT, "query"),
-        (("list",), EXIT_INVALID_INPUT, "needs user_id"),
+        (("list",), EXIT_INVALID_INPUT, "'localmem list' needs --user, --agent, --run or --filter"),
+        (("search", "tennis"), EXIT_INVALID_INPUT, "'localmem search' needs --user, --agent, --run or --filter"),
         (("list", "--user", "u", "--filter", '{"k": {"between": 1}}'), EXIT_INVALID_INPUT, "between"),
         (("reset",), EXIT_INVALID_INPUT, "--yes"),
         (("add", "--no-infer", "--user", "u", "x", "--db", "plainfile"), EXIT_STORE, "not a Milvus Lite 3"),
@@ -116,6 +120,74 @@ def test_errors_are_one_line_with_documented_exit_codes(capsys: pytest.CaptureFi
         assert err.startswith("localmem: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
         assert fragment in err, err
     assert Path("plainfile").read_text() == "not a store"
+
+
+def test_several_texts_are_several_memories(capsys: pytest.CaptureFixture[str]) -> None:
+    added = as_json(capsys, "add", "--no-infer", "--user", "u", "one", "two")
+    assert isinstance(added, dict) and len(added["results"]) == 2
+    listed = as_json(capsys, "list", "--user", "u")
+    assert isinstance(listed, dict) and sorted(r["memory"].rsplit(" ", 1)[-1] for r in listed["results"]) == [
+        "one", "two"]
+
+
+def test_history_shows_each_events_own_time(capsys: pytest.CaptureFixture[str]) -> None:
+    added = as_json(capsys, "add", "--no-infer", "--user", "u", "Plays chess")
+    assert isinstance(added, dict)
+    memory_id = added["results"][0]["id"]
+    main(["update", memory_id, "Plays chess on Sundays"])
+    main(["delete", memory_id])
+    capsys.readouterr()
+    code, out, _ = run(capsys, "history", memory_id)
+    header, *rows = out.splitlines()
+    assert code == 0 and header.split()[:2] == ["EVENT", "WHEN"]
+    times = {row.split()[0]: row.split()[1] for row in rows}
+    assert list(times) == ["ADD", "UPDATE", "DELETE"] and len(set(times.values())) == 3, out
+
+
+def test_a_large_add_ends_with_one_line_and_is_quiet_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from localmem.cli.memory_cmds import TABLE_ROWS
+
+    Path("many.txt").write_text("".join(f"note number {i}\n" for i in range(TABLE_ROWS + 10)))
+    code, out, err = run(capsys, "add", "--user", "u", "--file", "many.txt")
+    assert code == 0 and err == ""  # no progress bar: stderr is not a terminal here
+    assert out.splitlines() == [f"{TABLE_ROWS + 10} memories written ({TABLE_ROWS + 10} ADD); --json lists them, "
+                                "`localmem list` shows them"]
+
+
+def test_progress_shows_on_a_terminal(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    from tests.serving import cli_env
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"line {i}\n" for i in range(300)))
+    out = tmp_path / "out.txt"
+    # stderr is a terminal (the bar's; a 0-column one would show an empty bar), stdout a file (the summary's).
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    seen: list[bytes] = []
+
+    def read() -> None:  # drained as it comes: a full pty buffer would block the child
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 65536):
+                seen.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    with out.open("w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "localmem", "add", "--user", "u", "--file", str(lines)],
+                              stdout=stdout, stderr=follower, env=cli_env(), cwd=tmp_path, timeout=300)
+    os.close(follower)
+    reader.join(10)
+    os.close(leader)
+    shown = b"".join(seen)
+    assert done.returncode == 0, shown
+    assert b"adding" in shown and b"300/300" in shown, shown
+    assert out.read_text().startswith("300 memories written")
 
 
 def test_models_and_doctor(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -166,6 +238,8 @@ def test_console_entry_point_runs_as_a_module() -> None:
 def test_bundle_dry_run_plans_wheels_with_pinned_torch(capsys: pytest.CaptureFixture[str]) -> None:
     plan = as_json(capsys, "bundle", "out", "--dry-run")
     assert isinstance(plan, dict)
+    # The bundle installs this project by its distribution name, not PyPI's unrelated 'localmem'.
+    assert "'localmem-offline[bench]'" in bundle.install_script() and "'localmem[" not in bundle.install_script()
     flat = [" ".join(c) for c in plan["commands"]]
     assert any("torch==2.13.0" in c and "wheel" in c for c in flat)
     assert not Path("out").exists()
@@ -199,7 +273,7 @@ def test_bundled_bench_data_lands_where_localmem_bench_reads_it(tmp_path: Path) 
     bundle._copy_bench_data(_bench_data(tmp_path / "src"), out / "bench-data")
     assert sorted(p.name for p in (out / "bench-data").iterdir()) == ["SOURCES.json", "locomo", "memorybank"]
     # Run install.sh's bench-data step as written, with an empty cache: the data must then be found.
-    script = bundle.INSTALL_SH.format(torch=bundle.TORCH_PIN)
+    script = bundle.install_script()
     start = script.index("if [ -d bench-data ]")
     step = script[start:script.index("\nfi\n", start) + 4]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "x y")}

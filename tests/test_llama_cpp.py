@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import resources
@@ -59,7 +59,8 @@ class FakeBackend:
         self.grammars.append(grammar)
         return Completion(self.outputs.pop(0), self.count_tokens(prompt), 5, 0.1)
 
-    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int) -> list[Completion]:
+    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int, *,
+                      on_done: Callable[[int], object] | None = None) -> list[Completion]:
         self.batches.append(len(prompts))
         return [self.complete(p, grammar, max_tokens) for p in prompts]
 
@@ -563,3 +564,13 @@ def test_greedy_completion_gives_what_create_completion_gives_with_the_grammar()
             assert prompting.parse_decision(fast.text, candidates) is not None  # an answer the grammar allows
     finally:
         backend.close()
+
+
+@pytest.mark.slow
+def test_real_batched_decoder_reports_each_answer_as_it_ends(real_model: LlamaCppModel) -> None:
+    from localmem.extractors.prompting import extraction_grammar, extraction_prompt
+
+    prompts = [extraction_prompt([f"user: {text}"], None) for text in ("I like tea.", "I own a cat.", "Hi.")]
+    ended: list[int] = []
+    done = real_model._backend.complete_many(prompts, extraction_grammar(), 24, on_done=ended.append)
+    assert len(done) == 3 and ended == [1, 1, 1]  # one step per prompt: a progress bar's count

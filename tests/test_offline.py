@@ -145,3 +145,48 @@ def test_the_guard_records_and_blocks_every_non_loopback_attempt(tmp_path: Path)
                                   "ipv6": "blocked", "loopback": "ok", "unix": "ok"}
     assert result["attempts"] == ["connect ('203.0.113.1', 80)", "connect ('203.0.113.1', 80)",
                                   "resolve 'example.com'", "connect ('2001:db8::1', 80, 0, 0)"]
+
+
+DOCS_PAGE = textwrap.dedent('''
+    import re, socket, threading, time
+    import httpx, uvicorn
+    from localmem import Memory, MemoryConfig
+    from localmem.async_memory import AsyncMemory
+    from localmem.config import VectorStoreConfig
+    from localmem.embedders.fake import HashingEmbedder
+    from localmem.server.app import create_app
+
+    memory = Memory(MemoryConfig(vector_store=VectorStoreConfig(uri="m.db")), embedder=HashingEmbedder())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(AsyncMemory(memory=memory)), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    page = httpx.get(base + "/docs").text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page) + re.findall(r"url: ?'([^']+)'", page)
+    statuses = {a: httpx.get(base + a).status_code for a in assets}
+    server.should_exit = True
+    print("RESULT " + json.dumps({"external": re.findall(r"https?://[^\\s'\\"]+", page), "statuses": statuses,
+                                  "attempts": ATTEMPTS}))
+''')
+
+
+@pytest.mark.slow
+def test_the_docs_page_loads_with_no_network(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the [server] extra is not installed")
+    script = tmp_path / "docs_page.py"
+    script.write_text(GUARD + DOCS_PAGE)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([*_network_namespace(), sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("RESULT ")).removeprefix("RESULT "))
+    assert result["external"] == [] and result["attempts"] == []
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css", "/openapi.json"} <= set(
+        result["statuses"])
+    assert set(result["statuses"].values()) == {200}, result["statuses"]

@@ -22,6 +22,7 @@ from localmem.bench.data import texts_hash
 from localmem.config import EmbedderConfig
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder, force_offline
 from localmem.models import find_entry, resolve_model
+from localmem.progress import bar
 from localmem.protocols import Vectors
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -61,20 +62,19 @@ class Embedders:
         blocks = []
         directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        for start in range(0, len(texts), BLOCK):
-            chunk = texts[start:start + BLOCK]
-            path = directory / f"{MODEL_NAME}-{self.sha[:16]}-raw-{texts_hash(chunk)[:24]}.npy"
-            if path.is_file():
-                blocks.append(np.load(path))
-                continue
-            if progress:
-                print(f"  embedding {len(chunk)} texts ({start + len(chunk)}/{len(texts)}) on {self.device}",
-                      flush=True)
-            vectors = self.raw_default.embed(chunk)
-            partial = path.with_suffix(".partial.npy")
-            np.save(partial, vectors)
-            os.replace(partial, path)
-            blocks.append(vectors)
+        with bar(len(texts), f"embedding on {self.device}", unit="text", quiet=not progress) as step:
+            for start in range(0, len(texts), BLOCK):
+                chunk = texts[start:start + BLOCK]
+                path = directory / f"{MODEL_NAME}-{self.sha[:16]}-raw-{texts_hash(chunk)[:24]}.npy"
+                if path.is_file():
+                    blocks.append(np.load(path))
+                else:
+                    vectors = self.raw_default.embed(chunk)
+                    partial = path.with_suffix(".partial.npy")
+                    np.save(partial, vectors)
+                    os.replace(partial, path)
+                    blocks.append(vectors)
+                step(len(chunk))
         if not blocks:
             return np.zeros((0, self.default.identity.dims), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)

@@ -44,6 +44,7 @@ from localmem.bench import data, metrics
 from localmem.bench.timing import summarize
 from localmem.config import EmbedderConfig, VectorStoreConfig
 from localmem.embedders.select import BACKENDS, build_embedder
+from localmem.progress import bar
 from localmem.protocols import Embedder, LanguageModel
 from localmem.temporal import parse_locomo_datetime
 
@@ -281,16 +282,16 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
     with Memory(MemoryConfig(vector_store=store_config, extract_facts=extract_facts), embedder=embedder,
                 llm=llm) as memory:
         total = sum(len(t) for t in turns.values())
-        done = 0
-        for conv, kept in turns.items():
-            for turn in kept:
-                start = time.perf_counter()
-                memory.add([{"role": "user", "content": turn.said}], user_id=conv, metadata={"dia_id": turn.dia_id},
-                           timestamp=parse_locomo_datetime(turn.when), infer=infer)
-                add_times.append(time.perf_counter() - start)
-                done += 1
-                if progress and done % 20 == 0:
-                    print(f"  {progress}: {done}/{total} turns added", flush=True)
+        # A bar on a terminal; a log or a pipe gets none (the section's own lines say what runs).
+        with bar(total, f"{progress or 'adding'}: turns", unit="turn", quiet=not progress) as step:
+            for conv, kept in turns.items():
+                for turn in kept:
+                    start = time.perf_counter()
+                    memory.add([{"role": "user", "content": turn.said}], user_id=conv,
+                               metadata={"dia_id": turn.dia_id}, timestamp=parse_locomo_datetime(turn.when),
+                               infer=infer)
+                    add_times.append(time.perf_counter() - start)
+                    step(1)
     for name, settings in variants.items():
         config = MemoryConfig(vector_store=dataclasses.replace(store_config, **settings))
         with Memory(config, embedder=embedder) as memory:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from localmem.bench.datasets import DATA_ENV, FETCH_HINT
+from localmem.dist import extra_hint
 from localmem.errors import DependencyError
 
 SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 def _require_extra() -> None:
     """The plots need matplotlib, which only the [bench] extra installs: say so before any work."""
     if importlib.util.find_spec("matplotlib") is None:
-        raise DependencyError("the benchmark suite needs matplotlib: pip install 'localmem[bench]'")
+        raise DependencyError(f"the benchmark suite needs matplotlib: {extra_hint('bench')}")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from localmem import preload
+from localmem import preload, progress
 from localmem.cli.output import emit_json, table
 from localmem.errors import InvalidInputError
 from localmem.inputs import json_value
@@ -20,6 +21,12 @@ from localmem.private import open_private
 # The memory text carries its date ("(8 May 2023) ..."); `get` shows every field, created_at included.
 _LIST_COLUMNS = ["id", "kind", "memory", "user_id", "agent_id", "run_id"]
 _BULK_CHUNK = 64
+# More rows than a screen holds are summarised in one line instead (--json still gives every row).
+TABLE_ROWS = 50
+# Memory's errors name its Python arguments; the CLI's user typed flags.
+_FLAG_TERMS = ((re.compile(r"\buser_id\b"), "--user"), (re.compile(r"\bagent_id\b"), "--agent"),
+               (re.compile(r"\brun_id\b"), "--run"), (re.compile(r"\bor filters\b"), "or --filter"),
+               (re.compile(r"\b(?:add|search|get_all|delete_all)\(\)"), "{command}"))
 
 
 def store_options() -> argparse.ArgumentParser:
@@ -59,7 +66,7 @@ def register(commands: Any, epilog: str) -> None:
         return parser
 
     p = command("add", _add, "add memories from text (an LLM extracts facts unless --no-infer)", [store, scope])
-    p.add_argument("text", nargs="*", help="messages; omit and use --file for many")
+    p.add_argument("text", nargs="*", help="one or more messages, each its own (quote a sentence); or use --file")
     p.add_argument("--file", help="one message per line ('-' for stdin); stored with --no-infer in batches")
     p.add_argument("--metadata", type=_json_object, metavar="JSON", help="metadata for every memory created")
     p.add_argument("--infer", action=argparse.BooleanOptionalAction, default=True,
@@ -99,12 +106,15 @@ def register(commands: Any, epilog: str) -> None:
 def _add(args: argparse.Namespace) -> int:
     if bool(args.text) == bool(args.file):
         raise InvalidInputError("give the text to add, or --file, not both or neither")
-    with _memory(args) as memory:
+    with _memory(args) as memory, _in_flag_terms("add"):
         scope = _scope(args)
         if args.text:
-            result = memory.add(" ".join(args.text), metadata=args.metadata, infer=args.infer,
-                                timestamp=_timestamp(args.timestamp), **scope)
-            results = result["results"]
+            # Each argument is one message: with --no-infer, one memory each; with inference, one
+            # conversation the model reads as a whole. Quote a sentence to keep it one message.
+            messages: Any = args.text[0] if len(args.text) == 1 else [
+                {"role": "user", "content": text} for text in args.text]
+            results = memory.add(messages, metadata=args.metadata, infer=args.infer,
+                                 timestamp=_timestamp(args.timestamp), **scope)["results"]
         else:
             lines = _read_lines(args.file)
             results = []
@@ -117,9 +127,20 @@ def _add(args: argparse.Namespace) -> int:
                     step(len(chunk))
     if args.json:
         emit_json({"results": results, "relations": []})
+    elif len(results) > TABLE_ROWS:
+        print(_event_summary(results))
     else:
         table(results, ["event", "id", "memory"], wide="memory")
     return 0
+
+
+def _event_summary(results: list[dict[str, Any]]) -> str:
+    """One line for a large add: how many memories of each event (the table would scroll for pages)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.get("event", "NONE")] = counts.get(result.get("event", "NONE"), 0) + 1
+    parts = ", ".join(f"{n} {event}" for event, n in sorted(counts.items()))
+    return f"{len(results)} memories written ({parts}); --json lists them, `localmem list` shows them"
 
 
 def _timestamp(value: str | None) -> str | int | None:
@@ -128,7 +149,7 @@ def _timestamp(value: str | None) -> str | int | None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with _memory(args) as memory:
+    with _memory(args) as memory, _in_flag_terms("search"):
         hits = memory.search(args.query, limit=args.limit, threshold=args.threshold, filters=args.filters,
                              **_scope(args))["results"]
     if args.json:
@@ -139,7 +160,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _memory(args) as memory:
+    with _memory(args) as memory, _in_flag_terms("list"):
         items = memory.get_all(limit=args.limit, filters=args.filters, include_episodes=args.episodes,
                                **_scope(args))["results"]
     if args.json:
@@ -185,7 +206,9 @@ def _history(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(events)
     else:
-        table(events, ["event", "created_at", "old_memory", "new_memory"], wide="new_memory")
+        # created_at is the memory's birth on every row; the event's own time is its updated_at.
+        rows = [{**e, "when": e.get("updated_at") or e.get("created_at")} for e in events]
+        table(rows, ["event", "when", "old_memory", "new_memory"], wide="new_memory")
     return 0
 
 
@@ -227,6 +250,19 @@ def _import(args: argparse.Namespace) -> int:
 
 
 # -- helpers --------------------------------------------------------------------
+@contextlib.contextmanager
+def _in_flag_terms(command: str) -> Iterator[None]:
+    """Re-word an InvalidInputError from Memory in the flags of ``localmem COMMAND`` (same class, same exit)."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        text = str(exc)
+        for pattern, flag in _FLAG_TERMS:
+            text = pattern.sub(flag.format(command=f"'localmem {command}'"), text)
+        exc.args = (text,)
+        raise
+
+
 @contextlib.contextmanager
 def _memory(args: argparse.Namespace) -> Iterator[Any]:
     """A MemoryClient when a server is named (this process loads no model), else a Memory."""
@@ -325,13 +361,6 @@ def _output(path: str) -> Iterator[Any]:
     partial.replace(target)
 
 
-@contextlib.contextmanager
-def _progress(total: int, what: str, args: argparse.Namespace) -> Iterator[Any]:
-    """A tqdm bar on stderr for people; silent for --json and when stderr is not a terminal."""
-    if args.json or not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc=what, unit="mem", file=sys.stderr, leave=False) as bar:
-        yield bar.update
+def _progress(total: int, what: str, args: argparse.Namespace) -> Any:
+    """A bar on stderr for people (localmem/progress.py); none for --json."""
+    return progress.bar(total, what, unit="mem", at_least=1, quiet=args.json)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from localmem import english, models
+from localmem import english, models, progress
 from localmem.config import LlmConfig
 from localmem.errors import (
     ChecksumError,
@@ -78,8 +78,10 @@ class Backend(Protocol):
 
     def complete(self, prompt: str, grammar: Grammar, max_tokens: int) -> Completion: ...
 
-    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int) -> list[Completion]:
-        """One completion per prompt, in order; a backend may decode them together."""
+    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int, *,
+                      on_done: Callable[[int], object] | None = None) -> list[Completion]:
+        """One completion per prompt, in order; a backend may decode them together.
+        ``on_done(n)``: n more prompts answered (for a progress bar)."""
         ...
 
     def close(self) -> None: ...
@@ -267,7 +269,9 @@ class LlamaCppModel:
             return []
         with self._lock:
             if together:
-                done = self._backend.complete_many(prompts, grammar, self.config.max_tokens)
+                # A bar only for a large add() watched on a terminal (progress.py); decoding is the same.
+                with progress.bar(len(prompts), "extracting facts", unit="turn") as step:
+                    done = self._backend.complete_many(prompts, grammar, self.config.max_tokens, on_done=step)
             else:
                 done = [self._backend.complete(p, grammar, self.config.max_tokens) for p in prompts]
             for one in done:
@@ -416,7 +420,8 @@ class LlamaCppBackend:
         finally:
             picker.free(compiled)
 
-    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int) -> list[Completion]:
+    def complete_many(self, prompts: Sequence[str], grammar: Grammar, max_tokens: int, *,
+                      on_done: Callable[[int], object] | None = None) -> list[Completion]:
         """The prompts decoded PARALLEL at a time, each finished one's place taken by the next (see
         parallel.py), in order."""
         if self._parallel is None:
@@ -424,7 +429,7 @@ class LlamaCppBackend:
         tokenized = [self._llm.tokenize(p.encode("utf-8"), add_bos=True) for p in prompts]
         out: list[Completion] = []
         for prompt, (answer, finished, seconds) in zip(
-                tokenized, self._parallel.complete(tokenized, grammar, max_tokens), strict=True):
+                tokenized, self._parallel.complete(tokenized, grammar, max_tokens, on_done), strict=True):
             text = self._llm.detokenize(answer).decode("utf-8", errors="replace")
             out.append(Completion(text, len(prompt), len(answer), seconds, cut=not finished))
         return out

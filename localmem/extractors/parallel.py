@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,8 +138,8 @@ class ParallelDecoder:
         self._batch = llama_cpp.llama_batch_init(self.n_ctx, 0, 1)
         self._prefix: list[int] = []  # what sequence 0 holds
 
-    def complete(self, prompts: Sequence[list[int]], grammar: Grammar,
-                 max_tokens: int) -> list[tuple[list[int], bool, float]]:
+    def complete(self, prompts: Sequence[list[int]], grammar: Grammar, max_tokens: int,
+                 on_done: Callable[[int], object] | None = None) -> list[tuple[list[int], bool, float]]:
         """(answer tokens, finished before max_tokens, decode seconds) per tokenized prompt, in order.
 
         Any number of prompts: PARALLEL are decoded side by side, and the step after one
@@ -148,6 +148,7 @@ class ParallelDecoder:
         of PARALLEL left the longest answer of each group decoding almost alone: on LoCoMo
         sessions 43% of the steps carried one sequence. An answer is finished at the
         grammar's end text, or at the end token where the grammar allows it earlier.
+        ``on_done(1)`` is called as each answer ends (a progress bar's step).
         """
         if not prompts:
             return []
@@ -199,6 +200,8 @@ class ParallelDecoder:
                         finished[slot.prompt] = ended
                         self._picker.free(active.pop(seq).grammar)
                         lib.llama_memory_seq_rm(mem, seq, -1, -1)  # its cells serve the next prompt
+                        if on_done is not None:
+                            on_done(1)
                         continue
                     step.append((seq, slot.position, token, True))
                     slot.position += 1

@@ -24,6 +24,7 @@ from localmem.async_memory import AsyncMemory
 from localmem.errors import LocalmemError
 from localmem.inputs import json_object
 from localmem.server import MAX_WAIT_S
+from localmem.server.docs_page import add_docs
 from localmem.wire import error_body, one_line, status_for
 
 log = logging.getLogger("localmem.server")
@@ -88,10 +89,12 @@ def create_app(memory: AsyncMemory, *, mcp: Any = None) -> FastAPI:
             yield
         log.info("localmem server stopped; store released")
 
-    app = FastAPI(title="localmem", version=__version__, lifespan=lifespan,
+    # docs_url/redoc_url off: FastAPI's pages load their assets from a CDN; docs_page serves them locally.
+    app = FastAPI(title="localmem", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Offline long-term memory with Mem0's REST API. Errors: "
                               '{"error": "<LocalmemError class>", "detail": "<one line>"}.')
     _add_error_handlers(app)
+    add_docs(app)
 
     @app.get("/health", summary="Liveness (no API key needed)")
     async def health() -> dict[str, str]:
