@@ -81,5 +81,9 @@ def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: 
 
 
 def _strays(fact: str, message: str, similarity: Mapping[str, float]) -> bool:
-    """Whether a fact is further from the query in meaning than the message it was drawn from."""
-    return fact in similarity and message in similarity and similarity[fact] < similarity[message]
+    """Whether a fact is clearly further from the query in meaning than the message it was drawn from
+    (by ``STRAY_MARGIN``: between two memories both unrelated to a query, which one shows is noise)."""
+    return fact in similarity and message in similarity and similarity[fact] < similarity[message] - STRAY_MARGIN
+
+
+STRAY_MARGIN = 0.1
