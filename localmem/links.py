@@ -6,7 +6,9 @@ module is the one place that reads those links back and says what a change takes
 * a fact deleted leaves the episodes it was drawn from that no other fact cites (``orphaned_by``):
   ``Memory.delete`` deletes them too, so what was forgotten is not found again through its message;
 * an episode deleted or rewritten takes the contexts that quote it (``contexts_quoting``): its
-  words leave the store.
+  words leave the store;
+* an episode superseded (currency.py) passes that on to the facts drawn from it that speak of
+  the same thing (``facts_drawn_from``, filtered by the caller).
 
 Reads only: callers write what it returns through the Writer.
 """
@@ -43,3 +45,11 @@ def deleted_with(store: VectorStore, record: MemoryRecord) -> list[MemoryRecord]
     """What deleting ``record`` deletes: itself, the episodes it leaves orphaned, and their contexts."""
     orphans = orphaned_by(store, record)
     return [record, *orphans, *contexts_quoting(store, record, *orphans)]
+
+
+def facts_drawn_from(store: VectorStore, *episodes: MemoryRecord) -> list[MemoryRecord]:
+    """The facts that cite any of these episodes (in the episode's scope: see ``orphaned_by``)."""
+    scope_of = {r.id: r.scope for r in episodes if r.kind == EPISODE}
+    if not scope_of:
+        return []
+    return [f for f in store.citing(list(scope_of), (FACT,)) if any(scope_of.get(s) == f.scope for s in f.sources)]

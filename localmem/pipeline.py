@@ -30,13 +30,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from localmem import progress
+from localmem import links, progress
 from localmem.config import MemoryConfig
 from localmem.context import TURNS_BEFORE, WINDOW_S, Line, before, context_text, line_of
 from localmem.currency import common_names, is_chatter, is_own, says_change, supersedes, topics
@@ -319,36 +320,16 @@ class AddPipeline:
         topic is superseded by a new one that says something changed; so are the facts drawn from it
         that speak of the new message's topics. Nothing is deleted: the past stays findable.
         """
-        has_user = request.scope.user_id is not None
         here = set(episodes.ids)
         marked: dict[str, Write] = {}
         for write, message in zip(episodes.writes, messages, strict=True):
             new = write.record
-            if (write.event is not Event.ADD or write.vector is None or new.chatter or not is_own(new.role, has_user)
-                    or not says_change(message.content)):
+            if (write.event is not Event.ADD or write.vector is None or new.chatter
+                    or not is_own(new.role, request.scope.user_id is not None) or not says_change(message.content)):
                 continue
-            hits = self.store.search(write.vector, request.scope, None, SUPERSEDE_CANDIDATES, kinds=(EPISODE,))
-            # The conversation's people (speakers, the scope's ids) are named everywhere: no topic of their own.
-            people = frozenset(p.lower() for p in (*(h.record.speaker for h in hits), new.speaker,
-                                                   *request.scope.as_dict().values()) if p) | common_names(
-                [h.record.memory for h in hits])
-            said_before = [h.record for h in hits
-                           if h.record.id not in here and h.record.id not in marked and not h.record.chatter
-                           and is_own(h.record.role, has_user) and h.record.speaker == new.speaker
-                           and (h.record.timestamp or 0) <= (new.timestamp or 0)
-                           and supersedes(message.content, content_of(h.record.memory, h.record.speaker), h.score,
-                                          people)]
-            # One already superseded hands its topic on: what superseded it (the topic's latest state,
-            # "Mango passed away" after "I have a cat called Mango") is superseded in turn.
-            later = [i for r in said_before if (i := r.superseded_by) and i not in here and i not in marked]
-            old = [r for r in said_before if r.current]
-            old += [r for r in self.store.get(list(dict.fromkeys(later))) if r.kind == EPISODE and r.current
-                    and r.scope == new.scope and r.speaker == new.speaker and r.id not in {o.id for o in old}
-                    and (r.timestamp or 0) <= (new.timestamp or 0)] if later else []
-            if not old:
-                continue
+            old = self._earlier_states(new, write.vector, message.content, request.scope, here | marked.keys())
             about = topics(message.content)
-            facts = [f for f in self.store.citing([r.id for r in old], (FACT,))
+            facts = [f for f in links.facts_drawn_from(self.store, *old)
                      if f.current and f.id not in marked and (not about or topics(f.memory) & about)]
             vectors = self.store.get_vectors([r.id for r in [*old, *facts]])
             for record in [*old, *facts]:
@@ -357,6 +338,31 @@ class AddPipeline:
                     marked[record.id] = Write(Event.UPDATE, stale, vectors[record.id][None, :], previous=record,
                                               previous_vector=vectors[record.id], flags=(SUPERSEDED_FLAG,))
         return list(marked.values())
+
+    def _earlier_states(self, new: MemoryRecord, vector: Vectors, content: str, scope: Scope,
+                        skip: AbstractSet[str]) -> list[MemoryRecord]:
+        """The current messages, said before ``new`` by its speaker, that ``new`` supersedes."""
+        hits = self.store.search(vector, scope, None, SUPERSEDE_CANDIDATES, kinds=(EPISODE,))
+        # The conversation's people (speakers, the scope's ids, names most messages carry) are named
+        # everywhere: no topic of their own.
+        people = frozenset(p.lower() for p in (*(h.record.speaker for h in hits), new.speaker,
+                                               *scope.as_dict().values()) if p)
+        people |= common_names([h.record.memory for h in hits])
+
+        def earlier(record: MemoryRecord) -> bool:
+            return (record.id not in skip and record.kind == EPISODE and record.scope == new.scope
+                    and record.speaker == new.speaker and not record.chatter
+                    and is_own(record.role, scope.user_id is not None)
+                    and (record.timestamp or 0) <= (new.timestamp or 0))
+
+        said_before = [h.record for h in hits if earlier(h.record)
+                       and supersedes(content, content_of(h.record.memory, h.record.speaker), h.score, people)]
+        # One already superseded hands its topic on: what superseded it (the topic's latest state,
+        # "Mango passed away" after "I have a cat called Mango") is superseded in turn.
+        old = {r.id: r for r in said_before if r.current}
+        later = list(dict.fromkeys(i for r in said_before if (i := r.superseded_by) and i not in old))
+        old.update((r.id, r) for r in (self.store.get(later) if later else []) if earlier(r) and r.current)
+        return list(old.values())
 
     # -- infer=True --------------------------------------------------------
     def _reconcile(self, facts: list[Fact], vectors: Vectors, request: AddRequest,
