@@ -47,7 +47,7 @@ def _save(fig: Any, path: Path) -> str:
 
 def _search_latency(product: dict[str, Any], device: str, path: Path) -> str:
     sizes = sorted(int(n) for n in product["sizes"])
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5.4))
     for who, label, color in (("search", "Memory.search", "tab:blue"),
                               ("floor", "floor: same query embedding + exact numpy scan", "dimgray")):
         for pct, style in (("p50", "-"), ("p95", "--")):
@@ -59,7 +59,8 @@ def _search_latency(product: dict[str, Any], device: str, path: Path) -> str:
     ax.set_xlim(0, sizes[-1] * 1.05)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # Below the axes: inside, it hid the p50 lines, which sit close together at the bottom.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     ax.set_title(f"Memory.search latency vs memories stored\n{product['questions']} generated questions, "
                  f"default settings, limit {product['k']}, one caller; embedder on {device}", fontsize=10)
     return _save(fig, path)
