@@ -85,6 +85,20 @@ def test_generated_corpus_is_deterministic_and_labelled():
         assert person in question and person in gen.docs[gen.doc_ids.index(relevant)]
 
 
+def test_the_generated_conversation_states_each_fact_once():
+    turns = synthetic.conversation(600, seed=2)
+    assert turns == synthetic.conversation(600, seed=2) and turns != synthetic.conversation(600, seed=3)
+    assert len({t.text for t in turns}) == 600 and {t.session for t in turns} == set(range(30))
+    facts = [t.fact for t in turns if t.fact is not None]
+    assert len(facts) == len(set(facts)) == 300  # one relevant turn per question
+    for turn in turns:
+        if turn.fact is not None:
+            person = turn.fact.split("|")[0]
+            assert person in turn.text and person in synthetic.question(turn.fact) and person not in synthetic.SPEAKERS
+    with pytest.raises(ValueError, match="holds at most"):
+        synthetic.conversation(5_000, seed=0)
+
+
 def _mirror_of_shared_data(shared: Path, mirror: LoopbackServer) -> tuple[datasets.DataSet, ...]:
     """Serve ../shared/data under the official file names; a manifest pinned to what is served."""
     served = {"locomo10.json": (shared / "locomo" / "locomo_dev.json").read_bytes(),

@@ -130,7 +130,7 @@ def conversation(n_turns: int, seed: int, session_turns: int = 20) -> list[Said]
     someone else (each (person, attribute) at most once, so a question has one relevant turn), the rest
     is small talk. Seeded; distinct texts."""
     rng = random.Random(seed)
-    facts = [(p, a) for p in NAMES for a in sorted(ATTRIBUTES)]
+    facts = [(p, a) for p in NAMES if p not in SPEAKERS for a in sorted(ATTRIBUTES)]
     rng.shuffle(facts)
     chatter = list(dict.fromkeys(t.format(d=d, a=a) for t in _SMALL_TALK for d in _DAYS for a in _DOING))
     rng.shuffle(chatter)
