@@ -116,8 +116,11 @@ def _recall(results: dict[str, Any], device: str, path: Path) -> str:
         ax.set_ylabel("share of questions (hit) / of evidence turns (recall)")
         ax.set_ylim(0, 1)
         ax.set_xlim(left=0)
+        ks = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
+        if ks:
+            ax.set_xticks(ks)  # the k measured, not fractions of one
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Retrieval quality at k; embedder on {device}")
     return _save(fig, path)
