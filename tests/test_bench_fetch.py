@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -103,21 +104,74 @@ def test_unknown_names_and_unreachable_hosts_are_one_clear_error(mirror: Loopbac
         fetch.fetch(["a"], tmp_path, manifest=manifest, say=lambda _: None)
 
 
-def test_the_real_manifest_pins_nothing_it_could_not_verify() -> None:
-    # Every official hash is still unverified (no access to the official hosts where it was written):
-    # the CLI must refuse before downloading, naming the way out, with the documented exit code.
-    assert all(r.sha256 is None for d in datasets.MANIFEST for r in d.remotes)
+def test_the_real_manifest_pins_every_file_at_a_fixed_commit() -> None:
+    # Each hash was checked by hand against the official repository (issue #36); a moving branch URL
+    # would turn an upstream edit into a refusal, so every GitHub URL names its commit.
     assert {d.name for d in datasets.MANIFEST} == {"locomo", "scifact", "memorybank"}
     for entry in datasets.MANIFEST:
-        assert entry.licence and entry.licence_url and all(r.url.startswith("https://") for r in entry.remotes)
+        assert entry.licence and entry.licence_url
+        for remote in entry.remotes:
+            assert remote.url.startswith("https://") and re.fullmatch(r"[0-9a-f]{64}", remote.sha256 or "")
+            if "githubusercontent.com" in remote.url:
+                assert re.search(r"/[0-9a-f]{40}/", remote.url) and "/main/" not in remote.url, remote.url
+    [scifact] = [r for d in datasets.MANIFEST if d.name == "scifact" for r in d.remotes]
+    assert scifact.upstream_md5 == "5f7d1de60b170fc8027bb7898e2efca1"  # the publisher's own, checked too
 
 
-def test_cli_fetch_refuses_unpinned_official_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["bench", "data", "fetch", "locomo", "--data", str(tmp_path / "d")])
+def _official(name: str) -> Remote:
+    return next(r for d in datasets.MANIFEST for r in d.remotes if r.url.endswith("/" + name))
+
+
+def test_the_memorybank_pins_are_the_shared_copies(shared_data: Path) -> None:
+    # The copies beside the checkout are byte-identical to the official files at the pinned commit.
+    for name, copy in (("memory_bank_en.json", "memorybank_memory_bank_en.json"),
+                       ("probing_questions_en.jsonl", "memorybank_probing_questions_en.jsonl")):
+        assert hashlib.sha256((shared_data / "memorybank" / copy).read_bytes()).hexdigest() == _official(name).sha256
+
+
+def test_cli_fetches_pinned_files_from_a_mirror_with_no_extra_flag(
+        mirror: LoopbackServer, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The real manifest, the real bytes (served under the official names): accepted as they are.
+    for name, copy in (("memory_bank_en.json", "memorybank_memory_bank_en.json"),
+                       ("probing_questions_en.jsonl", "memorybank_probing_questions_en.jsonl")):
+        mirror.put(name, (shared_data / "memorybank" / copy).read_bytes())
+    root = tmp_path / "d"
+    assert main(["bench", "data", "fetch", "memorybank", "--mirror", mirror.url, "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("sha256 verified") == 2 and "UNPINNED" not in out
+    assert datasets.missing(("memorybank",), root) == []
+    assert all(r["pinned"] for r in json.loads((root / fetch.SOURCES).read_text()))
+
+
+def test_cli_refuses_bytes_that_differ_from_the_pins(
+        mirror: LoopbackServer, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The 6-conversation dev copy is not the official locomo10.json; a zip rebuilt from the SciFact
+    # files is not BEIR's; one changed byte in MemoryBank is not MemoryBank.
+    mirror.put("locomo10.json", (shared_data / "locomo" / "locomo_dev.json").read_bytes())
+    mirror.put("scifact.zip", _zip({f"scifact/{f}": (shared_data / "scifact" / f).read_bytes()
+                                    for f in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")}))
+    bank = bytearray((shared_data / "memorybank" / "memorybank_memory_bank_en.json").read_bytes())
+    bank[10] ^= 1
+    mirror.put("memory_bank_en.json", bytes(bank))
+    root = tmp_path / "d"
+    for name, file in (("locomo", "locomo10.json"), ("scifact", "scifact.zip"), ("memorybank", "memory_bank_en.json")):
+        code = main(["bench", "data", "fetch", name, "--mirror", mirror.url, "--data", str(root)])
+        err = capsys.readouterr().err
+        assert code == EXIT_CHECK_FAILED, name
+        assert f"{file}: sha256 " in err and f"does not match the pinned {_official(file).sha256}" in err, err
+    assert not [p for p in root.rglob("*") if p.is_file()]  # nothing written, not even SOURCES.json
+
+
+def test_cli_fetch_refuses_an_unpinned_file_before_downloading(
+        mirror: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = mirror.put("new.json", b"[]")
+    monkeypatch.setattr(datasets, "MANIFEST", (_set("new", Remote(url, "new/new.json", sha256=None)),))
+    code = main(["bench", "data", "fetch", "new", "--data", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert code == EXIT_CHECK_FAILED and err.count("\n") == 1
-    assert "no pinned sha256 for https://raw.githubusercontent.com/snap-research/locomo" in err
-    assert not (tmp_path / "d").exists()
+    assert f"no pinned sha256 for {url}" in err and "--trust-unpinned" in err
+    assert not (tmp_path / "d").exists() and mirror.requests == []
 
 
 def test_cli_fetch_from_a_mirror_then_list(mirror: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -85,6 +85,20 @@ def test_generated_corpus_is_deterministic_and_labelled():
         assert person in question and person in gen.docs[gen.doc_ids.index(relevant)]
 
 
+def test_the_generated_conversation_states_each_fact_once():
+    turns = synthetic.conversation(600, seed=2)
+    assert turns == synthetic.conversation(600, seed=2) and turns != synthetic.conversation(600, seed=3)
+    assert len({t.text for t in turns}) == 600 and {t.session for t in turns} == set(range(30))
+    facts = [t.fact for t in turns if t.fact is not None]
+    assert len(facts) == len(set(facts)) == 300  # one relevant turn per question
+    for turn in turns:
+        if turn.fact is not None:
+            person = turn.fact.split("|")[0]
+            assert person in turn.text and person in synthetic.question(turn.fact) and person not in synthetic.SPEAKERS
+    with pytest.raises(ValueError, match="holds at most"):
+        synthetic.conversation(5_000, seed=0)
+
+
 def _mirror_of_shared_data(shared: Path, mirror: LoopbackServer) -> tuple[datasets.DataSet, ...]:
     """Serve ../shared/data under the official file names; a manifest pinned to what is served."""
     served = {"locomo10.json": (shared / "locomo" / "locomo_dev.json").read_bytes(),
@@ -112,18 +126,27 @@ def test_quick_suite_end_to_end_on_data_fetched_from_a_loopback_mirror(
         True, out=tmp_path / "out", data=fetched, sizes=(200,), queries=12, repeats=1, warmup=2, scifact_queries=15,
         scifact_docs=120, scoring_questions=15, scoring_conversations=1, ingest_single=5, ingest_batched=40,
         retrieval_conversations=1, retrieval_questions=12, extraction_conversations=1, extraction_turns=2,
-        infer_questions=1)
+        infer_questions=1, memories=(30,), product_queries=6, product_infer_turns=0, quality_conversations=1,
+        quality_turns=80, quality_infer_turns=0)
     results = run_suite(options)
 
     out = tmp_path / "out"
     assert results["skipped"] == []
     assert json.loads((out / "results.json").read_text())["seed"] == results["seed"]
     report = (out / "report.md").read_text()
-    for heading in ("Search latency", "L2 vs cosine", "Ingestion", "Full-product retrieval"):
+    for heading in ("At a glance", "Memory quality", "Search latency", "L2 vs cosine", "Ingestion",
+                    "Full-product retrieval"):
         assert heading in report
-    for png in ("latency_vs_n.png", "scores_scifact.png", "scores_locomo.png", "recall_at_k.png"):
+    for png in ("search_latency.png", "search_scores.png", "recall_at_k.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"]({png})" in report
+
+    # Memory quality is a section of the run (memory_quality.py on the data fetched above), on a subset.
+    locomo = results["quality"]["locomo"]
+    assert locomo["turns"] == {"conv-26": 80} and locomo["questions"] > 5
+    row = locomo["rows"]["infer=False"]["all"]
+    assert 0.3 < row["evidence_hit_at_5"] <= 1.0 and 0.0 < row["answer_recall_at_5"] <= 1.0
+    assert "LoCoMo memory quality, infer=False (80 turns) | evidence hit@5 " in report
 
     env = results["environment"]
     assert env["embedder_device"] in ("cpu", "cuda", "mps") and env["packages"]["pymilvus"]
@@ -162,6 +185,10 @@ def test_quick_suite_end_to_end_on_data_fetched_from_a_loopback_mirror(
         hits = retrieval[path]["quality"]["hit"]
         assert 0.0 <= hits["1"] <= hits["5"] <= hits["20"] <= 1.0
     assert retrieval["targets"]["p50_ratio_to_floor"] > 0
+    scores = retrieval["product"]["scores"]  # the default search's scores on real turns: the figure's second panel
+    assert scores["relevant_scores"] and scores["unrelated_scores"]
+    assert len(scores["relevant_scores"]) + len(scores["unrelated_scores"]) <= 12 * 10
+    assert scores["relevant"]["p50"] > scores["irrelevant"]["p50"]
 
 
 def test_quick_run_without_any_data_runs_the_data_free_sections_cleanly(tmp_path, monkeypatch, capfd):
@@ -170,15 +197,18 @@ def test_quick_run_without_any_data_runs_the_data_free_sections_cleanly(tmp_path
     quick = Options.for_mode
 
     def smaller(is_quick, **overrides):  # the quick presets, with fewer adds and questions for a test
-        return quick(is_quick, **{"ingest_single": 5, "ingest_batched": 40, "scifact_queries": 15, **overrides})
+        return quick(is_quick, **{"ingest_single": 5, "ingest_batched": 40, "scifact_queries": 15,
+                                  "product_queries": 8, "product_infer_turns": 2, **overrides})
 
     monkeypatch.setattr(Options, "for_mode", smaller)
-    code = main(["bench", "--quick", "--sizes", "300", "--queries", "10", "--repeats", "1", "--threads", "1"])
+    code = main(["bench", "--quick", "--sizes", "300", "--memories", "40", "80", "--queries", "10", "--repeats", "1",
+                 "--threads", "1"])
     out, err = capfd.readouterr()
     assert code == 0, out + err
     for noise in ("Traceback", "GOAWAY", "too_many_pings", "FileNotFoundError", "warning"):
         assert noise not in out + err, out + err
     assert "skipped retrieval: no locomo data" in out
+    assert "skipped memory quality: LoCoMo: evidence hit@5 / answer recall@5: no locomo data" in out
     assert "get the data with: localmem bench data fetch locomo memorybank scifact" in out, out
     [folder] = [p for p in tmp_path.iterdir() if p.name.startswith("localmem-bench-quick-")]
     assert out.strip().splitlines()[-1].startswith(f"results in {folder.name}/")
@@ -188,8 +218,31 @@ def test_quick_run_without_any_data_runs_the_data_free_sections_cleanly(tmp_path
     generated = results["scoring"]["datasets"]["generated"]["variants"]["normalised"]
     assert generated["agreement_at_10"]["COSINE~L2"] > 0.95 and generated["COSINE"]["quality"]["hit"]["5"] > 0.3
     assert results["ingestion"]["texts"] == "generated" and "skipped" in results["ingestion"]["infer"]
-    assert "Skipped for want of data" in (folder / "report.md").read_text()
-    assert (folder / "latency_vs_n.png").is_file()
+    report = (folder / "report.md").read_text()
+    assert "Skipped for want of data" in report and "## Memory quality" not in report  # no empty section
+
+    # What a user installing a memory library wants first, with no data: Memory.search against the floor
+    # at each size, and add() both ways, on a conversation the report says is generated.
+    product = results["product"]
+    assert product["corpus"] == "generated" and product["questions"] == 8 and sorted(product["sizes"]) == ["40", "80"]
+    for n, size in product["sizes"].items():
+        assert size["memories"] == int(n)
+        assert size["floor"]["p50_ms"] > 0 and 0 < size["search"]["p50_ms"] <= size["search"]["p95_ms"]
+        assert size["ratio_to_floor"]["p50_ms"] == pytest.approx(size["search"]["p50_ms"] / size["floor"]["p50_ms"])
+    scores = product["sizes"]["80"]["scores"]
+    assert len(scores["relevant_scores"]) <= 8 and scores["unrelated_scores"] and "scores" not in product["sizes"]["40"]
+    assert all(0 < s <= 1 for s in scores["relevant_scores"] + scores["unrelated_scores"])  # the fused score
+    assert product["add_infer_false"]["turns"] == 80 and product["add_infer_false"]["latency"]["p50_ms"] > 0
+    infer = product["add_infer_true"]
+    assert infer["turns"] == 2 and infer["latency"]["p50_ms"] > product["add_infer_false"]["latency"]["p50_ms"]
+    glance = report.split("## How this ran")[0]
+    assert glance.startswith("# localmem benchmarks (quick run)\n\n## At a glance")
+    for line in ("| Memory.search, 40 memories stored | p50 ", "| Memory.search, 80 memories stored | p50 ",
+                 "| add(infer=False), one turn per call | p50 ",
+                 "| add() default (infer=True, bundled model), one turn per call | p50 ",
+                 "a **generated** conversation"):
+        assert line in glance and line in out, line
+    assert (folder / "search_latency.png").is_file() and (folder / "search_scores.png").is_file()
 
 
 def test_the_accelerator_check_compares_the_auto_path_with_torch_on_the_cpu(shared_root, monkeypatch):

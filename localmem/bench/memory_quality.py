@@ -316,9 +316,15 @@ def library(embedder: Embedder, turns: dict[str, list[Turn]], questions: Sequenc
 
 
 def run(*, quick: bool, infer_conversations: int, infer_turns: int, workdir: Path, infer_only: bool = False,
-        backend: str = "torch", progress: Callable[[str], None] = print) -> dict[str, Any]:
-    max_turns = QUICK_TURNS if quick else None
+        backend: str = "torch", progress: Callable[[str], None] = print,
+        conversations: int | None = None, turns_each: int | None = None) -> dict[str, Any]:
+    """``conversations`` and ``turns_each``: only the first N conversations, and turns of each (default: all, or
+    QUICK_TURNS when ``quick``); ``localmem bench --quick`` measures a subset this way."""
+    max_turns = turns_each if turns_each is not None else QUICK_TURNS if quick else None
     turns, questions = load(max_turns)
+    if conversations is not None:
+        turns = dict(list(turns.items())[:conversations])
+        questions = [q for q in questions if q.conversation in turns]
     progress(f"memory quality: {sum(len(t) for t in turns.values())} turns, {len(questions)} questions")
     out: dict[str, Any] = {"turns": {c: len(t) for c, t in turns.items()}, "questions": len(questions), "rows": {},
                            "embedder_backend": backend}
@@ -379,12 +385,12 @@ def render(results: dict[str, Any]) -> str:
              f"{sum(results['turns'].values())} turns, {results['questions']} questions (categories 1-4). "
              "Cells: evidence hit@5 / answer recall@5.", ""]
     if results["rows"]:
-        lines += _table(results["rows"])
+        lines += table(results["rows"])
     if "infer_subset" in results:
         sub = results["infer_subset"]
         lines += ["", f"## infer=True vs infer=False on the same subset: {sub['turns']} turns, "
                   f"{sub['questions']} questions", ""]
-        lines += _table(sub["rows"])
+        lines += table(sub["rows"])
         lines += ["", "| mode | add p50 ms | search p50 ms |", "|---|---|---|"]
         for name, timing in sub["timing"].items():
             search = next(iter(timing["search"].values()))
@@ -397,7 +403,7 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _table(rows: dict[str, Any]) -> list[str]:
+def table(rows: dict[str, Any]) -> list[str]:
     categories = sorted({c for r in rows.values() for c in r if c != "all"})
     names = {"1": "multi-hop", "2": "temporal", "3": "open-domain", "4": "single-hop"}
     first = next(iter(rows.values()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localmem.bench import milvus_direct
+from localmem.bench import milvus_direct, quality
 from localmem.bench.datasets import FETCH_HINT
 
 METRIC_NOTE = """\
@@ -48,7 +48,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def render(results: dict[str, Any], pngs: list[str]) -> str:
     env = results["environment"]
     gpu = env["gpu"]["name"] if env.get("gpu") else "none"
-    lines = [f"# localmem benchmarks ({results['mode']} run)", "",
+    lines = [f"# localmem benchmarks ({results['mode']} run)", "", *glance(results),
+             "## How this ran", "",
              f"- Command: `{results['command']}`; seed {results['seed']}; took {results['elapsed_s']:.0f} s",
              f"- CPU: {env['cpu']} ({env['cores_usable']} usable cores, torch threads {env['torch_threads']}); "
              f"GPU: {gpu}; embedder device: **{env['embedder_device']}**",
@@ -60,6 +61,10 @@ def render(results: dict[str, Any], pngs: list[str]) -> str:
              "Milvus Lite's engine runs in this process and shares these pools.",
              "- Latencies are per call, one caller, warm-up excluded, median over repeats of each percentile. "
              "QPS = 1000 / mean.", ""]
+    if "product" in results:
+        lines += _product(results["product"])
+    if "quality" in results:
+        lines += quality.render(results["quality"])
     if "latency" in results:
         lines += _latency(results["latency"])
     if "scoring" in results:
@@ -78,10 +83,73 @@ def render(results: dict[str, Any], pngs: list[str]) -> str:
     return "\n".join(lines)
 
 
+def glance(results: dict[str, Any]) -> list[str]:
+    """The figures a user came for, first: Memory.search, both add() modes, memory quality."""
+    rows: list[list[str]] = []
+    product = results.get("product")
+    if product and product["sizes"]:
+        for n in sorted(product["sizes"], key=int):
+            size = product["sizes"][n]
+            s, r = size["search"], size["ratio_to_floor"]
+            rows.append([f"Memory.search, {n} memories stored", f"p50 {s['p50_ms']:.1f} ms, p95 {s['p95_ms']:.1f} ms",
+                         f"{_f(r['p50_ms'])}× / {_f(r['p95_ms'])}× the floor (p50 / p95)"])
+        lat = product["add_infer_false"]["latency"]
+        rows.append(["add(infer=False), one turn per call", f"p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms",
+                     f"{product['add_infer_false']['turns']} turns"])
+        infer = product["add_infer_true"]
+        if "skipped" in infer:
+            rows.append(["add() default (infer=True, bundled model)", "not measured", infer["skipped"]])
+        else:
+            rows.append(["add() default (infer=True, bundled model), one turn per call",
+                         f"p50 {infer['latency']['p50_ms'] / 1e3:.2f} s, p95 {infer['latency']['p95_ms'] / 1e3:.2f} s",
+                         f"{infer['turns']} turns"])
+    locomo = results.get("quality", {}).get("locomo")
+    if locomo:
+        named = {**{f"{k} ({sum(locomo['turns'].values())} turns)": v for k, v in locomo["rows"].items()
+                    if k == "infer=False"},
+                 **{f"{k} ({sum(locomo['infer_subset']['turns'].values())} turns)": v
+                    for k, v in locomo.get("infer_subset", {}).get("rows", {}).items()
+                    if k in ("infer=False", "infer=True")}}
+        for name, row in named.items():
+            rows.append([f"LoCoMo memory quality, {name}", f"evidence hit@5 {row['all']['evidence_hit_at_5']:.3f}, "
+                         f"answer recall@5 {row['all']['answer_recall_at_5']:.3f}",
+                         f"{row['all']['questions']} questions"])
+    if not rows:
+        return []
+    lines = ["## At a glance", "", *_table(["what", "measured", "over"], rows)]
+    if product:
+        lines += [f"Memory.search and add() ran on a **generated** conversation ({product['turns']} turns in "
+                  f"{product['sessions']} sessions, synthetic.py), not on real data: compare with other generated "
+                  "runs only. The floor is the same query embedding plus an exact numpy scan of the scope's "
+                  "vectors, timed alternately with Memory.search in this run.", ""]
+    return lines
+
+
+def _product(product: dict[str, Any]) -> list[str]:
+    lines = ["## Memory.search and add() (generated conversation)", "",
+             f"One scope, {product['turns']} generated turns (two speakers, every other turn a fact about someone "
+             f"else), one add(infer=False) per turn; at each size, {product['questions']} generated questions "
+             f"(each answered by one turn) searched with the default settings, limit {product['k']}, "
+             f"{product['repeats']} pass(es), timed alternately with the floor.", ""]
+    rows = [[n, d["search"]["p50_ms"], d["search"]["p95_ms"], d["floor"]["p50_ms"], d["floor"]["p95_ms"],
+             d["ratio_to_floor"]["p50_ms"], d["ratio_to_floor"]["p95_ms"], d["hit_at_5"]]
+            for n, d in sorted(product["sizes"].items(), key=lambda kv: int(kv[0]))]
+    lines += _table(["memories stored", "search p50 ms", "search p95 ms", "floor p50 ms", "floor p95 ms",
+                     "p50 × floor", "p95 × floor", "hit@5"], rows)
+    largest = product["sizes"][max(product["sizes"], key=int)]
+    scores = largest.get("scores")
+    if scores:
+        lines += [f"Scores at {largest['memories']} memories: the answering memory's median "
+                  f"{_f(scores['relevant'].get('p50'))}, unrelated results' {_f(scores['irrelevant'].get('p50'))}; "
+                  f"`threshold={_f(scores['threshold_keeping_90pct_relevant'])}` keeps 90% of answering memories "
+                  f"and {_f(scores['irrelevant_share_above_that_threshold'])} of unrelated ones.", ""]
+    return lines
+
+
 def _latency(lat: dict[str, Any]) -> list[str]:
     e = lat["embed"]
     blas = "applied" if lat.get("floor_blas_single_threaded") else "threadpoolctl missing: not applied"
-    lines = ["## 1. Search latency vs corpus size", "",
+    lines = ["## Search latency vs corpus size, per index type (pymilvus on Milvus Lite)", "",
              f"{lat['queries']} {_corpus(lat.get('corpus', 'locomo+memorybank'))}, k={lat['k']}, COSINE, "
              f"{lat['repeats']} repeat(s). Query embedding alone: p50 {e['p50_ms']:.2f} ms, "
              f"p95 {e['p95_ms']:.2f} ms. *Total* = embedding + vector search, per query; the **floor** is "
@@ -130,7 +198,7 @@ def _build(build: dict[str, Any]) -> str:
 
 
 def _scoring(sc: dict[str, Any]) -> list[str]:
-    lines = ["## 2. L2 vs cosine vs inner product", "",
+    lines = ["## L2 vs cosine vs inner product", "",
              f"Normalize module found and stripped for the raw variant: {_f(sc['normalize_module_stripped'])}; "
              "normalise(raw) vs the default embedder, max abs difference: "
              f"{_f(sc['normalise_matches_default_max_abs_diff'], 8)}. Every (variant, metric) is an exact FLAT "
@@ -163,7 +231,7 @@ def _scoring(sc: dict[str, Any]) -> list[str]:
 
 def _ingestion(ing: dict[str, Any]) -> list[str]:
     single, batched, bulk = ing["single"], ing["batched"], ing["store_bulk"]
-    lines = ["## 3. Ingestion", "",
+    lines = ["## Ingestion", "",
              f"{'LoCoMo turns' if ing.get('texts', 'locomo') == 'locomo' else 'Generated facts (no LoCoMo data)'}, "
              "each mode into a fresh Milvus Lite folder; add() includes embedding, the "
              "duplicate check and the history write; the floor is pymilvus's own `insert` of the same texts "
@@ -188,7 +256,7 @@ def _ingestion(ing: dict[str, Any]) -> list[str]:
 def _retrieval(ret: dict[str, Any]) -> list[str]:
     t = ret["targets"]
     p, f = ret["product"], ret["floor"]
-    lines = ["## 4. Full-product retrieval (LoCoMo dev)", "",
+    lines = ["## Full-product retrieval (LoCoMo dev)", "",
              f"{len(ret['conversations'])} conversations ({', '.join(ret['conversations'])}), {ret['memories']} "
              f"memories, {ret['questions']} category 1-4 questions; Memory.add(infer=False) per session, "
              "Memory.search(user_id=conversation). Floor: same query embedding + exact numpy cosine over the "

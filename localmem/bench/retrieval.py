@@ -24,6 +24,7 @@ import numpy as np
 from localmem import Memory, MemoryConfig
 from localmem.bench import data, floor, metrics
 from localmem.bench.embedding import Embedders
+from localmem.bench.scoring import SCORE_DEPTH, distribution
 from localmem.bench.timing import median_of_passes, summarize, time_interleaved
 from localmem.config import VectorStoreConfig
 from localmem.protocols import Vectors
@@ -52,13 +53,15 @@ def run(emb: Embedders, *, conversations: int | None, max_questions: int | None,
     with Memory(config, embedder=emb.default) as memory:
         for (conv, _), texts in sessions.items():
             memory.add([{"role": "user", "content": t} for t in texts], user_id=conv, infer=False)
-        matrices = _stored(memory)
+        matrices = stored_vectors(memory)
         found: dict[int, list[str]] = {}
+        scored: dict[int, list[float]] = {}
 
         def product(i: int) -> None:
             q = questions[i]
             hits = memory.search(q.text, user_id=q.conversation, limit=DEPTH)["results"]
             found[i] = [h["memory"] for h in hits]
+            scored[i] = [float(h["score"]) for h in hits]
 
         def floor_search(i: int) -> list[str]:
             q = questions[i]
@@ -85,11 +88,19 @@ def run(emb: Embedders, *, conversations: int | None, max_questions: int | None,
         return out
 
     product_q, floor_q = quality(found), quality(floor_found)
+    # The default search's scores of an evidence turn and of the rest: what a threshold cuts through.
+    relevant: list[float] = []
+    unrelated: list[float] = []
+    for i, q in enumerate(questions):
+        for text, value in list(zip(found[i], scored[i], strict=True))[:SCORE_DEPTH]:
+            (relevant if labels[q.conversation][_said(text)] & q.evidence else unrelated).append(value)
     ratio = product_stats.p50_ms / floor_stats.p50_ms
     return {
         "device": emb.device, "conversations": convs, "questions": len(questions),
         "memories": sum(len(m[0]) for m in matrices.values()),
-        "product": {"latency": product_stats.to_dict(), "quality": product_q},
+        "product": {"latency": product_stats.to_dict(), "quality": product_q,
+                    "scores": {**distribution(relevant, unrelated), "relevant_scores": [round(v, 4) for v in relevant],
+                               "unrelated_scores": [round(v, 4) for v in unrelated]}},
         "floor": {"latency": floor_stats.to_dict(), "quality": floor_q},
         "targets": {
             "p50_ratio_to_floor": ratio, "p50_target": SPEED_TARGET, "p50_met": ratio <= SPEED_TARGET,
@@ -154,7 +165,7 @@ def _said(memory: str) -> str:
     return _DATED.sub("", memory, count=1).strip()
 
 
-def _stored(memory: Memory) -> dict[str, tuple[list[str], Vectors]]:
+def stored_vectors(memory: Memory) -> dict[str, tuple[list[str], Vectors]]:
     """Each conversation's texts and the very vectors Milvus holds, read as `localmem export --vectors` does."""
     from localmem.transfer import export_store
 

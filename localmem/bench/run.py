@@ -1,11 +1,11 @@
 """The one command: ``localmem bench [--quick] [--out DIR] [--sizes ...] [--seed N]``.
 
-Runs the sections in order (latency, scoring, ingestion, retrieval), then writes
-results.json, report.md and the PNG figures into the output folder (``--out``, default a
-dated folder in the current directory). Data sets are read from ``--data DIR``,
-``$LOCALMEM_BENCH_DATA`` or the cache that ``localmem bench data fetch`` fills; what has no data
-is skipped and named at the end (latency, scoring and ingestion run on generated text without
-any). ``localmem bench data ...`` goes to fetch.py. Milvus Lite
+Runs the sections in order (product: Memory.search and add() as a user calls them; quality;
+then latency, scoring, ingestion, retrieval), then writes results.json, report.md and the PNG
+figures into the output folder (``--out``, default a dated folder in the current directory).
+Data sets are read from ``--data DIR``, ``$LOCALMEM_BENCH_DATA`` or the cache that ``localmem
+bench data fetch`` fills; what has no data is skipped and named at the end (product, latency,
+scoring and ingestion run on generated text without any). ``localmem bench data ...`` goes to fetch.py. Milvus Lite
 data folders live in a temporary directory and are deleted afterwards; only the
 embedding cache (~/.cache/localmem/bench) outlives a run.
 """
@@ -31,7 +31,7 @@ from localmem.bench.datasets import DATA_ENV, FETCH_HINT
 from localmem.dist import extra_hint
 from localmem.errors import DependencyError
 
-SECTIONS = ("latency", "scoring", "ingestion", "retrieval")
+SECTIONS = ("product", "quality", "latency", "scoring", "ingestion", "retrieval")
 # (section, part, data sets it needs); a part not listed runs on generated data when its data set is absent.
 NEEDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("latency", "latency on real text (ran on generated text instead)", ("locomo", "memorybank")),
@@ -56,6 +56,16 @@ class Options:
     # 100 queries x 3 passes: FLAT without a filter costs ~0.5 s per search at 100k rows on 2
     # busy cores, so this alone is ~2.5 min of the full run.
     queries: int = 100  # latency queries
+    # product: Memory.search at these numbers of memories stored (the generated conversation's length is the
+    # largest), add(infer=True) on the first turns of it
+    memories: tuple[int, ...] = (250, 500, 1_000)
+    product_queries: int = 100
+    product_infer_turns: int = 100
+    # quality: LoCoMo conversations (None: all), and how much of them the default add() (infer=True) reads
+    quality_conversations: int | None = None
+    quality_turns: int | None = None  # first turns of each; None: 200 in --quick, all in the full run
+    quality_infer_conversations: int = 10
+    quality_infer_turns: int = 100_000
     repeats: int = 3
     warmup: int = 5
     k: int = 10
@@ -80,7 +90,9 @@ class Options:
     def for_mode(cls, quick: bool, **overrides: Any) -> Options:
         base: dict[str, Any] = {"quick": quick, "out": default_out(quick)}
         if quick:
-            base.update(sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5,
+            base.update(sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5, memories=(100, 200, 400),
+                        product_queries=30, product_infer_turns=20, quality_conversations=2,
+                        quality_infer_conversations=1, quality_infer_turns=30,
                         scifact_queries=100, scifact_docs=1_500, scoring_questions=150, ingest_single=100,
                         ingest_batched=500, retrieval_conversations=2, retrieval_questions=100,
                         extraction_conversations=1, extraction_turns=30, infer_questions=3)
@@ -90,7 +102,7 @@ class Options:
 
 def run_suite(options: Options) -> dict[str, Any]:
     """Run the chosen sections and write the outputs; returns what results.json holds."""
-    from localmem.bench import data, env, ingestion, latency, plots, report, retrieval, scoring
+    from localmem.bench import data, env, ingestion, latency, plots, product, quality, report, retrieval, scoring
     from localmem.bench.embedding import Embedders
 
     started = time.perf_counter()
@@ -106,7 +118,6 @@ def run_suite(options: Options) -> dict[str, Any]:
                                "options": {k: (str(v) if isinstance(v, Path) else v)
                                            for k, v in asdict(options).items()},
                                "environment": env.describe(emb.device), "timings_s": {}}
-    samples: dict[str, Any] = {}
     limit: contextlib.AbstractContextManager[None] = (
         contextlib.nullcontext() if options.threads is None else _thread_limit(options.threads))
     try:
@@ -117,12 +128,25 @@ def run_suite(options: Options) -> dict[str, Any]:
             for section in options.sections:
                 t0 = time.perf_counter()
                 print(f"== {section}", flush=True)
-                if section == "latency":
+                if section == "product":
+                    results["product"] = product.run(
+                        emb, sizes=list(options.memories), infer_turns=options.product_infer_turns,
+                        queries=options.product_queries, seed=options.seed, warmup=options.warmup,
+                        repeats=options.repeats, workdir=work)
+                elif section == "quality":
+                    results["quality"] = quality.run(quality.Scale(
+                        quick=options.quick, conversations=options.quality_conversations,
+                        turns=options.quality_turns,
+                        infer_conversations=options.quality_infer_conversations,
+                        infer_turns=options.quality_infer_turns), work)
+                elif section == "latency":
                     results["latency"] = latency.run(
                         emb, sizes=list(options.sizes), n_queries=options.queries, seed=options.seed,
                         repeats=options.repeats, warmup=options.warmup, k=options.k, workdir=work)
                 elif section == "scoring":
-                    results["scoring"], samples = scoring.run(
+                    # The per-metric score samples stay in results.json's quantiles: the figure shows the
+                    # default search's scores (product section) only.
+                    results["scoring"], _ = scoring.run(
                         emb, scifact_queries=options.scifact_queries, scifact_docs=options.scifact_docs,
                         locomo_questions=options.scoring_questions,
                         locomo_conversations=options.scoring_conversations, seed=options.seed,
@@ -150,17 +174,18 @@ def run_suite(options: Options) -> dict[str, Any]:
     results["skipped"] = skipped
     results["elapsed_s"] = time.perf_counter() - started
     results = _finite(results)
-    pngs = plots.write_all(results, samples, out)
+    pngs = plots.write_all(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     (out / "report.md").write_text(report.render(results, pngs))
     return results
 
 
 def _skipped(sections: tuple[str, ...]) -> list[dict[str, Any]]:
-    from localmem.bench import data
+    from localmem.bench import data, quality
 
-    return [{"what": what, "needs": [n for n in needs if not data.has(n)]}
-            for section, what, needs in NEEDS if section in sections and not data.has(*needs)]
+    needs = [*NEEDS, *(("quality", f"memory quality: {s.title}", s.needs) for s in quality.SUITES)]
+    return [{"what": what, "needs": [n for n in wanted if not data.has(n)]}
+            for section, what, wanted in needs if section in sections and not data.has(*wanted)]
 
 
 @contextlib.contextmanager
@@ -197,11 +222,15 @@ def _finite(value: Any) -> Any:
 
 
 def parse(argv: list[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(prog="localmem bench", description="Run the benchmark suite: search latency vs N, "
-                                     "L2 vs cosine vs IP, ingestion rates, full-product retrieval.")
+    parser = argparse.ArgumentParser(prog="localmem bench", description="Run the benchmark suite: Memory.search and "
+                                     "add() latency, memory quality, search latency vs N per index, L2 vs cosine vs "
+                                     "IP, ingestion rates, full-product retrieval.")
     parser.add_argument("--quick", action="store_true", help="small sizes and subsets: a few minutes on 2 cores")
     parser.add_argument("--out", type=Path, help="results folder (default: ./localmem-bench-<mode>-<date>)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="latency corpus sizes (default 1000 10000 100000)")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help="index-sweep corpus sizes (latency section; default 1000 10000 100000)")
+    parser.add_argument("--memories", type=int, nargs="+",
+                        help="memories stored when Memory.search is timed (product section; default 250 500 1000)")
     parser.add_argument("--seed", type=int, help="seed of every sample and the corpus expansion (default 0)")
     parser.add_argument("--queries", type=int, help="latency queries per configuration")
     parser.add_argument("--repeats", type=int, help="timed passes over the queries (median reported)")
@@ -215,7 +244,8 @@ def parse(argv: list[str] | None = None) -> Options:
                      "exit codes: as for every localmem command (localmem --help lists them).")
     args = parser.parse_args(argv)
     return Options.for_mode(
-        args.quick, out=args.out, sizes=tuple(args.sizes) if args.sizes else None, seed=args.seed,
+        args.quick, out=args.out, sizes=tuple(args.sizes) if args.sizes else None,
+        memories=tuple(args.memories) if args.memories else None, seed=args.seed,
         queries=args.queries, repeats=args.repeats, device=args.device, threads=args.threads,
         sections=tuple(args.sections) if args.sections else None, data=args.data,
         command=" ".join(["localmem bench", *map(shlex.quote, argv if argv is not None else sys.argv[1:])]))
@@ -230,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     _require_extra()
     results = run_suite(options)
+    from localmem.bench.report import glance
+
+    print("\n".join(glance(results)))
     for entry in results["skipped"]:
         print(f"skipped {entry['what']}: no {', '.join(entry['needs'])} data")
     if results["skipped"]:

@@ -122,7 +122,7 @@ def _dataset(client: Any, ds: Dataset, warmup: int) -> tuple[dict[str, Any], dic
                     [metrics.overlap_at(r, e, 10) for r, e in zip(ranked, exact, strict=True)]),
             }
             relevant, irrelevant = _score_split(ds, ranked, scores)
-            per_metric[metric]["scores"] = _distribution(relevant, irrelevant)
+            per_metric[metric]["scores"] = distribution(relevant, irrelevant)
             samples[variant][metric] = (relevant, irrelevant)
         per_metric["agreement_at_10"] = {
             f"{a}~{b}": metrics.mean([metrics.overlap_at(x, y, 10) for x, y in
@@ -178,7 +178,7 @@ def _score_split(ds: Dataset, ranked: list[list[int]], scores: list[list[float]]
     return relevant, irrelevant
 
 
-def _distribution(relevant: list[float], irrelevant: list[float]) -> dict[str, Any]:
+def distribution(relevant: list[float], irrelevant: list[float]) -> dict[str, Any]:
     def quantiles(values: list[float]) -> dict[str, float]:
         if not values:
             return {}

@@ -101,3 +101,55 @@ def labelled(n_queries: int, seed: int) -> Labelled:
                     queries=[ATTRIBUTES[doc_ids[i].split("|")[1]][1].format(p=doc_ids[i].split("|")[0])
                              for i in picked],
                     relevant=[doc_ids[i] for i in picked])
+
+
+# -- a generated multi-session conversation ----------------------------------------------------------
+SPEAKERS = ("Maya", "Liam")  # the two people talking; the facts they mention are about others
+_OPENERS = ("By the way,", "Oh, I forgot to say:", "Funny thing:", "Did you know?", "Guess what:", "Also,")
+_SMALL_TALK = ("How was your {d}?", "I spent the {d} {a}.", "The {d} went by too fast, I was {a}.",
+               "Are you free this {d}? I might be {a}.", "Last {d} I was {a} again.",
+               "This {d} I ended up {a}.", "No plans for the {d} except {a}.")
+_DAYS = ("weekend", "morning", "evening", "Saturday", "Sunday", "holiday", "afternoon", "Friday night")
+_DOING = ("tidying the flat", "walking by the river", "catching up on sleep", "cooking for friends",
+          "fixing the bike", "at the market", "answering emails", "watching old films", "visiting my parents",
+          "repotting plants", "queueing at the post office", "trying a new cafe")
+
+
+@dataclass(frozen=True)
+class Said:
+    """One turn of the generated conversation; ``fact`` is "person|attribute" when it states one."""
+
+    session: int
+    speaker: str
+    text: str
+    fact: str | None
+
+
+def conversation(n_turns: int, seed: int, session_turns: int = 20) -> list[Said]:
+    """Two people talking over sessions of ``session_turns`` turns: every other turn states a fact about
+    someone else (each (person, attribute) at most once, so a question has one relevant turn), the rest
+    is small talk. Seeded; distinct texts."""
+    rng = random.Random(seed)
+    facts = [(p, a) for p in NAMES if p not in SPEAKERS for a in sorted(ATTRIBUTES)]
+    rng.shuffle(facts)
+    chatter = list(dict.fromkeys(t.format(d=d, a=a) for t in _SMALL_TALK for d in _DAYS for a in _DOING))
+    rng.shuffle(chatter)
+    if n_turns > len(facts) + len(chatter):
+        raise ValueError(f"the generated conversation holds at most {len(facts) + len(chatter)} turns, not {n_turns}")
+    out: list[Said] = []
+    for i in range(n_turns):
+        speaker = SPEAKERS[i % 2]
+        if (i % 2 and facts) or not chatter:
+            person, attribute = facts.pop()
+            values = ATTRIBUTES[attribute][2]
+            fact = _fact(person, attribute, rng.choice(values), rng.choice(TAILS))
+            out.append(Said(i // session_turns, speaker, f"{rng.choice(_OPENERS)} {fact}", f"{person}|{attribute}"))
+        else:
+            out.append(Said(i // session_turns, speaker, chatter.pop(), None))
+    return out
+
+
+def question(fact: str) -> str:
+    """The question whose only relevant turn is the one stating ``fact`` ("person|attribute")."""
+    person, attribute = fact.split("|")
+    return ATTRIBUTES[attribute][1].format(p=person)
