@@ -61,13 +61,13 @@ from localmem.records import (
     Scope,
     SearchHit,
 )
+from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.ranking import groups, messages_deep, rank, rescored, similarity
+from localmem.retrieval.scopes import ScopeCache, ScopeIndex
+from localmem.retrieval.words import WordStats
 from localmem.vector_stores import lite, milvus_migrations, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
-from localmem.vector_stores.fusion import Fusion
 from localmem.vector_stores.milvus_filters import literal, render
-from localmem.vector_stores.ranking import DENSE_DIGITS, WORD_DIGITS, best_first, fused_hits, groups, messages_deep
-from localmem.vector_stores.scopes import ScopeCache, ScopeIndex
-from localmem.vector_stores.words import WordStats
 
 # The schema _create() makes; an older collection is migrated on open (milvus_migrations.py;
 # 1 -> 2, episodes and BM25, is upgrade.py).
@@ -119,6 +119,8 @@ _WORD_FIELDS = ["id", "memory", "kind", "sources", *SCOPE_KEYS]
 # What loading a scope reads: its whole rows for a copy in memory (scopes.py), else what the
 # word statistics count (_WORD_FIELDS).
 _COPY_FIELDS = [*_RECORD_FIELDS, "vector"]
+# Loads of a scope read outside the lock before one is made holding it (see MilvusStore._scope).
+_LOAD_TRIES = 3
 
 _T = TypeVar("_T")
 
@@ -153,6 +155,7 @@ class MilvusStore:
         self._scopes = ScopeCache(config.cache_rows if self._lite else 0)
         self._words_lock = threading.Lock()
         self._words_stale = False  # set by _reload and reset (under self._lock): drop them at the next use
+        self._generation = 0  # changes whenever the kept scopes may change (under _words_lock): see _scope
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         self._opened_seen, self._shared_seen = self._lite_clients()  # see _alone_on_folder
@@ -237,6 +240,7 @@ class MilvusStore:
                                                                              filter=_ids_expression(chunk)))
                 self._mark_written(len(chunk))
                 self._scopes.deleted(chunk, old)
+                self._generation += 1
 
     def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
                text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
@@ -246,23 +250,22 @@ class MilvusStore:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_dims(query.shape[0])
         hybrid = text is not None and bool(text.strip()) and self.hybrid
-        unfiltered = as_filter(filters) is None
+        where = as_filter(filters)
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
-        index = None
-        if hybrid or (self._lite and unfiltered):  # a hybrid search needs the word statistics, filtered or not
-            with self._words_lock:  # held while the copy answers: no write can change it meanwhile
-                index = self._scope_locked(scope)
-                if index is not None and index.full and unfiltered:
+        stats = None
+        if hybrid or self._lite:  # a hybrid search needs the word statistics
+            with self._scope(scope) as index:  # the lock is held while the copy answers: no write changes it
+                if index is not None and index.full:  # one engine on Lite, filtered or not
                     with threads:
-                        return self._copy_search(index, query, text if hybrid else None, limit,
-                                                 KINDS if kinds is None and not hybrid else kinds)
+                        return index.search(self.fusion, self.metric, query, text if hybrid else None, limit,
+                                            KINDS if kinds is None and not hybrid else kinds, where)
+                stats = index.stats if index is not None else None
         # Without fusion rows come back as they are: contexts, only keys to their message, stay out.
         shown = _kinds(kinds) if kinds is not None or hybrid else f"kind != {literal(CONTEXT)}"
         expression = _and(_expression(scope, filters), shown)
         if hybrid:
             assert text is not None
-            stats = index.stats if index is not None else None
             with threads:
                 hits: list[SearchHit] = self._call(
                     "hybrid search",
@@ -271,9 +274,13 @@ class MilvusStore:
             return hits
         with threads:
             result = self._call("search", lambda: self._dense(query, expression, limit), flush=self._dirty)
-        return [SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}), score=similarity,
-                          distance=float(hit["distance"]), similarity=similarity)
-                for hit in result if (similarity := self._score(float(hit["distance"]))) is not None]
+        hits = []
+        for hit in result:
+            distance = float(hit["distance"])
+            score = similarity(self.metric, distance)
+            hits.append(SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}), score=score, distance=distance,
+                                  similarity=score))
+        return hits
 
     def records(self, scope: Scope, filters: Filters, limit: int, *,
                 kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
@@ -549,43 +556,13 @@ class MilvusStore:
         else:
             words = self._words_search(text, expression, draw * 2 if keyed else draw, None)
         records = {hit["id"]: _to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
-        group = groups(records)
-        by_meaning = best_first(((h["id"], self._score(float(h["distance"]))) for h in dense), records, DENSE_DIGITS)
         drawn = [(h["id"], abs(float(h["distance"]))) for h in words]
-        if not apart:
-            drawn = messages_deep(drawn, group, draw)
+        if not apart:  # one list for both kinds: cut it after its draw-th message, in Milvus's order
+            drawn = messages_deep(drawn, groups(records), draw)
         if stats is not None:
-            keys = [key for key, _ in drawn]
-            drawn = list(zip(keys, stats.scores(text, [records[key].memory for key in keys]), strict=True))
-        by_words = messages_deep(best_first((row for row in drawn if row[1] > 0), records, WORD_DIGITS), group, depth)
-        return fused_hits(self.fusion, records, by_meaning, by_words, limit, self.get)
-
-    def _copy_search(self, index: ScopeIndex, query: Vectors, text: str | None, limit: int,
-                     kinds: Sequence[Kind] | None) -> list[SearchHit]:
-        """What _hybrid (with ``text``) or a dense search returns, from the scope's copy: the same
-        lists, drawn exactly (every row scored) instead of from Milvus's searches."""
-        if text is None:
-            return [SearchHit(record=self._copied(index, key), score=self._score(distance), distance=distance,
-                              similarity=self._score(distance))
-                    for key, distance in index.dense(query, self.metric, limit, kinds)]
-        depth = max(limit, self.fusion.depth)
-        if kinds is None and index.keys:  # keys never shorten the messages' list (see _hybrid)
-            dense = [*index.dense(query, self.metric, depth, [EPISODE]),
-                     *index.dense(query, self.metric, depth, KEY_KINDS)]
-        else:
-            dense = index.dense(query, self.metric, depth, kinds)
-        words = index.words(text, depth, kinds)
-        records = {key: self._copied(index, key) for key, _ in [*dense, *words]}
-        by_meaning = best_first(((key, self._score(distance)) for key, distance in dense), records, DENSE_DIGITS)
-        by_words = messages_deep(best_first(words, records, WORD_DIGITS), groups(records), depth)
-        return fused_hits(self.fusion, records, by_meaning, by_words, limit,
-                          lambda ids: [r for i in ids if (r := index.record(i)) is not None])
-
-    @staticmethod
-    def _copied(index: ScopeIndex, memory_id: str) -> MemoryRecord:
-        record = index.record(memory_id)
-        assert record is not None  # the lists hold only ids of the copy
-        return record
+            drawn = rescored(stats, text, drawn, records)
+        by_meaning = [(h["id"], similarity(self.metric, float(h["distance"]))) for h in dense]
+        return rank(self.fusion, records, by_meaning, drawn, limit, self.get)
 
     def _words_search(self, text: str, expression: str, limit: int, partition: str | None) -> list[dict[str, Any]]:
         """The rows BM25 matches with ``text``, best first by Milvus's scores, with their fields."""
@@ -692,6 +669,7 @@ class MilvusStore:
                     written = {row["id"] for row in part}  # counted as written, should the next call fail
                     self._scopes.written([records[i] for i in at], [rows[i]["vector"] for i in at],
                                          [r for r in old if r.id in written])
+                    self._generation += 1
         if any(r.kind != EPISODE for r in records):
             self._holds_facts = True
         if self._pending >= _FLUSH_AFTER_WRITE_ROWS:
@@ -703,26 +681,46 @@ class MilvusStore:
         """``read`` answered by the scope's full copy on Lite (loaded if need be); None without one."""
         if not (self._lite and self._scopes.max_rows > 0):
             return None
-        with self._words_lock:  # no write changes the copy while it answers
-            index = self._scope_locked(scope)
+        with self._scope(scope) as index:  # no write changes the copy while it answers
             return read(index) if index is not None and index.full else None
 
-    def _scope_locked(self, scope: Scope) -> ScopeIndex | None:
-        """What this store keeps for the scope (scopes.py), loaded on its first use: on Lite its rows,
-        when the cache has room for them, else its word statistics; None for a scope too large to count.
-        The caller holds ``_words_lock``."""
-        if self._words_stale:
-            self._scopes.clear()
-            self._words_stale = False
-        alone = self._alone_on_folder()
-        if scope in self._scopes:
-            return self._scopes.get(scope)
+    @contextlib.contextmanager
+    def _scope(self, scope: Scope) -> Iterator[ScopeIndex | None]:
+        """What this store keeps for the scope (scopes.py), loaded on its first use, with ``_words_lock``
+        held while the caller reads it: on Lite its rows, when the cache has room for them, else its word
+        statistics; None for a scope too large to count.
+
+        The rows are read outside the lock, so the first search of a large scope (seconds) stalls no
+        other request, and published under it only if no write of this store came between (the copy
+        would miss it); after _LOAD_TRIES such races the last load holds the lock, as writes wait for it."""
+        for attempt in range(_LOAD_TRIES):
+            with self._words_lock:
+                if self._words_stale:
+                    self._forget()
+                alone = self._alone_on_folder()
+                if scope in self._scopes:
+                    yield self._scopes.get(scope)
+                    return
+                if attempt == _LOAD_TRIES - 1:
+                    index = self._load(scope, alone)
+                    self._scopes.keep(scope, index)
+                    yield index
+                    return
+                generation = self._generation
+            index = self._load(scope, alone)
+            with self._words_lock:
+                if generation == self._generation and not self._words_stale:
+                    self._scopes.keep(scope, index)
+                    yield index
+                    return
+
+    def _load(self, scope: Scope, alone: bool) -> ScopeIndex | None:
+        """Read a scope from Milvus: its rows for a full copy when they fit, else its statistics."""
         expression = _expression(scope, None)
         total = self._query(expression, ["count(*)"], None)
         rows = int(total[0]["count(*)"]) if total else 0
         full = self._lite and alone and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
         if not full and rows > _WORD_STATS_ROWS:
-            self._scopes.keep(scope, None)
             return None
         index = ScopeIndex(scope, self.embedder.dims, full=full)
         with _quiet_pymilvus():
@@ -738,8 +736,13 @@ class MilvusStore:
                     index.stats.count(row["memory"] for row in page if _ranks_alone(row))
         finally:
             pages.close()
-        self._scopes.keep(scope, index)
         return index
+
+    def _forget(self) -> None:
+        """Drop every kept scope (``_words_lock`` held): loads under way then are not published."""
+        self._scopes.clear()
+        self._words_stale = False
+        self._generation += 1
 
     def _lite_clients(self) -> tuple[int, bool]:
         path = self.lite_path
@@ -754,7 +757,7 @@ class MilvusStore:
         as on a server."""
         opened, shared = self._lite_clients()
         if (opened, shared) != (self._opened_seen, self._shared_seen):
-            self._scopes.clear()
+            self._forget()
             self._opened_seen, self._shared_seen = opened, shared
         return not shared
 
@@ -821,17 +824,6 @@ class MilvusStore:
             # A wide beam keeps HNSW close to exact when the scope filter drops most neighbours.
             params["ef"] = max(_HNSW_EF, limit)
         return {"metric_type": self.metric, "params": params}
-
-    def _score(self, distance: float) -> float:
-        """One meaning for every metric: higher is more similar.
-
-        COSINE and IP: Milvus already returns the similarity. L2: Milvus returns
-        the *squared* distance d; 1 - d/2 equals the cosine for unit vectors, so
-        a threshold means the same under COSINE and L2 with normalised embeddings.
-        """
-        if self.metric == "L2":
-            return 1.0 - distance / 2.0
-        return distance
 
 
 def _expression(scope: Scope, filters: Filters) -> str:

@@ -4,7 +4,7 @@
 session's real Milvus server (tests/conftest.py::milvus_server_uri), dropped afterwards.
 The store contracts also run on ``lite-uncopied``: a Lite folder whose store keeps no copy of
 the scopes it searches (``cache_rows=0``), so that Milvus Lite's own searches answer
-(vector_stores/scopes.py); filters always go to Milvus, so the filter contract needs no such run.
+(retrieval/scopes.py); filters always go to Milvus, so the filter contract needs no such run.
 """
 
 from __future__ import annotations
