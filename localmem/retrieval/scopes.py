@@ -15,9 +15,11 @@ every copy (the next search loads the scope again), and no other process can
 write the folder. Another store of this process can (a second Memory on the same
 path): while one is open, or once one has been, copies made before are dropped
 and none is made (milvus.py, ``_alone_on_folder``). A server is shared, so there
-only the statistics are kept and Milvus searches. Searches with filters go to
-Milvus too: its filter dialect is the reference (milvus_filters.py), and a second
-evaluator here could disagree. add()'s duplicate check reads the copy as well.
+only the statistics are kept and Milvus searches. A search with filters is
+answered by the copy as well, the filter evaluated row by row (matching.py): a
+filter never changes which engine ranks, and the filter contract runs this
+evaluator and Milvus's dialect over the same rows. add()'s duplicate check reads
+the copy as well.
 
 The copies are bounded by ``vector_store.config.cache_rows`` in all (least
 recently searched scopes are dropped first); a scope larger than that is

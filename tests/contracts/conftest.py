@@ -4,7 +4,8 @@
 session's real Milvus server (tests/conftest.py::milvus_server_uri), dropped afterwards.
 The store contracts also run on ``lite-uncopied``: a Lite folder whose store keeps no copy of
 the scopes it searches (``cache_rows=0``), so that Milvus Lite's own searches answer
-(retrieval/scopes.py); filters always go to Milvus, so the filter contract needs no such run.
+(retrieval/scopes.py). A Lite store's copy answers filtered searches too (retrieval/matching.py), so
+the filter contract runs there as well: the copy's evaluator and Milvus Lite's own over the same rows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ IDENTITY = EmbedderIdentity(name="contract-vectors", dims=DIMS, normalized=True)
 StoreFactory = Callable[..., MilvusStore]
 
 
-BACKENDS = ["lite", "server"]
 STORE_BACKENDS = ["lite", "lite-uncopied", "server"]
 
 

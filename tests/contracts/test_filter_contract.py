@@ -17,7 +17,7 @@ import pytest
 from localmem.errors import InvalidFilterError
 from localmem.records import Kind, MemoryRecord, Scope, text_hash
 from localmem.vector_stores.milvus import MilvusStore
-from tests.contracts.conftest import BACKENDS, DIMS, backend, drop, new_collection, open_store
+from tests.contracts.conftest import DIMS, STORE_BACKENDS, backend, drop, new_collection, open_store
 
 QUOTED = 'it\'s "quoted" \\ here'
 # id -> (scope, metadata). "u" is the scope every case reads; r6 belongs to "v".
@@ -105,11 +105,12 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 ]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusStore]:
     """The fixed rows, inserted once per backend (the cases only read)."""
     uri, collection = backend(request, tmp_path_factory.mktemp("filters")), new_collection()
-    store = open_store(uri, collection_name=collection)
+    copies: dict[str, Any] = {"cache_rows": 0} if request.param == "lite-uncopied" else {}
+    store = open_store(uri, collection_name=collection, **copies)
     records = [MemoryRecord(id=rid, memory=f"memory {rid}", hash=text_hash(rid), scope=scope, metadata=metadata,
                             created_at=f"2026-01-01T00:00:0{i}+00:00", kind=FIELDS.get(rid, ("fact",))[0],
                             speaker=FIELDS.get(rid, (None, None))[1], timestamp=FIELDS.get(rid, (None, None, None))[2])
