@@ -58,8 +58,8 @@ class VectorStoreConfig:
     fusion: FusionMethod = "rrf"
     rrf_k: int = 5
     fusion_depth: int = 40
-    # On a Milvus Lite file: memories of the scopes searched kept in memory to answer searches
-    # without filters (retrieval/scopes.py), at most this many in all (~4 KB each); 0: none.
+    # On a Milvus Lite file: memories of the scopes searched kept in memory to answer their
+    # searches, filtered or not (retrieval/scopes.py), at most this many in all (~4 KB each); 0: none.
     cache_rows: int = 50_000
 
     @property

@@ -42,10 +42,13 @@ from localmem.retrieval.ranking import WORD_DIGITS, rank, similarity
 from localmem.retrieval.words import K1, B, WordStats, tokens
 
 _GROWTH = 2  # the vector matrix grows by this factor when full
-# Rows that statistics-only entries (a server's) may count in all, and what a counted row costs:
-# measured with tracemalloc over LoCoMo messages (tests/test_scope_copy.py keeps it honest).
-STATS_ROWS = 200_000
-STATS_ROW_BYTES = 200
+# Rows that statistics-only entries (a server's) may count in all, and what a counted row costs at
+# most: tracemalloc over the 200 first LoCoMo messages of a conversation gave 372 B a row (158 over
+# 1,200: words repeat), tests/test_retrieval.py keeps it honest. An entry itself (its ScopeIndex)
+# costs ~1.5 KB, counted as _ENTRY_ROWS rows; so the bound is ~40 MB, whatever the number of users.
+STATS_ROWS = 100_000
+STATS_ROW_BYTES = 400
+_ENTRY_ROWS = 8
 
 
 def ranks_alone(record: MemoryRecord) -> bool:
@@ -274,9 +277,9 @@ class ScopeCache:
     Two bounds, each least recently searched first: full copies hold at most ``max_rows`` rows in
     all (~4 KB a row at 384 dimensions: the vector, the record, its postings), and
     statistics-only entries (a server's) count at most ``max_counted`` rows in all (each counted
-    row costs its distinct words' share of the document frequencies, see STATS_ROW_BYTES; a
-    scope too large to count weighs one row). A long-running server searched by ever new users
-    so holds at most that much, whatever the number of users."""
+    row costs its distinct words' share of the document frequencies, at most STATS_ROW_BYTES, and
+    each entry _ENTRY_ROWS more, a scope too large to count too). A long-running server searched by
+    ever new users so holds at most that much, whatever the number of users."""
 
     def __init__(self, max_rows: int, max_counted: int = STATS_ROWS) -> None:
         self.max_rows = max_rows
@@ -359,7 +362,7 @@ class ScopeCache:
 
 
 def _counted(index: ScopeIndex | None) -> int:
-    return 1 if index is None else max(1, index.stats.docs)
+    return _ENTRY_ROWS + (0 if index is None else max(0, index.stats.docs))
 
 
 def _resized(array: np.ndarray, size: int) -> np.ndarray:
