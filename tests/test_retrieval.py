@@ -150,3 +150,53 @@ def test_a_scope_loads_without_holding_the_lock_and_a_write_meanwhile_is_not_los
         assert found == [{"b-0", "b-1", "b-2", "b-3"}]  # the load that missed the write was not kept
     finally:
         store.close()
+
+
+CONVERSATION = [
+    "Caroline: I went to the LGBTQ support group yesterday and it was powerful",
+    "Melanie: That's great! I painted a sunset by the lake last weekend",
+    "Caroline: My friend Zephyrine gave me a pendant from Sweden",
+    "Melanie: We went camping with the kids in the mountains",
+    "Caroline: I'm researching adoption agencies for next year",
+    "Melanie: The kids loved the pottery class, we made bowls",
+    "Caroline: I want to study counseling and mental health",
+    "Melanie: I run every morning to clear my head",
+    "Caroline: The pendant reminds me of my grandmother in Sweden",
+    "Melanie: My daughter's birthday party is on Saturday",
+]
+QUESTIONS = ["Who gave Caroline a pendant?", "What did Melanie paint?", "Where did Melanie go camping?",
+             "What is Caroline researching?", "What does Melanie do every morning?", "kids"]
+
+
+def test_the_reference_store_ranks_as_milvus_lite_through_the_core(tmp_path: Path,
+                                                                   hashing_embedder: HashingEmbedder) -> None:
+    from localmem.vector_stores.reference import ReferenceStore, forget
+
+    def run(memory: Memory) -> list[list[tuple[str, str, float]]]:
+        for i, text in enumerate(CONVERSATION):
+            memory.add(text, user_id="c", infer=False, metadata={"turn": i}, timestamp=1683504000 + 60 * i)
+        episodes = memory.get_all(user_id="c", include_episodes=True)["results"]
+        facts = [MemoryRecord(id=f"fact-{i}", memory=f"{e['speaker'] or 'someone'} mentioned {e['memory'][-30:]}",
+                              hash=f"h{i}", scope=Scope(user_id="c"), kind="fact", sources=(e["id"],),
+                              created_at=f"2026-01-02T00:00:{i:02d}+00:00")
+                 for i, e in enumerate(episodes[::3])]
+        memory.store.insert(facts, hashing_embedder.embed([f.memory for f in facts]))
+        out = []
+        for question in QUESTIONS:
+            for filters in (None, {"turn": {"gte": 3}}):
+                hits = memory.search(question, user_id="c", limit=5, filters=filters)["results"]
+                out.append([(h["memory"], h["kind"], round(h["score"], 9)) for h in hits])
+        return out
+
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "lite.db")))
+    with Memory(config, embedder=hashing_embedder) as memory:
+        on_lite = run(memory)
+    config = MemoryConfig(vector_store=VectorStoreConfig(uri=str(tmp_path / "ref.db"), collection_name="ranking"))
+    store = ReferenceStore(config.vector_store, hashing_embedder.identity)
+    try:
+        with Memory(config, embedder=hashing_embedder, store=store) as memory:
+            on_reference = run(memory)
+    finally:
+        forget("ranking")
+    assert any(kind == "fact" for hits in on_lite for _, kind, _ in hits)  # facts took part
+    assert on_reference == on_lite
