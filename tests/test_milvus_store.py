@@ -17,7 +17,8 @@ from localmem.config import VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.protocols import EmbedderIdentity
 from localmem.records import MemoryRecord, Scope, now_iso, text_hash
-from localmem.vector_stores.milvus import MilvusStore, is_locked_by_another_process
+from localmem.vector_stores.milvus import MilvusStore
+from localmem.vector_stores.milvus_client import is_locked_by_another_process
 
 pytestmark = pytest.mark.slow
 

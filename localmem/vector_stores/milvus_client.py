@@ -1,0 +1,83 @@
+"""Helpers around the pymilvus client: quiet logs, one-line reasons, probing a uri, Lite's LOCK."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from localmem.config import VectorStoreConfig
+from localmem.protocols import StoreHealth
+
+
+def probe(where: str, config: VectorStoreConfig) -> StoreHealth:
+    """Open a client the way MilvusStore does, list the collections, close it."""
+    from pymilvus import MilvusClient
+
+    quiet_client_logs()
+    kwargs: dict[str, Any] = {"token": config.token} if config.token else {}
+    try:
+        client = MilvusClient(uri=where, **kwargs)
+        try:
+            collections = sorted(client.list_collections())
+        finally:
+            client.close()
+    except Exception as exc:  # any failure to open is the finding itself, whatever pymilvus raised
+        reason = " ".join(reason_of(exc).split())[:200]
+        return StoreHealth("fail", where, f"{where} cannot be opened as a Milvus store: {reason}")
+    return StoreHealth("ok", where, f"{where}: opens; collections: {', '.join(collections) or 'none'}")
+
+
+# Loggers of the Milvus client libraries, with the level each has unless someone changed it.
+# pymilvus installs its own stderr handler on import, and both log a full traceback for an
+# error they then raise; localmem reports that error itself, as a one-line StoreError.
+_CLIENT_LOGGERS = {"pymilvus": logging.WARNING, "pymilvus.milvus_client": logging.INFO,
+                   "milvus_lite": logging.NOTSET}
+
+
+def quiet_client_logs() -> None:
+    """Silence the client libraries' logs, unless the application asked for them (set another level)."""
+    for name, default in _CLIENT_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.level == default:
+            logger.setLevel(logging.CRITICAL + 1)
+
+
+@contextlib.contextmanager
+def quiet_pymilvus() -> Iterator[None]:
+    """pymilvus warns on every iterator page that Milvus Lite has no server timestamp; that is expected."""
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def reason_of(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+
+
+def is_locked_by_another_process(path: Path) -> bool:
+    """Probe Milvus Lite's LOCK file; only called after opening failed."""
+    lock = path / "LOCK"
+    if sys.platform == "win32" or not lock.exists():
+        return False
+    import fcntl
+
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
