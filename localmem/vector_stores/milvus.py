@@ -56,6 +56,7 @@ from localmem.records import (
     SearchHit,
 )
 from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.keeper import ScopeKeeper
 from localmem.retrieval.ranking import groups, messages_deep, rank, rescored, similarity
 from localmem.retrieval.scopes import ScopeCache, ScopeIndex
 from localmem.retrieval.words import WordStats
@@ -108,8 +109,6 @@ _WORD_STATS_ROWS = 100_000
 # flush per add (infer=True) or 256 per flush (infer=False), 1x left 25 of 118 LoCoMo questions
 # with a different top 5, 2x 9 (each of them a fact that shows two messages at once).
 _WORD_DRAW = 2
-# Loads of a scope read outside the lock before one is made holding it (see MilvusStore._scope).
-_LOAD_TRIES = 3
 
 _T = TypeVar("_T")
 
@@ -141,10 +140,8 @@ class MilvusStore:
         # Per scope searched: BM25 statistics, and on Lite the scope's rows (scopes.py). The lock is
         # taken before self._lock, never inside it: writes hold it around their call so that a
         # scope loaded meanwhile counts a row once.
-        self._scopes = ScopeCache(config.cache_rows if self._lite else 0)
-        self._words_lock = threading.Lock()
-        self._words_stale = False  # set by _reload and reset (under self._lock): drop them at the next use
-        self._generation = 0  # changes whenever the kept scopes may change (under _words_lock): see _scope
+        self._kept = ScopeKeeper(ScopeCache(config.cache_rows if self._lite else 0),
+                                 lambda scope, alone: self._load(scope, alone), lambda: self._alone_on_folder())
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         self._opened_seen, self._shared_seen = self._lite_clients()  # see _alone_on_folder
@@ -212,24 +209,21 @@ class MilvusStore:
         self._write("upsert", records, vectors)
 
     def get(self, ids: Sequence[str]) -> list[MemoryRecord]:
-        with self._words_lock:  # a search's sources, usually: the scope's copy holds them
-            fresh = not self._words_stale and self._alone_on_folder()
-            copied = [self._scopes.record(i) for i in ids] if fresh else []
-        if copied and all(r is not None for r in copied):
-            return [r for r in copied if r is not None]
+        copied = self._kept.records(ids)  # a search's sources, usually: the scope's copy holds them
+        if copied is not None:
+            return copied
         by_id = {row["id"]: to_record(row) for row in self._rows_by_id(ids, RECORD_FIELDS)}
         return [by_id[i] for i in ids if i in by_id]
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._words_lock:
+        with self._kept.lock:
             for chunk in chunks(ids):
                 old = self._old_records(chunk)
                 # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
                 self._call("delete", lambda chunk=chunk: self._client.delete(self._name,
                                                                              filter=ids_expression(chunk)))
                 self._mark_written(len(chunk))
-                self._scopes.deleted(chunk, old)
-                self._generation += 1
+                self._kept.deleted(chunk, old)
 
     def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
                text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
@@ -244,7 +238,7 @@ class MilvusStore:
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
         stats = None
         if hybrid or self._lite:  # a hybrid search needs the word statistics
-            with self._scope(scope) as index:  # the lock is held while the copy answers: no write changes it
+            with self._kept.scope(scope) as index:  # the lock is held while the copy answers: no write changes it
                 if index is not None and index.full:  # one engine on Lite, filtered or not
                     with threads:
                         return index.search(self.fusion, self.metric, query, text if hybrid else None, limit,
@@ -349,7 +343,7 @@ class MilvusStore:
     def reset(self) -> None:
         """Drop the collection and create it empty, with the same schema."""
         def run() -> None:
-            self._words_stale = True
+            self._kept.stale = True
             self._client.drop_collection(self._name)
             self._create(self._name)
             self._facts_apart = True
@@ -457,7 +451,7 @@ class MilvusStore:
             self._client = self._connect()
             self._client.load_collection(self._name)
             self._pending, self._dirty = 0, True  # what the memtable holds after the reload is unknown
-            self._words_stale = True
+            self._kept.stale = True
         except Exception as exc:
             self._broken = (f"the store at {self._where} failed a write ({reason_of(cause)}) and could not be "
                             f"reloaded ({reason_of(exc)}); free the disk or fix the cause, then reopen Memory")
@@ -559,7 +553,7 @@ class MilvusStore:
         self._check_dims(matrix.shape[1])
         rows = [to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
-        with self._words_lock:
+        with self._kept.lock:
             old = self._old_records([r.id for r in records]) if op == "upsert" else []
             # A kind never changes, so a row stays in its partition; a batch of both kinds is two calls,
             # which the writer's journal covers as it covers its insert-then-upsert (writer.py).
@@ -571,9 +565,8 @@ class MilvusStore:
                                                                                    partition_name=partition))
                     self._mark_written(len(part))
                     written = {row["id"] for row in part}  # counted as written, should the next call fail
-                    self._scopes.written([records[i] for i in at], [rows[i]["vector"] for i in at],
-                                         [r for r in old if r.id in written])
-                    self._generation += 1
+                    self._kept.written([records[i] for i in at], [rows[i]["vector"] for i in at],
+                                       [r for r in old if r.id in written])
         if any(r.kind != EPISODE for r in records):
             self._holds_facts = True
         if self._pending >= _FLUSH_AFTER_WRITE_ROWS:
@@ -583,47 +576,18 @@ class MilvusStore:
 
     def _from_copy(self, scope: Scope, read: Callable[[ScopeIndex], _T]) -> _T | None:
         """``read`` answered by the scope's full copy on Lite (loaded if need be); None without one."""
-        if not (self._lite and self._scopes.max_rows > 0):
+        if not (self._lite and self._kept.cache.max_rows > 0):
             return None
-        with self._scope(scope) as index:  # no write changes the copy while it answers
+        with self._kept.scope(scope) as index:  # no write changes the copy while it answers
             return read(index) if index is not None and index.full else None
-
-    @contextlib.contextmanager
-    def _scope(self, scope: Scope) -> Iterator[ScopeIndex | None]:
-        """What this store keeps for the scope (scopes.py), loaded on its first use, with ``_words_lock``
-        held while the caller reads it: on Lite its rows, when the cache has room for them, else its word
-        statistics; None for a scope too large to count.
-
-        The rows are read outside the lock, so the first search of a large scope (seconds) stalls no
-        other request, and published under it only if no write of this store came between (the copy
-        would miss it); after _LOAD_TRIES such races the last load holds the lock, as writes wait for it."""
-        for attempt in range(_LOAD_TRIES):
-            with self._words_lock:
-                if self._words_stale:
-                    self._forget()
-                alone = self._alone_on_folder()
-                if scope in self._scopes:
-                    yield self._scopes.get(scope)
-                    return
-                if attempt == _LOAD_TRIES - 1:
-                    index = self._load(scope, alone)
-                    self._scopes.keep(scope, index)
-                    yield index
-                    return
-                generation = self._generation
-            index = self._load(scope, alone)
-            with self._words_lock:
-                if generation == self._generation and not self._words_stale:
-                    self._scopes.keep(scope, index)
-                    yield index
-                    return
 
     def _load(self, scope: Scope, alone: bool) -> ScopeIndex | None:
         """Read a scope from Milvus: its rows for a full copy when they fit, else its statistics."""
         expression = select(scope, None)
         total = self._query(expression, ["count(*)"], None)
         rows = int(total[0]["count(*)"]) if total else 0
-        full = self._lite and alone and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
+        max_rows = self._kept.cache.max_rows
+        full = self._lite and alone and max_rows > 0 and rows <= max_rows
         if not full and rows > _WORD_STATS_ROWS:
             return None
         index = ScopeIndex(scope, self.embedder.dims, full=full)
@@ -642,18 +606,12 @@ class MilvusStore:
             pages.close()
         return index
 
-    def _forget(self) -> None:
-        """Drop every kept scope (``_words_lock`` held): loads under way then are not published."""
-        self._scopes.clear()
-        self._words_stale = False
-        self._generation += 1
-
     def _lite_clients(self) -> tuple[int, bool]:
         path = self.lite_path
         return (lite.opened(path), lite.shared(path)) if path is not None else (0, False)
 
     def _alone_on_folder(self) -> bool:
-        """Whether this store is the only one of this process on its Lite folder (``_words_lock`` held).
+        """Whether this store is the only one of this process on its Lite folder (``_kept.lock`` held).
 
         Copies are exact only while this store makes every write: once another store of this
         process opens the folder (a second Memory on the same path), copies made before are
@@ -661,13 +619,13 @@ class MilvusStore:
         as on a server."""
         opened, shared = self._lite_clients()
         if (opened, shared) != (self._opened_seen, self._shared_seen):
-            self._forget()
+            self._kept.forget()
             self._opened_seen, self._shared_seen = opened, shared
         return not shared
 
     def _old_records(self, ids: Sequence[str]) -> list[MemoryRecord]:
         """The stored versions of ``ids``, when a statistics-only copy must take them out (a server's)."""
-        if not self._scopes.needs_old_rows:
+        if not self._kept.cache.needs_old_rows:
             return []
         return [to_record(row) for row in self._rows_by_id(ids, RECORD_FIELDS)]
 
