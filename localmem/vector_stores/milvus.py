@@ -13,20 +13,12 @@ scalar read once enough rows are pending; searches in a steady state never
 touch the memtable. Compaction of the small segments this creates runs in Lite's
 background worker. A server manages its own segments, so none of this applies.
 
-Retrieval is hybrid where the store can: the ``memory`` text field feeds
-Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
-text runs a dense and a BM25 search of the same rows, fused by reciprocal rank
-(RRF, k=5, 40 deep by default, set by the config's ``hybrid``, ``fusion``, ``rrf_k`` and
-``fusion_depth``; a fact is an extra key of its source message, weighted 0 with the bundled
-model; chosen on the LoCoMo dev data, see fusion.py and localmem/bench/memory_quality.py).
-The fused score is scaled so that 1.0 means "first in both lists" (the RRF sum
-divided by its maximum); it is higher for better hits and ``threshold`` compares
-against it. A server without the BM25 function (Milvus before 2.5) keeps dense
-search, whose score is the similarity, and says so once with a LocalmemWarning.
-
-On a Lite folder, a search without filters is answered from a copy of the scope
-kept in this process (scopes.py says why and how it stays exact); the lists it
-fuses are the ones Milvus's searches would give, every row scored.
+Ranking is not this module's: it stores rows and draws candidates (milvus_candidates.py), and
+the retrieval core (localmem/retrieval/) fuses, groups and scores them. On a Lite folder a
+scope's copy in memory answers every search of the scope, filtered or not (retrieval/scopes.py);
+on a server Milvus draws the candidates and the client keeps only bounded word statistics. A
+server without the BM25 function (Milvus before 2.5) keeps dense search, whose score is the
+similarity, and says so once with a LocalmemWarning.
 """
 
 from __future__ import annotations
@@ -41,33 +33,18 @@ from typing import Any, TypeVar
 import numpy as np
 
 from localmem.config import VectorStoreConfig
-from localmem.errors import SchemaMismatchError, StoreError, StoreLockedError
+from localmem.errors import SchemaMismatchError, StoreError
 from localmem.filters import as_filter
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
-from localmem.records import (
-    CONTEXT,
-    EPISODE,
-    KEY_KINDS,
-    KINDS,
-    SCOPE_KEYS,
-    Kind,
-    MemoryRecord,
-    Scope,
-    SearchHit,
-)
+from localmem.records import CONTEXT, EPISODE, KINDS, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
 from localmem.retrieval.fusion import Fusion
 from localmem.retrieval.keeper import ScopeKeeper
 from localmem.retrieval.ranking import groups, messages_deep, rank, rescored, similarity
 from localmem.retrieval.scopes import ScopeCache, ScopeIndex
 from localmem.retrieval.words import WordStats
-from localmem.vector_stores import lite, milvus_client, milvus_migrations, milvus_schema, upgrade
+from localmem.vector_stores import lite, milvus_candidates, milvus_client, milvus_schema, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
-from localmem.vector_stores.milvus_client import (
-    is_locked_by_another_process,
-    quiet_client_logs,
-    quiet_pymilvus,
-    reason_of,
-)
+from localmem.vector_stores.milvus_client import quiet_pymilvus, reason_of
 from localmem.vector_stores.milvus_filters import literal
 from localmem.vector_stores.milvus_rows import (
     COPY_FIELDS,
@@ -99,7 +76,6 @@ LIMITS = StoreLimits(max_text_bytes=TEXT_BYTES, max_results=_QUERY_CAP)
 _FLUSH_BEFORE_QUERY_ROWS = 256
 # Pending rows after which a write flushes them (measured: ~7 ms for a handful of rows).
 _FLUSH_AFTER_WRITE_ROWS = 1024
-_HNSW_EF = 256
 # Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
 _WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
 # A scope with more rows than this is not given word statistics of its own (words.py): loading
@@ -373,22 +349,7 @@ class MilvusStore:
     @staticmethod
     def probe(config: VectorStoreConfig) -> StoreHealth:
         """Can the store at ``config.uri`` be opened, and what does it hold? Reads only: never creates one."""
-        if not config.is_local_file:
-            return milvus_client.probe(config.uri, config)
-        path = Path(config.uri).expanduser().resolve()
-        where = str(path)
-        if not path.exists():
-            return StoreHealth("ok", where, f"{path} does not exist yet; it is created on first use")
-        if not path.is_dir():
-            return StoreHealth("fail", where, f"{path} is a file, not a Milvus Lite 3 data folder")
-        if is_locked_by_another_process(path):
-            return StoreHealth("warn", where, f"{path} is open in another process right now (one process per folder)")
-        if not (path / "databases").is_dir():
-            # Opening would turn any folder into a Lite store (it writes files there): only open real ones.
-            if any(path.iterdir()):
-                return StoreHealth("fail", where, f"{path} is not a Milvus Lite data folder; pass the right --db")
-            return StoreHealth("ok", where, f"{path} is empty; it becomes a store on first use")
-        return milvus_client.probe(where, config)
+        return milvus_client.probe_store(config)
 
     # -- internals --------------------------------------------------------------
     @property
@@ -396,33 +357,7 @@ class MilvusStore:
         return str(self.lite_path) if self._lite else self.config.uri
 
     def _connect(self) -> Any:
-        from pymilvus import MilvusClient
-
-        quiet_client_logs()
-        kwargs: dict[str, Any] = {}
-        if self.config.token:
-            kwargs["token"] = self.config.token
-        if self.config.db_name:
-            kwargs["db_name"] = self.config.db_name
-        if not self._lite:
-            try:
-                return MilvusClient(uri=self.config.uri, **kwargs)
-            except Exception as exc:
-                raise StoreError(f"cannot connect to Milvus at {self.config.uri}: {exc}") from exc
-        path = self.lite_path
-        assert path is not None
-        if path.exists() and not path.is_dir():
-            raise StoreError(f"{path} exists but is not a Milvus Lite 3 data folder (Milvus Lite 2.x .db files are "
-                             "not readable by 3.x); choose another path or move that file away")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return lite.open_client(path, **kwargs)
-        except Exception as exc:
-            if is_locked_by_another_process(path):
-                raise StoreLockedError(f"{path} is open in another process (Milvus Lite allows one process per "
-                                       "data folder); close it there, or use a Milvus server uri to share a store"
-                                       ) from exc
-            raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
+        return milvus_client.connect(self.config, self.lite_path)
 
     def _disconnect(self) -> None:
         """Close the client; on Lite, the last store of this process on the folder also stops its engine
@@ -465,22 +400,9 @@ class MilvusStore:
         return self._lite or milvus_schema.bm25_supported(self._client)
 
     def _check_existing(self) -> None:
-        """Migrate an older schema; refuse a newer one, or vectors of another size, model or metric."""
-        where = f"collection {self._name!r} at {self._where}"
-        info = self._client.describe_collection(self._name)
-        found = milvus_migrations.stored_version(info.get("properties", {}), where)
-        milvus_migrations.refuse_newer(found, SCHEMA_VERSION, where)
-        self.embedder = milvus_schema.check_vectors(self._client, self._name, info, where, self.embedder,
-                                                    self._alternatives)
-        metric, self._stored_index_type = milvus_schema.stored_index(self._client, self._name)
-        if metric is not None and metric != self.metric:
-            raise SchemaMismatchError(f"{where} is indexed with metric {metric}, but metric_type={self.metric} was "
-                                      f"asked for; set metric_type={metric!r} or use another collection_name")
-        # Last: a migration may copy every row (upgrade.py), which only makes sense into a compatible schema.
-        if found != SCHEMA_VERSION:
-            # Schema 1 had only facts, copied in one by one: they stay where a collection of then kept them.
-            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where,
-                                      lambda name: self._create(name, facts_apart=False))
+        self.embedder, self._stored_index_type = milvus_schema.check_existing(
+            self._client, self._name, f"collection {self._name!r} at {self._where}", self.embedder, self._alternatives,
+            self.metric, SCHEMA_VERSION, lambda name: self._create(name, facts_apart=False))
 
     def _hybrid(self, query: Vectors, text: str, expression: str, limit: int, *,
                 split: bool, stats: WordStats | None) -> list[SearchHit]:
@@ -495,17 +417,12 @@ class MilvusStore:
         """
         depth = max(limit, self.fusion.depth)
         keyed = split and self._facts_present()
-        dense = self._dense(query, all_of(expression, kinds_expression([EPISODE])) if keyed else expression, depth)
-        if keyed:
-            dense += self._dense(query, all_of(expression, kinds_expression(KEY_KINDS)), depth)
         # Rescored, the rows drawn are a wider net: their order by Milvus's scores is only a guess.
         draw = depth * _WORD_DRAW if stats is not None else depth
         apart = keyed and self._facts_apart
-        if apart:
-            words = [*self._words_search(text, expression, draw, MESSAGES_PARTITION),
-                     *self._words_search(text, expression, depth, FACTS_PARTITION)]
-        else:
-            words = self._words_search(text, expression, draw * 2 if keyed else draw, None)
+        dense, words = milvus_candidates.hybrid(
+            self._client, self._name, query, text, expression, depth=depth, draw=draw, keyed=keyed, apart=apart,
+            params=milvus_candidates.search_params(self.index_type, self.metric, depth))
         records = {hit["id"]: to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
         drawn = [(h["id"], abs(float(h["distance"]))) for h in words]
         if not apart:  # one list for both kinds: cut it after its draw-th message, in Milvus's order
@@ -515,20 +432,9 @@ class MilvusStore:
         by_meaning = [(h["id"], similarity(self.metric, float(h["distance"]))) for h in dense]
         return rank(self.fusion, records, by_meaning, drawn, limit, self.get)
 
-    def _words_search(self, text: str, expression: str, limit: int, partition: str | None) -> list[dict[str, Any]]:
-        """The rows BM25 matches with ``text``, best first by Milvus's scores, with their fields."""
-        hits: list[dict[str, Any]] = list(self._client.search(
-            self._name, data=[text], filter=expression, limit=limit, output_fields=RECORD_FIELDS,
-            anns_field="sparse", search_params={"metric_type": "BM25"},
-            partition_names=[partition] if partition else None)[0])
-        return hits
-
     def _dense(self, query: Vectors, expression: str, limit: int) -> list[dict[str, Any]]:
-        """The rows nearest ``query`` that ``expression`` selects, best first, with their fields."""
-        hits: list[dict[str, Any]] = list(self._client.search(
-            self._name, data=[query.tolist()], filter=expression, limit=limit, output_fields=RECORD_FIELDS,
-            anns_field="vector", search_params=self._search_params(limit))[0])
-        return hits
+        params = milvus_candidates.search_params(self.index_type, self.metric, limit)
+        return milvus_candidates.dense(self._client, self._name, query, expression, limit, params)
 
     def _facts_present(self) -> bool:
         """Whether the collection holds any fact: asked once, then kept up by this handle's writes.
@@ -679,12 +585,5 @@ class MilvusStore:
                 if writing:
                     self._reload(exc)
                 raise StoreError(f"Milvus {what} on collection {self._name!r} failed: {reason_of(exc)}") from exc
-
-    def _search_params(self, limit: int) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if self.index_type in ("HNSW", "AUTOINDEX"):
-            # A wide beam keeps HNSW close to exact when the scope filter drops most neighbours.
-            params["ef"] = max(_HNSW_EF, limit)
-        return {"metric_type": self.metric, "params": params}
 
 

@@ -11,7 +11,59 @@ from pathlib import Path
 from typing import Any
 
 from localmem.config import VectorStoreConfig
+from localmem.errors import StoreError, StoreLockedError
 from localmem.protocols import StoreHealth
+from localmem.vector_stores import lite
+
+
+def connect(config: VectorStoreConfig, lite_path: Path | None) -> Any:
+    """A client for a server uri, or for the Lite folder ``lite_path``, with every failure one StoreError."""
+    from pymilvus import MilvusClient
+
+    quiet_client_logs()
+    kwargs: dict[str, Any] = {}
+    if config.token:
+        kwargs["token"] = config.token
+    if config.db_name:
+        kwargs["db_name"] = config.db_name
+    if lite_path is None:
+        try:
+            return MilvusClient(uri=config.uri, **kwargs)
+        except Exception as exc:
+            raise StoreError(f"cannot connect to Milvus at {config.uri}: {exc}") from exc
+    path = lite_path
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} exists but is not a Milvus Lite 3 data folder (Milvus Lite 2.x .db files are "
+                         "not readable by 3.x); choose another path or move that file away")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return lite.open_client(path, **kwargs)
+    except Exception as exc:
+        if is_locked_by_another_process(path):
+            raise StoreLockedError(f"{path} is open in another process (Milvus Lite allows one process per "
+                                   "data folder); close it there, or use a Milvus server uri to share a store"
+                                   ) from exc
+        raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
+
+
+def probe_store(config: VectorStoreConfig) -> StoreHealth:
+    """Can the store at ``config.uri`` be opened, and what does it hold? Reads only: never creates one."""
+    if not config.is_local_file:
+        return probe(config.uri, config)
+    path = Path(config.uri).expanduser().resolve()
+    where = str(path)
+    if not path.exists():
+        return StoreHealth("ok", where, f"{path} does not exist yet; it is created on first use")
+    if not path.is_dir():
+        return StoreHealth("fail", where, f"{path} is a file, not a Milvus Lite 3 data folder")
+    if is_locked_by_another_process(path):
+        return StoreHealth("warn", where, f"{path} is open in another process right now (one process per folder)")
+    if not (path / "databases").is_dir():
+        # Opening would turn any folder into a Lite store (it writes files there): only open real ones.
+        if any(path.iterdir()):
+            return StoreHealth("fail", where, f"{path} is not a Milvus Lite data folder; pass the right --db")
+        return StoreHealth("ok", where, f"{path} is empty; it becomes a store on first use")
+    return probe(where, config)
 
 
 def probe(where: str, config: VectorStoreConfig) -> StoreHealth:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from localmem.errors import LocalmemWarning, SchemaMismatchError
@@ -88,6 +88,27 @@ def has_bm25(client: Any, name: str, where: str) -> bool:
     warnings.warn(f"collection {name!r} at {where} has no BM25 index (Milvus before 2.5): "
                   "searches use dense vectors only, without word matching", LocalmemWarning, stacklevel=4)
     return False
+
+
+def check_existing(client: Any, name: str, where: str, embedder: EmbedderIdentity,
+                   alternatives: Sequence[EmbedderIdentity], metric: str, version: int,
+                   create: Callable[[str], None]) -> tuple[EmbedderIdentity, str | None]:
+    """Migrate an older schema (``create`` makes a collection of the old layout for a copy); refuse a newer
+    one, or vectors of another size, model or metric. Returns the embedder that filled the collection and
+    its vector index type."""
+    info = client.describe_collection(name)
+    found = milvus_migrations.stored_version(info.get("properties", {}), where)
+    milvus_migrations.refuse_newer(found, version, where)
+    embedder = check_vectors(client, name, info, where, embedder, alternatives)
+    stored_metric, index_type = stored_index(client, name)
+    if stored_metric is not None and stored_metric != metric:
+        raise SchemaMismatchError(f"{where} is indexed with metric {stored_metric}, but metric_type={metric} was "
+                                  f"asked for; set metric_type={stored_metric!r} or use another collection_name")
+    # Last: a migration may copy every row (upgrade.py), which only makes sense into a compatible schema.
+    if found != version:
+        # Schema 1 had only facts, copied in one by one: they stay where a collection of then kept them.
+        milvus_migrations.migrate(client, name, found, version, where, create)
+    return embedder, index_type
 
 
 def check_vectors(client: Any, name: str, info: dict[str, Any], where: str, embedder: EmbedderIdentity,
