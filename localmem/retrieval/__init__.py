@@ -10,7 +10,9 @@ package ranks them, whichever store drew them:
 - ``words.py``    BM25 with the statistics of the scope searched
 - ``scopes.py``   what is kept per scope: its statistics, and on a Lite folder its rows, which then
                   answer every search of the scope, filtered or not (one engine per deployment)
+- ``keeper.py``   the kept scopes behind one short lock: loads run outside it, bounded on a server
 - ``matching.py`` a filter tree (filters.py) evaluated on a record in memory
 
-It must not import a store: stores import it.
+It must not import a store: stores import it (vector_stores/milvus.py draws Milvus's candidates,
+vector_stores/reference.py is the smallest store ranked by this package alone).
 """
