@@ -53,13 +53,13 @@ class VectorStoreConfig:
     embedding_model_dims: int | None = None
     # Search: BM25 word matches fused with the dense ones where the store runs BM25 (false: dense
     # only), by reciprocal rank (k ``rrf_k``) or weighted scores, from each list's best
-    # ``fusion_depth`` rows. The defaults were chosen on LoCoMo dev data (vector_stores/fusion.py).
+    # ``fusion_depth`` rows. The defaults were chosen on LoCoMo dev data (retrieval/fusion.py).
     hybrid: bool = True
     fusion: FusionMethod = "rrf"
     rrf_k: int = 5
     fusion_depth: int = 40
-    # On a Milvus Lite file: memories of the scopes searched kept in memory to answer searches
-    # without filters (vector_stores/scopes.py), at most this many in all (~4 KB each); 0: none.
+    # On a Milvus Lite file: memories of the scopes searched kept in memory to answer their
+    # searches, filtered or not (retrieval/scopes.py), at most this many in all (~4 KB each); 0: none.
     cache_rows: int = 50_000
 
     @property

@@ -11,7 +11,7 @@ after the date in words. It is stored as a row of its own (kind ``context``),
 embedded and word-indexed like any memory, pointing at its message
 (``sources[0]``; the messages before it follow, so that deleting any of them
 deletes the context, and its words, too). Search ranks it with its message
-(vector_stores/fusion.py) and never shows it: the message is the result.
+(retrieval/fusion.py) and never shows it: the message is the result.
 
 Deterministic: no model, one embedding per message. Measured on the LoCoMo dev
 conversations (offline replay of the fusion over the same rows; evidence hit@5 /

@@ -19,9 +19,9 @@ from localmem.embedders.fake import HashingEmbedder
 from localmem.query import strip_scope
 from localmem.records import EPISODE, FACT, Kind, MemoryRecord, Scope, SearchHit
 from localmem.results import assemble
+from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.words import WordStats
 from localmem.vector_stores import milvus
-from localmem.vector_stores.fusion import Fusion
-from localmem.vector_stores.words import WordStats
 
 from .conftest import MemoryFactory
 

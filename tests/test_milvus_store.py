@@ -17,7 +17,9 @@ from localmem.config import VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.protocols import EmbedderIdentity
 from localmem.records import MemoryRecord, Scope, now_iso, text_hash
-from localmem.vector_stores.milvus import MilvusStore, is_locked_by_another_process
+from localmem.vector_stores import milvus_candidates
+from localmem.vector_stores.milvus import MilvusStore
+from localmem.vector_stores.milvus_client import is_locked_by_another_process
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +177,7 @@ def test_lite_defaults_to_exact_flat_and_reopen_keeps_the_stored_index(tmp_path:
     hnsw.close()
     reopened = _store(tmp_path / "hnsw.db")  # no index_type given: the collection's own is used
     assert reopened.index_type == "HNSW"
-    assert reopened._search_params(10)["params"]["ef"] >= 10
+    assert milvus_candidates.search_params(reopened.index_type, reopened.metric, 10)["params"]["ef"] >= 10
     assert reopened.search(EMBEDDER.embed([TEXTS[1]])[0], Scope(user_id="u"), None, 1)[0].record.memory == TEXTS[1]
     reopened.close()
 

@@ -1,4 +1,4 @@
-"""A scope's copy in memory (vector_stores/scopes.py) ranks as Milvus Lite's own searches do.
+"""A scope's copy in memory (retrieval/scopes.py) ranks as Milvus Lite's own searches do.
 
 The copy answers every unfiltered search of a Lite store, so the rest of the suite tests it;
 these tests compare it with the store that keeps none (``cache_rows=0``), on a real
@@ -16,10 +16,10 @@ from localmem import Memory, MemoryConfig, VectorStoreConfig
 from localmem.bench import data, memory_quality
 from localmem.embedders.sentence_transformers import SentenceTransformerEmbedder
 from localmem.records import EPISODE, FACT, MemoryRecord, Scope
+from localmem.retrieval.scopes import ScopeCache, ScopeIndex
+from localmem.retrieval.words import WordStats
 from localmem.temporal import parse_locomo_datetime
 from localmem.vector_stores import milvus
-from localmem.vector_stores.scopes import ScopeCache, ScopeIndex
-from localmem.vector_stores.words import WordStats
 
 TURNS = 150
 

@@ -180,6 +180,6 @@ def shared(path: Path) -> bool:
 
 def opened(path: Path) -> int:
     """How many clients this process has opened on ``path`` so far: a change means another store
-    may have written it (a scope's copy in memory, vector_stores/scopes.py, would miss that)."""
+    may have written it (a scope's copy in memory, retrieval/scopes.py, would miss that)."""
     with _lock:
         return _opened[_key(path)]

@@ -13,32 +13,19 @@ scalar read once enough rows are pending; searches in a steady state never
 touch the memtable. Compaction of the small segments this creates runs in Lite's
 background worker. A server manages its own segments, so none of this applies.
 
-Retrieval is hybrid where the store can: the ``memory`` text field feeds
-Milvus's own BM25 function (a sparse ``sparse`` field), and a search with query
-text runs a dense and a BM25 search of the same rows, fused by reciprocal rank
-(RRF, k=5, 40 deep by default, set by the config's ``hybrid``, ``fusion``, ``rrf_k`` and
-``fusion_depth``; a fact is an extra key of its source message, weighted 0 with the bundled
-model; chosen on the LoCoMo dev data, see fusion.py and localmem/bench/memory_quality.py).
-The fused score is scaled so that 1.0 means "first in both lists" (the RRF sum
-divided by its maximum); it is higher for better hits and ``threshold`` compares
-against it. A server without the BM25 function (Milvus before 2.5) keeps dense
-search, whose score is the similarity, and says so once with a LocalmemWarning.
-
-On a Lite folder, a search without filters is answered from a copy of the scope
-kept in this process (scopes.py says why and how it stays exact); the lists it
-fuses are the ones Milvus's searches would give, every row scored.
+Ranking is not this module's: it stores rows and draws candidates (milvus_candidates.py), and
+the retrieval core (localmem/retrieval/) fuses, groups and scores them. On a Lite folder a
+scope's copy in memory answers every search of the scope, filtered or not (retrieval/scopes.py);
+on a server Milvus draws the candidates and the client keeps only bounded word statistics. A
+server without the BM25 function (Milvus before 2.5) keeps dense search, whose score is the
+similarity, and says so once with a LocalmemWarning.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import os
-import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,69 +33,51 @@ from typing import Any, TypeVar
 import numpy as np
 
 from localmem.config import VectorStoreConfig
-from localmem.errors import LocalmemWarning, SchemaMismatchError, StoreError, StoreLockedError
+from localmem.errors import SchemaMismatchError, StoreError
 from localmem.filters import as_filter
-from localmem.private import private_folder
 from localmem.protocols import EmbedderIdentity, Filters, StoreHealth, StoreLimits, Vectors
-from localmem.records import (
-    CONTEXT,
-    EPISODE,
-    KEY_KINDS,
-    KINDS,
-    MAX_SCOPE_ID_LENGTH,
-    SCOPE_KEYS,
-    Kind,
-    MemoryRecord,
-    Scope,
-    SearchHit,
-)
-from localmem.vector_stores import lite, milvus_migrations, upgrade
+from localmem.records import CONTEXT, EPISODE, KINDS, SCOPE_KEYS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.keeper import ScopeKeeper
+from localmem.retrieval.ranking import groups, messages_deep, rank, rescored, similarity
+from localmem.retrieval.scopes import ScopeCache, ScopeIndex
+from localmem.retrieval.words import WordStats
+from localmem.vector_stores import lite, milvus_candidates, milvus_client, milvus_schema, upgrade
 from localmem.vector_stores.blas import single_threaded_blas
-from localmem.vector_stores.fusion import Fusion
-from localmem.vector_stores.milvus_filters import literal, render
-from localmem.vector_stores.ranking import DENSE_DIGITS, WORD_DIGITS, best_first, fused_hits, groups, messages_deep
-from localmem.vector_stores.scopes import ScopeCache, ScopeIndex
-from localmem.vector_stores.words import WordStats
+from localmem.vector_stores.milvus_client import quiet_pymilvus, reason_of
+from localmem.vector_stores.milvus_filters import literal
+from localmem.vector_stores.milvus_rows import (
+    COPY_FIELDS,
+    IDS_PER_CALL,
+    RECORD_FIELDS,
+    SOURCE_IDS,
+    WORD_FIELDS,
+    all_of,
+    chunks,
+    ids_expression,
+    kinds_expression,
+    ranks_alone,
+    select,
+    to_record,
+    to_row,
+)
+from localmem.vector_stores.milvus_schema import FACTS_PARTITION, MESSAGES_PARTITION, TEXT_BYTES
 
 # The schema _create() makes; an older collection is migrated on open (milvus_migrations.py;
 # 1 -> 2, episodes and BM25, is upgrade.py).
 SCHEMA_VERSION = 2
 # How long an open waits for another process's creation of the collection to complete.
 _CONCURRENT_CREATE_S = 30
-_PROP_SCHEMA = milvus_migrations.PROP_SCHEMA
-_PROP_EMBEDDER = "localmem.embedder"
 # Milvus caps one query's result window (offset + limit) at 16384.
 _QUERY_CAP = 16384
-# The memory text field: a VARCHAR's largest size. Milvus Lite and a server do not count
-# it the same way (characters / bytes), so localmem enforces it as UTF-8 bytes, which fits both.
-_TEXT_BYTES = 65535
-LIMITS = StoreLimits(max_text_bytes=_TEXT_BYTES, max_results=_QUERY_CAP)
+LIMITS = StoreLimits(max_text_bytes=TEXT_BYTES, max_results=_QUERY_CAP)
 # Pending (unflushed) rows above which scalar reads flush first: below it the
 # memtable scan is cheaper than a flush (measured: +100 rows adds ~2 ms).
 _FLUSH_BEFORE_QUERY_ROWS = 256
 # Pending rows after which a write flushes them (measured: ~7 ms for a handful of rows).
 _FLUSH_AFTER_WRITE_ROWS = 1024
-_HNSW_EF = 256
-_IDS_PER_CALL = 1000
 # Calls after whose failure a Lite store reloads its folder (see MilvusStore._reload).
 _WRITES = frozenset({"insert", "upsert", "delete", "flush", "reset"})
-# A fact's source episode ids live under this key of the JSON field "sources": a Milvus 2.3
-# server accepts only an object at the top of a JSON field, not a list.
-_SOURCE_IDS = "ids"
-# Beside them, in the same JSON field: an episode's role, whether it only acknowledges, and what superseded it.
-_ROLE, _CHATTER, _SUPERSEDED_BY, _VALID_UNTIL = "role", "chatter", "superseded_by", "valid_until"
-_RECORD_FIELDS = ["id", "memory", "hash", *SCOPE_KEYS, "metadata", "created_at", "updated_at",
-                  "kind", "speaker", "timestamp", "sources", "covered"]
-# BM25's analyzer: Milvus's "standard" one (Unicode word tokens, lower-cased), the plain
-# BM25 that issue #16 measured; English stemming and stop words scored no better there.
-_ANALYZER: dict[str, Any] = {"type": "standard"}
-# Facts live in a partition of their own, messages in the default one. Milvus Lite scores BM25
-# with each segment's own statistics (document count, mean length, document frequencies, over
-# every row of the segment), and a segment never spans partitions: so facts' words, which name
-# their person in every fact, never make a message's words count less. Collections created
-# before this (no such partition) keep facts among the messages; export and import moves them.
-_FACTS_PARTITION = "facts"
-_MESSAGES_PARTITION = "_default"
 # A scope with more rows than this is not given word statistics of its own (words.py): loading
 # them would cost seconds; its BM25 scores are Milvus's.
 _WORD_STATS_ROWS = 100_000
@@ -116,10 +85,6 @@ _WORD_STATS_ROWS = 100_000
 # flush per add (infer=True) or 256 per flush (infer=False), 1x left 25 of 118 LoCoMo questions
 # with a different top 5, 2x 9 (each of them a fact that shows two messages at once).
 _WORD_DRAW = 2
-_WORD_FIELDS = ["id", "memory", "kind", "sources", *SCOPE_KEYS]
-# What loading a scope reads: its whole rows for a copy in memory (scopes.py), else what the
-# word statistics count (_WORD_FIELDS).
-_COPY_FIELDS = [*_RECORD_FIELDS, "vector"]
 
 _T = TypeVar("_T")
 
@@ -147,13 +112,12 @@ class MilvusStore:
         self.fusion = Fusion(method=config.fusion, k=config.rrf_k, depth=config.fusion_depth)
         # Whether the collection holds facts (None: not asked yet): a hybrid search keeps them apart then.
         self._holds_facts: bool | None = None
-        self._facts_apart = False  # whether facts are written to _FACTS_PARTITION (set on open)
+        self._facts_apart = False  # whether facts are written to FACTS_PARTITION (set on open)
         # Per scope searched: BM25 statistics, and on Lite the scope's rows (scopes.py). The lock is
         # taken before self._lock, never inside it: writes hold it around their call so that a
         # scope loaded meanwhile counts a row once.
-        self._scopes = ScopeCache(config.cache_rows if self._lite else 0)
-        self._words_lock = threading.Lock()
-        self._words_stale = False  # set by _reload and reset (under self._lock): drop them at the next use
+        self._kept = ScopeKeeper(ScopeCache(config.cache_rows if self._lite else 0),
+                                 lambda scope, alone: self._load(scope, alone), lambda: self._alone_on_folder())
         self._broken: str | None = None  # why this handle refuses work (a failed write it could not recover)
         self._client = self._connect()
         self._opened_seen, self._shared_seen = self._lite_clients()  # see _alone_on_folder
@@ -184,8 +148,8 @@ class MilvusStore:
         else:
             self._create(self._name)
         # Dense only when asked (no warning then), or when the collection has no BM25 field.
-        self.hybrid = config.hybrid and self._has_bm25()
-        self._facts_apart = self._client.has_partition(self._name, _FACTS_PARTITION)
+        self.hybrid = config.hybrid and milvus_schema.has_bm25(self._client, self._name, self._where)
+        self._facts_apart = self._client.has_partition(self._name, FACTS_PARTITION)
         self._client.load_collection(self._name)
 
     # -- protocol ---------------------------------------------------------------
@@ -224,23 +188,21 @@ class MilvusStore:
         self._write("upsert", records, vectors)
 
     def get(self, ids: Sequence[str]) -> list[MemoryRecord]:
-        with self._words_lock:  # a search's sources, usually: the scope's copy holds them
-            fresh = not self._words_stale and self._alone_on_folder()
-            copied = [self._scopes.record(i) for i in ids] if fresh else []
-        if copied and all(r is not None for r in copied):
-            return [r for r in copied if r is not None]
-        by_id = {row["id"]: _to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)}
+        copied = self._kept.records(ids)  # a search's sources, usually: the scope's copy holds them
+        if copied is not None:
+            return copied
+        by_id = {row["id"]: to_record(row) for row in self._rows_by_id(ids, RECORD_FIELDS)}
         return [by_id[i] for i in ids if i in by_id]
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._words_lock:
-            for chunk in _chunks(ids):
+        with self._kept.lock:
+            for chunk in chunks(ids):
                 old = self._old_records(chunk)
                 # Our own escaped expression, never pymilvus's ids= (which quotes string keys without escaping).
                 self._call("delete", lambda chunk=chunk: self._client.delete(self._name,
-                                                                             filter=_ids_expression(chunk)))
+                                                                             filter=ids_expression(chunk)))
                 self._mark_written(len(chunk))
-                self._scopes.deleted(chunk, old)
+                self._kept.deleted(chunk, old)
 
     def search(self, vector: Vectors, scope: Scope, filters: Filters, limit: int, *,
                text: str | None = None, kinds: Sequence[Kind] | None = None) -> list[SearchHit]:
@@ -250,23 +212,22 @@ class MilvusStore:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_dims(query.shape[0])
         hybrid = text is not None and bool(text.strip()) and self.hybrid
-        unfiltered = as_filter(filters) is None
+        where = as_filter(filters)
         # Lite scores in this process: see blas.py for why one BLAS thread is faster.
         threads = single_threaded_blas() if self._lite else contextlib.nullcontext()
-        index = None
-        if hybrid or (self._lite and unfiltered):  # a hybrid search needs the word statistics, filtered or not
-            with self._words_lock:  # held while the copy answers: no write can change it meanwhile
-                index = self._scope_locked(scope)
-                if index is not None and index.full and unfiltered:
+        stats = None
+        if hybrid or self._lite:  # a hybrid search needs the word statistics
+            with self._kept.scope(scope) as index:  # the lock is held while the copy answers: no write changes it
+                if index is not None and index.full:  # one engine on Lite, filtered or not
                     with threads:
-                        return self._copy_search(index, query, text if hybrid else None, limit,
-                                                 KINDS if kinds is None and not hybrid else kinds)
+                        return index.search(self.fusion, self.metric, query, text if hybrid else None, limit,
+                                            KINDS if kinds is None and not hybrid else kinds, where)
+                stats = index.stats if index is not None else None
         # Without fusion rows come back as they are: contexts, only keys to their message, stay out.
-        shown = _kinds(kinds) if kinds is not None or hybrid else f"kind != {literal(CONTEXT)}"
-        expression = _and(_expression(scope, filters), shown)
+        shown = kinds_expression(kinds) if kinds is not None or hybrid else f"kind != {literal(CONTEXT)}"
+        expression = all_of(select(scope, filters), shown)
         if hybrid:
             assert text is not None
-            stats = index.stats if index is not None else None
             with threads:
                 hits: list[SearchHit] = self._call(
                     "hybrid search",
@@ -275,15 +236,19 @@ class MilvusStore:
             return hits
         with threads:
             result = self._call("search", lambda: self._dense(query, expression, limit), flush=self._dirty)
-        return [SearchHit(record=_to_record(hit["entity"] | {"id": hit["id"]}), score=similarity,
-                          distance=float(hit["distance"]), similarity=similarity)
-                for hit in result if (similarity := self._score(float(hit["distance"]))) is not None]
+        hits = []
+        for hit in result:
+            distance = float(hit["distance"])
+            score = similarity(self.metric, distance)
+            hits.append(SearchHit(record=to_record(hit["entity"] | {"id": hit["id"]}), score=score, distance=distance,
+                                  similarity=score))
+        return hits
 
     def records(self, scope: Scope, filters: Filters, limit: int, *,
                 kinds: Sequence[Kind] | None = None, hide_covered: bool = False) -> list[MemoryRecord]:
         """Memories oldest first; ``hide_covered`` leaves out episodes whose message yielded a fact."""
-        expression = _and(_expression(scope, filters), _kinds(kinds), "covered == false" if hide_covered else "")
-        records = [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, limit)]
+        expression = all_of(select(scope, filters), kinds_expression(kinds), "covered == false" if hide_covered else "")
+        records = [to_record(row) for row in self._query(expression, RECORD_FIELDS, limit)]
         # Oldest first, as a person reading a memory list expects; ids break ties stably.
         return sorted(records, key=lambda r: (r.created_at, r.id))
 
@@ -301,8 +266,8 @@ class MilvusStore:
         copied = self._from_copy(scope, lambda index: index.latest(since, until, count, kinds))
         if copied is not None:
             return copied
-        expression = _and(_expression(scope, None), f"timestamp >= {int(since)} and timestamp <= {int(until)}",
-                          _kinds(kinds))
+        expression = all_of(select(scope, None), f"timestamp >= {int(since)} and timestamp <= {int(until)}",
+                          kinds_expression(kinds))
         rows = self._query(expression, ["id", "timestamp", "created_at"], _QUERY_CAP)
         rows.sort(key=lambda row: (row.get("timestamp") or 0, row.get("created_at") or "", row["id"]))
         return self.get([row["id"] for row in rows[-count:]])
@@ -312,8 +277,8 @@ class MilvusStore:
         if not episode_ids:
             return []
         ids = ", ".join(literal(i) for i in episode_ids)
-        expression = _and(f"json_contains_any(sources[{literal(_SOURCE_IDS)}], [{ids}])", _kinds(kinds))
-        return [_to_record(row) for row in self._query(expression, _RECORD_FIELDS, _QUERY_CAP)]
+        expression = all_of(f"json_contains_any(sources[{literal(SOURCE_IDS)}], [{ids}])", kinds_expression(kinds))
+        return [to_record(row) for row in self._query(expression, RECORD_FIELDS, _QUERY_CAP)]
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         return {row["id"]: np.asarray(row["vector"], dtype=np.float32)
@@ -329,14 +294,14 @@ class MilvusStore:
         # Exactly this scope: an unset key must be unset on the row too.
         parts = [f"{key} == {literal(getattr(scope, key) or '')}" for key in SCOPE_KEYS]
         parts.append(f"hash in [{', '.join(literal(h) for h in hashes)}]")
-        rows = self._query(" and ".join(parts), _RECORD_FIELDS, _QUERY_CAP)
-        return [_to_record(row) for row in rows]
+        rows = self._query(" and ".join(parts), RECORD_FIELDS, _QUERY_CAP)
+        return [to_record(row) for row in rows]
 
     def iterate(self, *, with_vectors: bool = False,
                 batch_size: int = 1000) -> Iterator[tuple[MemoryRecord, Vectors | None]]:
         """Every memory in the collection, page by page (for export; no 16384-row cap)."""
-        fields = [*_RECORD_FIELDS, "vector"] if with_vectors else _RECORD_FIELDS
-        with _quiet_pymilvus():
+        fields = [*RECORD_FIELDS, "vector"] if with_vectors else RECORD_FIELDS
+        with quiet_pymilvus():
             iterator = self._call("query", lambda: self._client.query_iterator(
                 self._name, batch_size=batch_size, filter="", output_fields=fields), flush=self._dirty)
         try:
@@ -346,7 +311,7 @@ class MilvusStore:
                     return
                 for row in page:
                     vector = np.asarray(row["vector"], dtype=np.float32) if with_vectors else None
-                    yield _to_record(row), vector
+                    yield to_record(row), vector
         finally:
             iterator.close()
 
@@ -357,7 +322,7 @@ class MilvusStore:
     def reset(self) -> None:
         """Drop the collection and create it empty, with the same schema."""
         def run() -> None:
-            self._words_stale = True
+            self._kept.stale = True
             self._client.drop_collection(self._name)
             self._create(self._name)
             self._facts_apart = True
@@ -387,22 +352,7 @@ class MilvusStore:
     @staticmethod
     def probe(config: VectorStoreConfig) -> StoreHealth:
         """Can the store at ``config.uri`` be opened, and what does it hold? Reads only: never creates one."""
-        if not config.is_local_file:
-            return _probe(config.uri, config)
-        path = Path(config.uri).expanduser().resolve()
-        where = str(path)
-        if not path.exists():
-            return StoreHealth("ok", where, f"{path} does not exist yet; it is created on first use")
-        if not path.is_dir():
-            return StoreHealth("fail", where, f"{path} is a file, not a Milvus Lite 3 data folder")
-        if is_locked_by_another_process(path):
-            return StoreHealth("warn", where, f"{path} is open in another process right now (one process per folder)")
-        if not (path / "databases").is_dir():
-            # Opening would turn any folder into a Lite store (it writes files there): only open real ones.
-            if any(path.iterdir()):
-                return StoreHealth("fail", where, f"{path} is not a Milvus Lite data folder; pass the right --db")
-            return StoreHealth("ok", where, f"{path} is empty; it becomes a store on first use")
-        return _probe(where, config)
+        return milvus_client.probe_store(config)
 
     # -- internals --------------------------------------------------------------
     @property
@@ -410,33 +360,7 @@ class MilvusStore:
         return str(self.lite_path) if self._lite else self.config.uri
 
     def _connect(self) -> Any:
-        from pymilvus import MilvusClient
-
-        quiet_client_logs()
-        kwargs: dict[str, Any] = {}
-        if self.config.token:
-            kwargs["token"] = self.config.token
-        if self.config.db_name:
-            kwargs["db_name"] = self.config.db_name
-        if not self._lite:
-            try:
-                return MilvusClient(uri=self.config.uri, **kwargs)
-            except Exception as exc:
-                raise StoreError(f"cannot connect to Milvus at {self.config.uri}: {exc}") from exc
-        path = self.lite_path
-        assert path is not None
-        if path.exists() and not path.is_dir():
-            raise StoreError(f"{path} exists but is not a Milvus Lite 3 data folder (Milvus Lite 2.x .db files are "
-                             "not readable by 3.x); choose another path or move that file away")
-        private_folder(path)  # 0700 before the engine writes into it (private.py)
-        try:
-            return lite.open_client(path, **kwargs)
-        except Exception as exc:
-            if is_locked_by_another_process(path):
-                raise StoreLockedError(f"{path} is open in another process (Milvus Lite allows one process per "
-                                       "data folder); close it there, or use a Milvus server uri to share a store"
-                                       ) from exc
-            raise StoreError(f"cannot open Milvus Lite data folder {path}: {exc}") from exc
+        return milvus_client.connect(self.config, self.lite_path)
 
     def _disconnect(self) -> None:
         """Close the client; on Lite, the last store of this process on the folder also stops its engine
@@ -465,68 +389,23 @@ class MilvusStore:
             self._client = self._connect()
             self._client.load_collection(self._name)
             self._pending, self._dirty = 0, True  # what the memtable holds after the reload is unknown
-            self._words_stale = True
+            self._kept.stale = True
         except Exception as exc:
-            self._broken = (f"the store at {self._where} failed a write ({_reason(cause)}) and could not be "
-                            f"reloaded ({_reason(exc)}); free the disk or fix the cause, then reopen Memory")
+            self._broken = (f"the store at {self._where} failed a write ({reason_of(cause)}) and could not be "
+                            f"reloaded ({reason_of(exc)}); free the disk or fix the cause, then reopen Memory")
 
     def _create(self, name: str, *, facts_apart: bool = True) -> None:
-        """An empty collection of the current schema; ``facts_apart`` adds the facts' partition."""
-        from pymilvus import DataType, Function, FunctionType
-
-        bm25 = self._bm25_supported()
-        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, max_length=64, is_primary=True)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.embedder.dims)
-        text: dict[str, Any] = {"enable_analyzer": True, "analyzer_params": _ANALYZER} if bm25 else {}
-        schema.add_field("memory", DataType.VARCHAR, max_length=_TEXT_BYTES, **text)
-        schema.add_field("hash", DataType.VARCHAR, max_length=64)
-        for key in SCOPE_KEYS:
-            # "" means unset: Milvus Lite cannot filter on NULL scalars portably.
-            schema.add_field(key, DataType.VARCHAR, max_length=MAX_SCOPE_ID_LENGTH * 4)
-        schema.add_field("metadata", DataType.JSON)
-        schema.add_field("created_at", DataType.VARCHAR, max_length=64)
-        schema.add_field("updated_at", DataType.VARCHAR, max_length=64)
-        # Schema 2: episodes and facts (records.py), who and when, a fact's source episodes.
-        schema.add_field("kind", DataType.VARCHAR, max_length=16)
-        schema.add_field("speaker", DataType.VARCHAR, max_length=MAX_SCOPE_ID_LENGTH * 4)
-        schema.add_field("timestamp", DataType.INT64)  # epoch seconds; 0 means unknown
-        schema.add_field("sources", DataType.JSON)
-        schema.add_field("covered", DataType.BOOL)
-        index = self._client.prepare_index_params()
-        # Build parameters are left to Milvus's defaults (HNSW M=16/efConstruction=200, IVF nlist=128).
-        index.add_index(field_name="vector", index_type=self.index_type, metric_type=self.metric)
-        if bm25:
-            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-            schema.add_function(Function(name="memory_bm25", function_type=FunctionType.BM25,
-                                         input_field_names=["memory"], output_field_names=["sparse"]))
-            index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        self._client.create_collection(
-            name, schema=schema, consistency_level="Strong",
-            properties={_PROP_SCHEMA: str(SCHEMA_VERSION), _PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
-        if facts_apart:
-            self._client.create_partition(name, _FACTS_PARTITION)
-        # The index last: a collection that can be loaded is complete (see __init__'s retry).
-        self._client.create_index(name, index)
+        milvus_schema.create(self._client, name, embedder=self.embedder, index_type=self.index_type,
+                             metric=self.metric, bm25=self._bm25_supported(), version=SCHEMA_VERSION,
+                             facts_apart=facts_apart)
 
     def _bm25_supported(self) -> bool:
-        """Milvus Lite 3 and servers from 2.5 run the BM25 function; older servers do not."""
-        if self._lite:
-            return True
-        try:
-            version = str(self._client.get_server_version())
-        except Exception:
-            return False
-        numbers = [int(p) for p in version.lstrip("v").split("-")[0].split(".")[:2] if p.isdigit()]
-        return tuple(numbers) >= (2, 5)
+        return self._lite or milvus_schema.bm25_supported(self._client)
 
-    def _has_bm25(self) -> bool:
-        info = self._client.describe_collection(self._name)
-        if any(f["name"] == "sparse" for f in info.get("fields", [])):
-            return True
-        warnings.warn(f"collection {self._name!r} at {self._where} has no BM25 index (Milvus before 2.5): "
-                      "searches use dense vectors only, without word matching", LocalmemWarning, stacklevel=4)
-        return False
+    def _check_existing(self) -> None:
+        self.embedder, self._stored_index_type = milvus_schema.check_existing(
+            self._client, self._name, f"collection {self._name!r} at {self._where}", self.embedder, self._alternatives,
+            self.metric, SCHEMA_VERSION, lambda name: self._create(name, facts_apart=False))
 
     def _hybrid(self, query: Vectors, text: str, expression: str, limit: int, *,
                 split: bool, stats: WordStats | None) -> list[SearchHit]:
@@ -541,70 +420,24 @@ class MilvusStore:
         """
         depth = max(limit, self.fusion.depth)
         keyed = split and self._facts_present()
-        dense = self._dense(query, _and(expression, _kinds([EPISODE])) if keyed else expression, depth)
-        if keyed:
-            dense += self._dense(query, _and(expression, _kinds(KEY_KINDS)), depth)
         # Rescored, the rows drawn are a wider net: their order by Milvus's scores is only a guess.
         draw = depth * _WORD_DRAW if stats is not None else depth
         apart = keyed and self._facts_apart
-        if apart:
-            words = [*self._words_search(text, expression, draw, _MESSAGES_PARTITION),
-                     *self._words_search(text, expression, depth, _FACTS_PARTITION)]
-        else:
-            words = self._words_search(text, expression, draw * 2 if keyed else draw, None)
-        records = {hit["id"]: _to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
-        group = groups(records)
-        by_meaning = best_first(((h["id"], self._score(float(h["distance"]))) for h in dense), records, DENSE_DIGITS)
+        dense, words = milvus_candidates.hybrid(
+            self._client, self._name, query, text, expression, depth=depth, draw=draw, keyed=keyed, apart=apart,
+            params=milvus_candidates.search_params(self.index_type, self.metric, depth))
+        records = {hit["id"]: to_record(hit["entity"] | {"id": hit["id"]}) for hit in [*words, *dense]}
         drawn = [(h["id"], abs(float(h["distance"]))) for h in words]
-        if not apart:
-            drawn = messages_deep(drawn, group, draw)
+        if not apart:  # one list for both kinds: cut it after its draw-th message, in Milvus's order
+            drawn = messages_deep(drawn, groups(records), draw)
         if stats is not None:
-            keys = [key for key, _ in drawn]
-            drawn = list(zip(keys, stats.scores(text, [records[key].memory for key in keys]), strict=True))
-        by_words = messages_deep(best_first((row for row in drawn if row[1] > 0), records, WORD_DIGITS), group, depth)
-        return fused_hits(self.fusion, records, by_meaning, by_words, limit, self.get)
-
-    def _copy_search(self, index: ScopeIndex, query: Vectors, text: str | None, limit: int,
-                     kinds: Sequence[Kind] | None) -> list[SearchHit]:
-        """What _hybrid (with ``text``) or a dense search returns, from the scope's copy: the same
-        lists, drawn exactly (every row scored) instead of from Milvus's searches."""
-        if text is None:
-            return [SearchHit(record=self._copied(index, key), score=self._score(distance), distance=distance,
-                              similarity=self._score(distance))
-                    for key, distance in index.dense(query, self.metric, limit, kinds)]
-        depth = max(limit, self.fusion.depth)
-        if kinds is None and index.keys:  # keys never shorten the messages' list (see _hybrid)
-            dense = [*index.dense(query, self.metric, depth, [EPISODE]),
-                     *index.dense(query, self.metric, depth, KEY_KINDS)]
-        else:
-            dense = index.dense(query, self.metric, depth, kinds)
-        words = index.words(text, depth, kinds)
-        records = {key: self._copied(index, key) for key, _ in [*dense, *words]}
-        by_meaning = best_first(((key, self._score(distance)) for key, distance in dense), records, DENSE_DIGITS)
-        by_words = messages_deep(best_first(words, records, WORD_DIGITS), groups(records), depth)
-        return fused_hits(self.fusion, records, by_meaning, by_words, limit,
-                          lambda ids: [r for i in ids if (r := index.record(i)) is not None])
-
-    @staticmethod
-    def _copied(index: ScopeIndex, memory_id: str) -> MemoryRecord:
-        record = index.record(memory_id)
-        assert record is not None  # the lists hold only ids of the copy
-        return record
-
-    def _words_search(self, text: str, expression: str, limit: int, partition: str | None) -> list[dict[str, Any]]:
-        """The rows BM25 matches with ``text``, best first by Milvus's scores, with their fields."""
-        hits: list[dict[str, Any]] = list(self._client.search(
-            self._name, data=[text], filter=expression, limit=limit, output_fields=_RECORD_FIELDS,
-            anns_field="sparse", search_params={"metric_type": "BM25"},
-            partition_names=[partition] if partition else None)[0])
-        return hits
+            drawn = rescored(stats, text, drawn, records)
+        by_meaning = [(h["id"], similarity(self.metric, float(h["distance"]))) for h in dense]
+        return rank(self.fusion, records, by_meaning, drawn, limit, self.get)
 
     def _dense(self, query: Vectors, expression: str, limit: int) -> list[dict[str, Any]]:
-        """The rows nearest ``query`` that ``expression`` selects, best first, with their fields."""
-        hits: list[dict[str, Any]] = list(self._client.search(
-            self._name, data=[query.tolist()], filter=expression, limit=limit, output_fields=_RECORD_FIELDS,
-            anns_field="vector", search_params=self._search_params(limit))[0])
-        return hits
+        params = milvus_candidates.search_params(self.index_type, self.metric, limit)
+        return milvus_candidates.dense(self._client, self._name, query, expression, limit, params)
 
     def _facts_present(self) -> bool:
         """Whether the collection holds any fact: asked once, then kept up by this handle's writes.
@@ -614,59 +447,6 @@ class MilvusStore:
             self._holds_facts = bool(self._client.query(self._name, filter=f"kind != {literal(EPISODE)}",
                                                         output_fields=["id"], limit=1))
         return self._holds_facts
-
-    def _check_existing(self) -> None:
-        """Migrate an older schema; refuse a newer one, or vectors of another size, model or metric."""
-        where = f"collection {self._name!r} at {self._where}"
-        info = self._client.describe_collection(self._name)
-        found = milvus_migrations.stored_version(info.get("properties", {}), where)
-        milvus_migrations.refuse_newer(found, SCHEMA_VERSION, where)
-        fields = {f["name"]: f for f in info.get("fields", [])}
-        vector = fields.get("vector")
-        missing = {"id", "vector", "memory", "hash", "metadata", *SCOPE_KEYS} - set(fields)
-        if vector is None or missing:
-            raise SchemaMismatchError(f"{where} was not created by localmem (missing fields: {sorted(missing)}); "
-                                      "choose another collection_name")
-        dims = int(vector.get("params", {}).get("dim", 0))
-        if dims != self.embedder.dims:
-            raise SchemaMismatchError(
-                f"{where} holds {dims}-d vectors but the embedder {self.embedder.name!r} makes {self.embedder.dims}-d "
-                "ones; use the embedder that filled it, another collection_name, or `localmem export`/`import` "
-                "to re-embed")
-        stored = info.get("properties", {}).get(_PROP_EMBEDDER)
-        if stored:
-            # By content (a fingerprint of the weights), and the normalisation; see embedders/identity.py.
-            from localmem.embedders.identity import bundled_fingerprint, compare
-
-            recorded, bundled = json.loads(stored), bundled_fingerprint()
-            verdict = compare(recorded, self.embedder, bundled)
-            other = next((a for a in self._alternatives if not verdict.ok and compare(recorded, a, bundled).ok), None)
-            if other is not None:
-                self.embedder, verdict = other, compare(recorded, other, bundled)
-            if not verdict.ok:
-                raise SchemaMismatchError(
-                    f"{where} {verdict.problem}: their vectors are not comparable; use that embedder, another "
-                    "collection_name, or `localmem export`/`import` to re-embed")
-            if verdict.upgrade:  # a record from before content identities: write the fingerprint
-                self._client.alter_collection_properties(
-                    self._name, properties={_PROP_EMBEDDER: json.dumps(self.embedder.to_dict())})
-        metric, self._stored_index_type = self._stored_index()
-        if metric is not None and metric != self.metric:
-            raise SchemaMismatchError(f"{where} is indexed with metric {metric}, but metric_type={self.metric} was "
-                                      f"asked for; set metric_type={metric!r} or use another collection_name")
-        # Last: a migration may copy every row (upgrade.py), which only makes sense into a compatible schema.
-        if found != SCHEMA_VERSION:
-            # Schema 1 had only facts, copied in one by one: they stay where a collection of then kept them.
-            milvus_migrations.migrate(self._client, self._name, found, SCHEMA_VERSION, where,
-                                      lambda name: self._create(name, facts_apart=False))
-
-    def _stored_index(self) -> tuple[str | None, str | None]:
-        """(metric, index type) of the existing collection's vector index."""
-        for name in self._client.list_indexes(self._name):
-            index = self._client.describe_index(self._name, name)
-            if index.get("field_name") == "vector":
-                return str(index.get("metric_type")), str(index.get("index_type"))
-        return None, None
 
     def _check_dims(self, dims: int) -> None:
         if dims != self.embedder.dims:
@@ -680,13 +460,13 @@ class MilvusStore:
         if matrix.ndim != 2 or matrix.shape[0] != len(records):
             raise StoreError(f"{op}: {len(records)} records but vectors of shape {matrix.shape}")
         self._check_dims(matrix.shape[1])
-        rows = [_to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
+        rows = [to_row(r, v) for r, v in zip(records, matrix.tolist(), strict=True)]
         method = getattr(self._client, op)
-        with self._words_lock:
+        with self._kept.lock:
             old = self._old_records([r.id for r in records]) if op == "upsert" else []
             # A kind never changes, so a row stays in its partition; a batch of both kinds is two calls,
             # which the writer's journal covers as it covers its insert-then-upsert (writer.py).
-            for partition in (_MESSAGES_PARTITION, _FACTS_PARTITION):
+            for partition in (MESSAGES_PARTITION, FACTS_PARTITION):
                 at = [i for i, row in enumerate(rows) if self._partition(row["kind"]) == partition]
                 if at:
                     part = [rows[i] for i in at]
@@ -694,8 +474,8 @@ class MilvusStore:
                                                                                    partition_name=partition))
                     self._mark_written(len(part))
                     written = {row["id"] for row in part}  # counted as written, should the next call fail
-                    self._scopes.written([records[i] for i in at], [rows[i]["vector"] for i in at],
-                                         [r for r in old if r.id in written])
+                    self._kept.written([records[i] for i in at], [rows[i]["vector"] for i in at],
+                                       [r for r in old if r.id in written])
         if any(r.kind != EPISODE for r in records):
             self._holds_facts = True
         if self._pending >= _FLUSH_AFTER_WRITE_ROWS:
@@ -705,44 +485,34 @@ class MilvusStore:
 
     def _from_copy(self, scope: Scope, read: Callable[[ScopeIndex], _T]) -> _T | None:
         """``read`` answered by the scope's full copy on Lite (loaded if need be); None without one."""
-        if not (self._lite and self._scopes.max_rows > 0):
+        if not (self._lite and self._kept.cache.max_rows > 0):
             return None
-        with self._words_lock:  # no write changes the copy while it answers
-            index = self._scope_locked(scope)
+        with self._kept.scope(scope) as index:  # no write changes the copy while it answers
             return read(index) if index is not None and index.full else None
 
-    def _scope_locked(self, scope: Scope) -> ScopeIndex | None:
-        """What this store keeps for the scope (scopes.py), loaded on its first use: on Lite its rows,
-        when the cache has room for them, else its word statistics; None for a scope too large to count.
-        The caller holds ``_words_lock``."""
-        if self._words_stale:
-            self._scopes.clear()
-            self._words_stale = False
-        alone = self._alone_on_folder()
-        if scope in self._scopes:
-            return self._scopes.get(scope)
-        expression = _expression(scope, None)
+    def _load(self, scope: Scope, alone: bool) -> ScopeIndex | None:
+        """Read a scope from Milvus: its rows for a full copy when they fit, else its statistics."""
+        expression = select(scope, None)
         total = self._query(expression, ["count(*)"], None)
         rows = int(total[0]["count(*)"]) if total else 0
-        full = self._lite and alone and self._scopes.max_rows > 0 and rows <= self._scopes.max_rows
+        max_rows = self._kept.cache.max_rows
+        full = self._lite and alone and max_rows > 0 and rows <= max_rows
         if not full and rows > _WORD_STATS_ROWS:
-            self._scopes.keep(scope, None)
             return None
         index = ScopeIndex(scope, self.embedder.dims, full=full)
-        with _quiet_pymilvus():
+        with quiet_pymilvus():
             pages = self._call("query", lambda: self._client.query_iterator(
-                self._name, batch_size=_IDS_PER_CALL, filter=expression,
-                output_fields=_COPY_FIELDS if full else _WORD_FIELDS), flush=self._dirty)
+                self._name, batch_size=IDS_PER_CALL, filter=expression,
+                output_fields=COPY_FIELDS if full else WORD_FIELDS), flush=self._dirty)
         try:
             while page := self._call("query", pages.next):
                 if full:
                     for row in page:
-                        index.put(_to_record(row), row["vector"])
+                        index.put(to_record(row), row["vector"])
                 else:
-                    index.stats.count(row["memory"] for row in page if _ranks_alone(row))
+                    index.stats.count(row["memory"] for row in page if ranks_alone(row))
         finally:
             pages.close()
-        self._scopes.keep(scope, index)
         return index
 
     def _lite_clients(self) -> tuple[int, bool]:
@@ -750,7 +520,7 @@ class MilvusStore:
         return (lite.opened(path), lite.shared(path)) if path is not None else (0, False)
 
     def _alone_on_folder(self) -> bool:
-        """Whether this store is the only one of this process on its Lite folder (``_words_lock`` held).
+        """Whether this store is the only one of this process on its Lite folder (``_kept.lock`` held).
 
         Copies are exact only while this store makes every write: once another store of this
         process opens the folder (a second Memory on the same path), copies made before are
@@ -758,18 +528,18 @@ class MilvusStore:
         as on a server."""
         opened, shared = self._lite_clients()
         if (opened, shared) != (self._opened_seen, self._shared_seen):
-            self._scopes.clear()
+            self._kept.forget()
             self._opened_seen, self._shared_seen = opened, shared
         return not shared
 
     def _old_records(self, ids: Sequence[str]) -> list[MemoryRecord]:
         """The stored versions of ``ids``, when a statistics-only copy must take them out (a server's)."""
-        if not self._scopes.needs_old_rows:
+        if not self._kept.cache.needs_old_rows:
             return []
-        return [_to_record(row) for row in self._rows_by_id(ids, _RECORD_FIELDS)]
+        return [to_record(row) for row in self._rows_by_id(ids, RECORD_FIELDS)]
 
     def _partition(self, kind: str) -> str:
-        return _FACTS_PARTITION if self._facts_apart and kind != EPISODE else _MESSAGES_PARTITION
+        return FACTS_PARTITION if self._facts_apart and kind != EPISODE else MESSAGES_PARTITION
 
     def _query(self, expression: str, fields: list[str], limit: int | None) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"filter": expression, "output_fields": fields}
@@ -782,9 +552,9 @@ class MilvusStore:
 
     def _rows_by_id(self, ids: Sequence[str], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows += self._call("get", lambda chunk=chunk: self._client.query(
-                self._name, filter=_ids_expression(chunk), output_fields=fields, limit=len(chunk)),
+                self._name, filter=ids_expression(chunk), output_fields=fields, limit=len(chunk)),
                 flush=self._pending >= _FLUSH_BEFORE_QUERY_ROWS)
         return rows
 
@@ -817,194 +587,6 @@ class MilvusStore:
             except Exception as exc:
                 if writing:
                     self._reload(exc)
-                raise StoreError(f"Milvus {what} on collection {self._name!r} failed: {_reason(exc)}") from exc
-
-    def _search_params(self, limit: int) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if self.index_type in ("HNSW", "AUTOINDEX"):
-            # A wide beam keeps HNSW close to exact when the scope filter drops most neighbours.
-            params["ef"] = max(_HNSW_EF, limit)
-        return {"metric_type": self.metric, "params": params}
-
-    def _score(self, distance: float) -> float:
-        """One meaning for every metric: higher is more similar.
-
-        COSINE and IP: Milvus already returns the similarity. L2: Milvus returns
-        the *squared* distance d; 1 - d/2 equals the cosine for unit vectors, so
-        a threshold means the same under COSINE and L2 with normalised embeddings.
-        """
-        if self.metric == "L2":
-            return 1.0 - distance / 2.0
-        return distance
+                raise StoreError(f"Milvus {what} on collection {self._name!r} failed: {reason_of(exc)}") from exc
 
 
-def _expression(scope: Scope, filters: Filters) -> str:
-    return render(scope, as_filter(filters))
-
-
-def _ids_expression(ids: Sequence[str]) -> str:
-    """``id in [...]`` with every id rendered by literal(): quoted and escaped, whatever it holds."""
-    return f"id in [{', '.join(literal(i) for i in ids)}]"
-
-
-def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
-    # Keeps each expression short and each result under the query window.
-    for start in range(0, len(ids), _IDS_PER_CALL):
-        yield list(ids[start:start + _IDS_PER_CALL])
-
-
-def _to_row(record: MemoryRecord, vector: list[float]) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": record.id,
-        "vector": vector,
-        "memory": record.memory,
-        "hash": record.hash,
-        "metadata": record.metadata,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at or "",
-        "kind": record.kind,
-        "speaker": record.speaker or "",
-        "timestamp": record.timestamp or 0,
-        "sources": _links(record),
-        "covered": record.covered,
-    }
-    for key in SCOPE_KEYS:
-        row[key] = getattr(record.scope, key) or ""
-    return row
-
-
-def _ranks_alone(row: dict[str, Any]) -> bool:
-    """A message, or a fact that stands for no message (not a key to one): the rows whose words the
-    statistics count."""
-    return row.get("kind") == EPISODE or not _source_ids(row)
-
-
-def _links(record: MemoryRecord) -> dict[str, Any]:
-    """The JSON field "sources": a fact's source ids, and an episode's role and currency (currency.py).
-    Kept in one JSON field so that older collections (and a Milvus 2.3 server) need no new column."""
-    links: dict[str, Any] = {_SOURCE_IDS: list(record.sources)}
-    if record.role is not None:
-        links[_ROLE] = record.role
-    if record.chatter:
-        links[_CHATTER] = True
-    if record.superseded_by is not None:
-        links[_SUPERSEDED_BY] = record.superseded_by
-        links[_VALID_UNTIL] = record.valid_until
-    return links
-
-
-def _links_of(row: dict[str, Any]) -> dict[str, Any]:
-    """A row's "sources" JSON field as a dict, however the backend returned it (an old row: a list)."""
-    sources = row.get("sources") or {}
-    if isinstance(sources, (str, bytes)):
-        sources = json.loads(sources)
-    if isinstance(sources, list):
-        sources = {_SOURCE_IDS: sources}
-    return sources if isinstance(sources, dict) else {}
-
-
-def _source_ids(row: dict[str, Any]) -> list[str]:
-    """A row's source episode ids, however the backend returned its JSON field."""
-    return [str(s) for s in _links_of(row).get(_SOURCE_IDS) or []]
-
-
-def _to_record(row: dict[str, Any]) -> MemoryRecord:
-    scope = Scope(**{key: row.get(key) or None for key in SCOPE_KEYS})
-    metadata = row.get("metadata") or {}
-    if isinstance(metadata, (str, bytes)):
-        metadata = json.loads(metadata)
-    links = _links_of(row)
-    superseded_by, valid_until = links.get(_SUPERSEDED_BY), links.get(_VALID_UNTIL)
-    return MemoryRecord(id=row["id"], memory=row["memory"], hash=row["hash"], scope=scope, metadata=metadata,
-                        created_at=row.get("created_at") or "", updated_at=row.get("updated_at") or None,
-                        kind=row.get("kind") or "fact", speaker=row.get("speaker") or None,
-                        timestamp=int(row["timestamp"]) if row.get("timestamp") else None,
-                        sources=tuple(str(s) for s in links.get(_SOURCE_IDS) or []), covered=bool(row.get("covered")),
-                        role=str(links[_ROLE]) if links.get(_ROLE) else None, chatter=bool(links.get(_CHATTER)),
-                        superseded_by=str(superseded_by) if superseded_by else None,
-                        valid_until=int(valid_until) if valid_until is not None and superseded_by else None)
-
-
-def _and(*parts: str) -> str:
-    present = [p for p in parts if p]
-    return " and ".join(f"({p})" for p in present) if len(present) > 1 else (present[0] if present else "")
-
-
-def _kinds(kinds: Sequence[Kind] | None) -> str:
-    if kinds is None:
-        return ""
-    return f"kind in [{', '.join(literal(k) for k in kinds)}]"
-
-
-def _probe(where: str, config: VectorStoreConfig) -> StoreHealth:
-    """Open a client the way MilvusStore does, list the collections, close it."""
-    from pymilvus import MilvusClient
-
-    quiet_client_logs()
-    kwargs: dict[str, Any] = {"token": config.token} if config.token else {}
-    local = Path(where) if config.is_local_file else None
-    try:
-        # A Lite folder through lite.py, as MilvusStore opens it: never on a loopback port (lite.py says why).
-        client = lite.open_client(local, **kwargs) if local is not None else MilvusClient(uri=where, **kwargs)
-        try:
-            collections = sorted(client.list_collections())
-        finally:
-            if local is not None:
-                lite.close_client(client, local)
-            else:
-                client.close()
-    except Exception as exc:  # any failure to open is the finding itself, whatever pymilvus raised
-        reason = " ".join(_reason(exc).split())[:200]
-        return StoreHealth("fail", where, f"{where} cannot be opened as a Milvus store: {reason}")
-    return StoreHealth("ok", where, f"{where}: opens; collections: {', '.join(collections) or 'none'}")
-
-
-# Loggers of the Milvus client libraries, with the level each has unless someone changed it.
-# pymilvus installs its own stderr handler on import, and both log a full traceback for an
-# error they then raise; localmem reports that error itself, as a one-line StoreError.
-_CLIENT_LOGGERS = {"pymilvus": logging.WARNING, "pymilvus.milvus_client": logging.INFO,
-                   "milvus_lite": logging.NOTSET}
-
-
-def quiet_client_logs() -> None:
-    """Silence the client libraries' logs, unless the application asked for them (set another level)."""
-    for name, default in _CLIENT_LOGGERS.items():
-        logger = logging.getLogger(name)
-        if logger.level == default:
-            logger.setLevel(logging.CRITICAL + 1)
-
-
-@contextlib.contextmanager
-def _quiet_pymilvus() -> Iterator[None]:
-    """pymilvus warns on every iterator page that Milvus Lite has no server timestamp; that is expected."""
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _reason(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
-
-
-def is_locked_by_another_process(path: Path) -> bool:
-    """Probe Milvus Lite's LOCK file; only called after opening failed."""
-    lock = path / "LOCK"
-    if sys.platform == "win32" or not lock.exists():
-        return False
-    import fcntl
-
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)

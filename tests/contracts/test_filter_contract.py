@@ -16,8 +16,7 @@ import pytest
 
 from localmem.errors import InvalidFilterError
 from localmem.records import Kind, MemoryRecord, Scope, text_hash
-from localmem.vector_stores.milvus import MilvusStore
-from tests.contracts.conftest import BACKENDS, DIMS, backend, drop, new_collection, open_store
+from tests.contracts.conftest import DIMS, STORE_BACKENDS, Store, backend, drop, new_collection, open_store
 
 QUOTED = 'it\'s "quoted" \\ here'
 # id -> (scope, metadata). "u" is the scope every case reads; r6 belongs to "v".
@@ -105,11 +104,12 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 ]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusStore]:
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """The fixed rows, inserted once per backend (the cases only read)."""
     uri, collection = backend(request, tmp_path_factory.mktemp("filters")), new_collection()
-    store = open_store(uri, collection_name=collection)
+    copies: dict[str, Any] = {"cache_rows": 0} if request.param == "lite-uncopied" else {}
+    store = open_store(uri, collection_name=collection, **copies)
     records = [MemoryRecord(id=rid, memory=f"memory {rid}", hash=text_hash(rid), scope=scope, metadata=metadata,
                             created_at=f"2026-01-01T00:00:0{i}+00:00", kind=FIELDS.get(rid, ("fact",))[0],
                             speaker=FIELDS.get(rid, (None, None))[1], timestamp=FIELDS.get(rid, (None, None, None))[2])
@@ -121,36 +121,36 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     drop(uri, collection)
 
 
-def _listed(store: MilvusStore, scope: Scope, filters: dict[str, Any] | None) -> set[str]:
+def _listed(store: Store, scope: Scope, filters: dict[str, Any] | None) -> set[str]:
     return {r.id for r in store.records(scope, filters, 100)}
 
 
-def _searched(store: MilvusStore, scope: Scope, filters: dict[str, Any] | None) -> set[str]:
+def _searched(store: Store, scope: Scope, filters: dict[str, Any] | None) -> set[str]:
     query = np.ones((1, DIMS), dtype=np.float32)
     return {h.record.id for h in store.search(query, scope, filters, 100)}
 
 
 @pytest.mark.parametrize(("filters", "expected"), CASES, ids=[str(f) for f, _ in CASES])
-def test_each_filter_shape_selects_exactly_its_rows(filled: MilvusStore, filters: dict[str, Any],
+def test_each_filter_shape_selects_exactly_its_rows(filled: Store, filters: dict[str, Any],
                                                     expected: set[str]) -> None:
     scope = Scope("u")
     assert _listed(filled, scope, filters) == expected
     assert _searched(filled, scope, filters) == expected
 
 
-def test_not_is_the_complement_within_the_scope(filled: MilvusStore) -> None:
+def test_not_is_the_complement_within_the_scope(filled: Store) -> None:
     for filters, expected in CASES:
         complement = _listed(filled, Scope("u"), {"NOT": [filters]})
         assert complement == IN_U - expected, filters
 
 
-def test_filters_without_a_scope_reach_every_scope(filled: MilvusStore) -> None:
+def test_filters_without_a_scope_reach_every_scope(filled: Store) -> None:
     assert _listed(filled, Scope(), {"cat": "a"}) == {"r1", "r5", "r6"}
     assert _searched(filled, Scope(), {"user_id": "v"}) == {"r6"}
     assert _listed(filled, Scope(), {"user_id": {"in": ["u", "v"]}, "n": 1}) == {"r1", "r6"}
 
 
-def test_malformed_filters_are_refused_before_the_store(filled: MilvusStore) -> None:
+def test_malformed_filters_are_refused_before_the_store(filled: Store) -> None:
     deep: dict[str, Any] = {"cat": "a"}
     for _ in range(200):
         deep = {"NOT": [deep]}

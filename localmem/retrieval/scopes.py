@@ -15,9 +15,11 @@ every copy (the next search loads the scope again), and no other process can
 write the folder. Another store of this process can (a second Memory on the same
 path): while one is open, or once one has been, copies made before are dropped
 and none is made (milvus.py, ``_alone_on_folder``). A server is shared, so there
-only the statistics are kept and Milvus searches. Searches with filters go to
-Milvus too: its filter dialect is the reference (milvus_filters.py), and a second
-evaluator here could disagree. add()'s duplicate check reads the copy as well.
+only the statistics are kept and Milvus searches. A search with filters is
+answered by the copy as well, the filter evaluated row by row (matching.py): a
+filter never changes which engine ranks, and the filter contract runs this
+evaluator and Milvus's dialect over the same rows. add()'s duplicate check reads
+the copy as well.
 
 The copies are bounded by ``vector_store.config.cache_rows`` in all (least
 recently searched scopes are dropped first); a scope larger than that is
@@ -31,24 +33,28 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from localmem.filters import Filter
 from localmem.protocols import Vectors
-from localmem.records import CONTEXT, EPISODE, FACT, SCOPE_KEYS, Kind, MemoryRecord, Scope
-from localmem.vector_stores.ranking import WORD_DIGITS
-from localmem.vector_stores.words import K1, B, WordStats, tokens
+from localmem.records import CONTEXT, EPISODE, FACT, KEY_KINDS, Kind, MemoryRecord, Scope, SearchHit
+from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.matching import matches, within
+from localmem.retrieval.ranking import WORD_DIGITS, rank, similarity
+from localmem.retrieval.words import K1, B, WordStats, tokens
 
 _GROWTH = 2  # the vector matrix grows by this factor when full
+# Rows that statistics-only entries (a server's) may count in all, and what a counted row costs at
+# most: tracemalloc over the 200 first LoCoMo messages of a conversation gave 372 B a row (158 over
+# 1,200: words repeat), tests/test_retrieval.py keeps it honest. An entry itself (its ScopeIndex)
+# costs ~1.5 KB, counted as _ENTRY_ROWS rows; so the bound is ~40 MB, whatever the number of users.
+STATS_ROWS = 100_000
+STATS_ROW_BYTES = 400
+_ENTRY_ROWS = 8
 
 
 def ranks_alone(record: MemoryRecord) -> bool:
     """A message, or a fact that stands for no message (not a key to one): the records whose words the
     statistics count."""
     return record.kind == EPISODE or not record.sources
-
-
-def within(record: MemoryRecord, scope: Scope) -> bool:
-    """Whether a search of ``scope`` sees ``record`` (an unset scope key matches anything)."""
-    return all(getattr(scope, key) is None or getattr(record.scope, key) == getattr(scope, key)
-               for key in SCOPE_KEYS)
 
 
 class ScopeIndex:
@@ -159,7 +165,8 @@ class ScopeIndex:
         timed.sort(key=lambda r: (r.timestamp or 0, r.created_at, r.id))
         return timed[-count:]
 
-    def dense(self, query: Vectors, metric: str, limit: int, kinds: Iterable[Kind] | None) -> list[tuple[str, float]]:
+    def dense(self, query: Vectors, metric: str, limit: int, kinds: Iterable[Kind] | None,
+              where: np.ndarray | None = None) -> list[tuple[str, float]]:
         """The ``limit`` nearest records, best first, as (id, distance as Milvus returns it for ``metric``)."""
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         n = len(self._records)
@@ -171,9 +178,10 @@ class ScopeIndex:
         else:
             distance = dots
         better = -distance if metric != "L2" else distance
-        return self._best(better, distance, limit, kinds)
+        return self._best(better, distance, limit, self._wanted(kinds, where))
 
-    def words(self, text: str, depth: int, kinds: Iterable[Kind] | None) -> list[tuple[str, float]]:
+    def words(self, text: str, depth: int, kinds: Iterable[Kind] | None,
+              where: np.ndarray | None = None) -> list[tuple[str, float]]:
         """BM25 matches of ``text`` (score > 0), best first, scored as WordStats.scores does, down to the
         ``depth``-th record that ranks alone (facts drawn from a message ride along, as in
         ranking.messages_deep) and the records tied with it."""
@@ -188,7 +196,7 @@ class ScopeIndex:
             tf = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
             norm = K1 * (1.0 - B + B * self._lengths[slots] / mean)
             score[slots] += weight * tf * (K1 + 1.0) / (tf + norm)
-        candidates = np.flatnonzero(self._wanted(kinds) & (score > 0))
+        candidates = np.flatnonzero(self._wanted(kinds, where) & (score > 0))
         ranked = candidates[np.argsort(-score[candidates], kind="stable")]
         counted = np.cumsum(self._alone[ranked])
         end = int(np.searchsorted(counted, depth)) + 1
@@ -198,16 +206,50 @@ class ScopeIndex:
                 end += 1
         return self._pairs(ranked[:end], score)
 
-    def _best(self, order: np.ndarray, values: np.ndarray, limit: int,
-              kinds: Iterable[Kind] | None) -> list[tuple[str, float]]:
-        candidates = np.flatnonzero(self._wanted(kinds))
+    def search(self, fusion: Fusion, metric: str, query: Vectors, text: str | None, limit: int,
+               kinds: Sequence[Kind] | None, filters: Filter | None = None) -> list[SearchHit]:
+        """A search of the scope, every row scored: with ``text`` dense and BM25 fused (ranking.rank),
+        else the nearest rows by similarity. Keys (facts, contexts) never shorten the messages'
+        dense list: without ``kinds`` both are drawn apart, as a store with keys does."""
+        where = self.selected(filters)
+        if text is None:
+            return [SearchHit(record=self._known(key), score=score, distance=distance, similarity=score)
+                    for key, distance in self.dense(query, metric, limit, kinds, where)
+                    for score in [similarity(metric, distance)]]
+        depth = max(limit, fusion.depth)
+        if kinds is None and self.keys:
+            dense = [*self.dense(query, metric, depth, [EPISODE], where),
+                     *self.dense(query, metric, depth, KEY_KINDS, where)]
+        else:
+            dense = self.dense(query, metric, depth, kinds, where)
+        words = self.words(text, depth, kinds, where)
+        records = {key: self._known(key) for key, _ in [*dense, *words]}
+        return rank(fusion, records, ((key, similarity(metric, d)) for key, d in dense), words, limit,
+                    lambda ids: [r for i in ids if (r := self.record(i)) is not None])
+
+    def _known(self, memory_id: str) -> MemoryRecord:
+        record = self.record(memory_id)
+        assert record is not None  # the lists hold only ids of this copy
+        return record
+
+    def _best(self, order: np.ndarray, values: np.ndarray, limit: int, wanted: np.ndarray) -> list[tuple[str, float]]:
+        candidates = np.flatnonzero(wanted)
         if len(candidates) > limit:
             candidates = candidates[np.argpartition(order[candidates], limit - 1)[:limit]]
         return self._pairs(candidates[np.argsort(order[candidates], kind="stable")], values)
 
-    def _wanted(self, kinds: Iterable[Kind] | None) -> np.ndarray:
+    def selected(self, where: Filter | None) -> np.ndarray | None:
+        """The rows (slots) that pass the filter, for ``dense`` and ``words``; None without one."""
+        if where is None:
+            return None
+        return np.fromiter((r is not None and matches(r, where) for r in self._records), dtype=bool,
+                           count=len(self._records))
+
+    def _wanted(self, kinds: Iterable[Kind] | None, where: np.ndarray | None) -> np.ndarray:
         n = len(self._records)
         keep = self._live[:n].copy()
+        if where is not None:
+            keep &= where[:n]
         if kinds is None:
             return keep
         wanted = set(kinds)
@@ -230,36 +272,54 @@ class ScopeIndex:
 
 class ScopeCache:
     """The store's ScopeIndex per scope, least recently searched first out; ``None`` marks a scope
-    too large to keep anything for (its BM25 scores are Milvus's)."""
+    too large to keep anything for (its BM25 scores are Milvus's).
 
-    def __init__(self, max_rows: int) -> None:
+    Two bounds, each least recently searched first: full copies hold at most ``max_rows`` rows in
+    all (~4 KB a row at 384 dimensions: the vector, the record, its postings), and
+    statistics-only entries (a server's) count at most ``max_counted`` rows in all (each counted
+    row costs its distinct words' share of the document frequencies, at most STATS_ROW_BYTES, and
+    each entry _ENTRY_ROWS more, a scope too large to count too). A long-running server searched by
+    ever new users so holds at most that much, whatever the number of users."""
+
+    def __init__(self, max_rows: int, max_counted: int = STATS_ROWS) -> None:
         self.max_rows = max_rows
+        self.max_counted = max_counted
         self._indexes: OrderedDict[Scope, ScopeIndex | None] = OrderedDict()
 
     def __contains__(self, scope: Scope) -> bool:
         return scope in self._indexes
+
+    def __len__(self) -> int:
+        return len(self._indexes)
 
     def get(self, scope: Scope) -> ScopeIndex | None:
         self._indexes.move_to_end(scope)
         return self._indexes[scope]
 
     def keep(self, scope: Scope, index: ScopeIndex | None) -> None:
-        """Keep a loaded scope, dropping the least recently searched full copies beyond ``max_rows``."""
+        """Keep a loaded scope, dropping the least recently searched ones beyond the bounds."""
         self._indexes[scope] = index
+        self._indexes.move_to_end(scope)
         self._trim(keep=scope)
 
     def _trim(self, keep: Scope | None = None) -> None:
-        """Drop full copies, least recently searched first, until they hold at most ``max_rows``
-        (a dropped scope is loaded again by its next search)."""
+        """Drop entries, least recently searched first, until both bounds hold (a dropped scope is
+        loaded again by its next search)."""
         rows = sum(len(i) for i in self._indexes.values() if i is not None and i.full)
+        counted = sum(_counted(i) for i in self._indexes.values() if i is None or not i.full)
         for old in list(self._indexes):
-            if rows <= self.max_rows:
+            if rows <= self.max_rows and counted <= self.max_counted:
                 break
             dropped = self._indexes[old]
-            if old == keep or dropped is None or not dropped.full:
+            if old == keep:
                 continue
-            del self._indexes[old]
-            rows -= len(dropped)
+            if dropped is not None and dropped.full:
+                if rows > self.max_rows:
+                    del self._indexes[old]
+                    rows -= len(dropped)
+            elif counted > self.max_counted:
+                del self._indexes[old]
+                counted -= _counted(dropped)
 
     def clear(self) -> None:
         self._indexes.clear()
@@ -299,6 +359,10 @@ class ScopeCache:
             if index is not None and index.full and (record := index.record(memory_id)) is not None:
                 return record
         return None
+
+
+def _counted(index: ScopeIndex | None) -> int:
+    return _ENTRY_ROWS + (0 if index is None else max(0, index.stats.docs))
 
 
 def _resized(array: np.ndarray, size: int) -> np.ndarray:

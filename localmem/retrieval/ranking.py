@@ -1,9 +1,10 @@
 """From a dense list and a word list to the hits a search returns, whoever drew the lists.
 
-Both ways a store draws its lists (Milvus's searches, or a scope's copy in memory,
-scopes.py) end here, so they rank and show memories the same way: fusion.py says
-how two lists become one ranking of groups (a message and the facts drawn from it);
-this module cuts the word list, fuses, and picks the row that shows each group.
+Every way a store draws its lists (Milvus's searches, a scope's copy in memory,
+scopes.py, the numpy reference store) ends in ``rank``, so they rank and show
+memories the same way: fusion.py says how two lists become one ranking of groups
+(a message and the facts drawn from it); this module orders ties, cuts the word
+list, fuses, and picks the row that shows each group.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from localmem.records import CONTEXT, EPISODE, FACT, MemoryRecord, SearchHit
-from localmem.vector_stores.fusion import Fusion
+from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.words import WordStats
 
 
 def groups(records: Mapping[str, MemoryRecord]) -> dict[str, str]:
@@ -78,6 +80,37 @@ def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: 
     hits = [SearchHit(record=shown[best[key]], score=fusion.scale(raw), distance=raw, similarity=closest.get(key))
             for key, raw in fused if best[key] in shown]
     return hits[:limit]
+
+
+def similarity(metric: str, distance: float) -> float:
+    """One meaning for every metric: higher is more similar.
+
+    COSINE and IP: Milvus already returns the similarity. L2: Milvus returns
+    the *squared* distance d; 1 - d/2 equals the cosine for unit vectors, so
+    a threshold means the same under COSINE and L2 with normalised embeddings.
+    """
+    return 1.0 - distance / 2.0 if metric == "L2" else distance
+
+
+def rescored(stats: WordStats, text: str, drawn: Sequence[tuple[str, float]],
+             records: Mapping[str, MemoryRecord]) -> list[tuple[str, float]]:
+    """Rows a store's own BM25 drew, scored again with the scope's statistics (words.py)."""
+    keys = [key for key, _ in drawn]
+    return list(zip(keys, stats.scores(text, [records[key].memory for key in keys]), strict=True))
+
+
+def rank(fusion: Fusion, records: Mapping[str, MemoryRecord], dense: Iterable[tuple[str, float]],
+         words: Iterable[tuple[str, float]], limit: int,
+         fetch: Callable[[list[str]], Iterable[MemoryRecord]]) -> list[SearchHit]:
+    """The hits of a hybrid search: ``dense`` holds (id, similarity), ``words`` (id, BM25 score) of
+    the candidates drawn, in any order; ``records`` every row of both; ``fetch`` reads messages
+    by id (for groups drawn by their keys alone). Rows without a word in common (score 0) are no
+    word match; the word list is cut at the depth fused, counted in messages."""
+    depth = max(limit, fusion.depth)
+    by_meaning = best_first(dense, records, DENSE_DIGITS)
+    by_words = messages_deep(best_first((row for row in words if row[1] > 0), records, WORD_DIGITS),
+                             groups(records), depth)
+    return fused_hits(fusion, records, by_meaning, by_words, limit, fetch)
 
 
 def _strays(fact: str, message: str, similarity: Mapping[str, float]) -> bool:
