@@ -1,7 +1,7 @@
 """English, written once: the word lists, tokenisers and person tables that localmem's word rules use.
 
 Extraction (extractors/whose.py, prompting.py, gates.py, rules.py), contexts (context.py, through
-whose.name_persons) and word statistics (vector_stores/words.py) read their English from here, so a
+whose.name_persons) and word statistics (retrieval/words.py) read their English from here, so a
 word added to a list is added for every rule that shares it. The rules themselves stay in their
 modules; this one holds data and tokenising only, and imports nothing from localmem.
 

@@ -72,7 +72,7 @@ def fused_hits(fusion: Fusion, records: Mapping[str, MemoryRecord], by_meaning: 
         # A message is shown for its contexts only in their scope, whatever the store holds.
         owner = {head: records[key].scope for key, head in group.items()}
         shown.update((r.id, r) for r in fetch(missing) if r.kind == EPISODE and owner.get(r.id) == r.scope)
-    # Each group's similarity is that of its row closest in meaning (results.py reports it as the score).
+    # Each group's similarity is that of its row closest in meaning (current.py reports it as the score).
     closest: dict[str, float] = {}
     for key, similarity in by_meaning:
         closest.setdefault(group.get(key, key), similarity)
