@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from localmem.current import RECOMMENDED_THRESHOLD
+
 
 def write_all(results: dict[str, Any], out: Path) -> list[str]:
     device = results["environment"]["embedder_device"]
@@ -68,7 +70,7 @@ def _search_latency(product: dict[str, Any], device: str, path: Path) -> str:
 
 def _search_scores(panels: list[tuple[str, dict[str, Any]]], device: str, path: Path) -> str:
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 4.2 * len(panels)), squeeze=False)
-    bins = [i / 40 for i in range(41)]  # the default score lies in (0, 1]
+    bins = [-0.2 + i / 40 for i in range(49)]  # a cosine; below -0.2 nothing is ever found
     for ax, (title, scores) in zip(axes[:, 0], panels, strict=True):
         relevant, unrelated = scores["relevant_scores"], scores["unrelated_scores"]
         for values, label, color in ((unrelated, "unrelated memories", "tab:orange"),
@@ -81,8 +83,10 @@ def _search_scores(panels: list[tuple[str, dict[str, Any]]], device: str, path: 
             ax.axvline(cut, color="black", linestyle="--",
                        label=f"threshold={cut:.2f} keeps 90% of answering memories, "
                              f"{100 * scores['irrelevant_share_above_that_threshold']:.0f}% of unrelated ones")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("Memory.search score (fused rank: 1.0 = ranked first by meaning and by words)")
+        ax.axvline(RECOMMENDED_THRESHOLD, color="tab:red", linestyle=":",
+                   label=f"recommended threshold={RECOMMENDED_THRESHOLD} (docs: Search and scores)")
+        ax.set_xlim(-0.2, 1)
+        ax.set_xlabel("Memory.search score (cosine similarity of the query and the memory)")
         ax.set_ylabel("share of the group's results")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")

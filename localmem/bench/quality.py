@@ -3,8 +3,9 @@
 A suite is a named measure with the data sets it needs, a function that runs it and one that
 writes its part of report.md; the section runs each suite whose data is present and names the
 rest as skipped. The LoCoMo suite (memory_quality.py: evidence hit@5 and answer recall@5 for
-``infer=False`` and the default ``infer=True``) is the first; another suite joins by adding its
-``Suite`` to ``SUITES``, and run.py, the report and the skip list follow.
+``infer=False`` and the default ``infer=True``) and the scenario suite (scenarios.py: is what comes
+back current, and the user's own; its chats ship in the package, so it needs no data) are the two;
+another joins by adding its ``Suite`` to ``SUITES``, and run.py, the report and the skip list follow.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localmem.bench import data, memory_quality
+from localmem.bench import data, memory_quality, scenarios
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Scale:
     turns: int | None  # first turns of each conversation; None: memory_quality's default for the mode
     infer_conversations: int
     infer_turns: int
+    scenario_chats: int | None = None  # None: every chat
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,26 @@ def _render_locomo(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _scenarios(scale: Scale, workdir: Path) -> dict[str, Any]:
+    chats = scenarios.load()
+    if scale.scenario_chats is not None:  # spread over the kinds: the file lists each kind's chats together
+        chats = chats[::max(1, len(chats) // max(scale.scenario_chats, 1))][:scale.scenario_chats]
+    return {"chats": len(chats), "modes": scenarios.run(chats, (False, True), workdir)}
+
+
+def _render_scenarios(result: dict[str, Any]) -> list[str]:
+    lines = [f"{result['chats']} scripted chats (a statement, small talk, a correction weeks later; the user's "
+             "message and the assistant's reply per add()); python -m localmem.bench.scenarios explains each "
+             "measure. Rates are shares of questions, counts in brackets.", "",
+             "| mode | " + " | ".join(name for _, name in scenarios.COLUMNS) + " |",
+             "|---" * (len(scenarios.COLUMNS) + 1) + "|"]
+    lines += [f"| {mode} | {scenarios.cells(body['summary'])} |" for mode, body in result["modes"].items()]
+    return [*lines, ""]
+
+
 SUITES: tuple[Suite, ...] = (
     Suite("locomo", "LoCoMo: evidence hit@5 / answer recall@5", ("locomo",), _locomo, _render_locomo),
+    Suite("scenarios", "Scenarios: what holds now, and whose it is", (), _scenarios, _render_scenarios),
 )
 
 

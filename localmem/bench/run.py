@@ -66,6 +66,7 @@ class Options:
     quality_turns: int | None = None  # first turns of each; None: 200 in --quick, all in the full run
     quality_infer_conversations: int = 10
     quality_infer_turns: int = 100_000
+    quality_scenario_chats: int | None = None  # scenario suite chats (None: all; 12 in --quick)
     repeats: int = 3
     warmup: int = 5
     k: int = 10
@@ -93,7 +94,8 @@ class Options:
             base.update(sizes=(1_000, 5_000), queries=50, repeats=2, warmup=5, memories=(100, 200, 400),
                         product_queries=30, product_infer_turns=20, quality_conversations=2,
                         quality_infer_conversations=1, quality_infer_turns=30,
-                        scifact_queries=100, scifact_docs=1_500, scoring_questions=150, ingest_single=100,
+                        quality_scenario_chats=12, scifact_queries=100, scifact_docs=1_500,
+                        scoring_questions=150, ingest_single=100,
                         ingest_batched=500, retrieval_conversations=2, retrieval_questions=100,
                         extraction_conversations=1, extraction_turns=30, infer_questions=3)
         base.update({k: v for k, v in overrides.items() if v is not None})
@@ -138,7 +140,8 @@ def run_suite(options: Options) -> dict[str, Any]:
                         quick=options.quick, conversations=options.quality_conversations,
                         turns=options.quality_turns,
                         infer_conversations=options.quality_infer_conversations,
-                        infer_turns=options.quality_infer_turns), work)
+                        infer_turns=options.quality_infer_turns,
+                        scenario_chats=options.quality_scenario_chats), work)
                 elif section == "latency":
                     results["latency"] = latency.run(
                         emb, sizes=list(options.sizes), n_queries=options.queries, seed=options.seed,

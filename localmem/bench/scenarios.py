@@ -240,11 +240,11 @@ def render(results: dict[str, Any]) -> str:
              "| mode | " + " | ".join(name for _, name in COLUMNS) + " | add s | search ms |",
              "|---" * (len(COLUMNS) + 3) + "|"]
     for mode, body in results["modes"].items():
-        lines.append(f"| {mode} | {_cells(body['summary'])} | {body['add']['s_per_add']} | {body['search_ms_mean']} |")
+        lines.append(f"| {mode} | {cells(body['summary'])} | {body['add']['s_per_add']} | {body['search_ms_mean']} |")
     for mode, body in results["modes"].items():
         lines += ["", f"## {mode}: by correction kind", "",
                   "| kind | " + " | ".join(name for _, name in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-        lines += [f"| {kind} | {_cells(row)} |" for kind, row in body["by_kind"].items()]
+        lines += [f"| {kind} | {cells(row)} |" for kind, row in body["by_kind"].items()]
         listed, first = body["get_all"], body["summary"]["first_result"]
         lines += ["", f"First result of the {sum(first.values())} questions about the user: {first['fact']} facts, "
                   f"{first['user_episode']} user messages, {first['assistant_episode']} assistant replies.", "",
@@ -259,7 +259,7 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cells(row: dict[str, Any]) -> str:
+def cells(row: dict[str, Any]) -> str:
     counts = {"current_first": "present", "current_first_own": "present", "current_first_corrected": "corrected",
               "stale_only": "corrected", "stale_first": "corrected", "past_found": "past", "past_first": "past",
               "assistant_found": "assistant_questions"}
