@@ -18,7 +18,6 @@ from localmem import links, preload
 from localmem.background import BackgroundExtractor, Progress
 from localmem.config import MemoryConfig
 from localmem.currency import is_chatter, is_own, words_of
-from localmem.current import arrange, scored
 from localmem.episodes import content_of
 from localmem.errors import ConfigError, InvalidInputError, LocalmemWarning, MemoryNotFoundError, StoreError
 from localmem.filters import Filter, names, parse_filters
@@ -35,7 +34,8 @@ from localmem.pipeline import AddPipeline
 from localmem.protocols import Embedder, HistoryStore, LanguageModel, VectorStore
 from localmem.query import strip_scope
 from localmem.records import CONTEXT, EPISODE, FACT, KINDS, MemoryRecord, Scope, SearchHit, text_hash
-from localmem.results import assemble
+from localmem.retrieval.current import arrange, scored
+from localmem.retrieval.results import assemble
 from localmem.temporal import parse_timestamp
 from localmem.writer import Write, Writer, checkpoint
 

@@ -6,7 +6,7 @@ import pytest
 
 from localmem import Memory
 from localmem.currency import asks_assistant, asks_past, is_chatter, is_own, latest, supersedes, topics
-from localmem.current import RECOMMENDED_THRESHOLD
+from localmem.retrieval.current import RECOMMENDED_THRESHOLD
 from localmem.transfer import export_store, import_store
 
 from .conftest import MemoryFactory

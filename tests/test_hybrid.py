@@ -18,8 +18,8 @@ from localmem import LocalmemWarning, Memory, MemoryConfig, VectorStoreConfig
 from localmem.embedders.fake import HashingEmbedder
 from localmem.query import strip_scope
 from localmem.records import EPISODE, FACT, Kind, MemoryRecord, Scope, SearchHit
-from localmem.results import assemble
 from localmem.retrieval.fusion import Fusion
+from localmem.retrieval.results import assemble
 from localmem.retrieval.words import WordStats
 from localmem.vector_stores import milvus
 

@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from localmem.current import RECOMMENDED_THRESHOLD
+from localmem.retrieval.current import RECOMMENDED_THRESHOLD
 
 
 def write_all(results: dict[str, Any], out: Path) -> list[str]:

@@ -12,6 +12,9 @@ package ranks them, whichever store drew them:
                   answer every search of the scope, filtered or not (one engine per deployment)
 - ``keeper.py``   the kept scopes behind one short lock: loads run outside it, bounded on a server
 - ``matching.py`` a filter tree (filters.py) evaluated on a record in memory
+- ``current.py``  what a search shows: the scope's own memories, what holds now first (currency.py's
+                  rules), each scored by its similarity to the query
+- ``results.py``  the hits as Mem0-shaped results: a message shown once, as its fact or itself
 
 It must not import a store: stores import it (vector_stores/milvus.py draws Milvus's candidates,
 vector_stores/reference.py is the smallest store ranked by this package alone).
