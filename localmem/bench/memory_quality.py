@@ -41,6 +41,7 @@ import numpy as np
 
 from localmem import Memory, MemoryConfig
 from localmem.bench import data, metrics
+from localmem.bench.publish import folder, publish
 from localmem.bench.timing import summarize
 from localmem.config import EmbedderConfig, VectorStoreConfig
 from localmem.embedders.select import BACKENDS, build_embedder
@@ -54,7 +55,6 @@ TEXTBOOK_RRF = {"rrf_k": 60, "fusion_depth": 30}
 K = 5
 QUICK_TURNS = 200
 # Default results folder: the committed one when run from the checkout root, else ./localmem-bench-...
-RESULTS = Path("benchmarks/results") if Path("benchmarks/results").is_dir() else Path(".")
 # A common English stop-word list (the function words of NLTK's list): answer tokens only.
 _STOP_TEXT = """
 a about above after again against all am an and any are as at be because been before being below between both
@@ -442,12 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run(quick=args.quick, infer_conversations=args.infer_conversations, infer_turns=args.infer_turns,
                       workdir=Path(tmp), infer_only=args.infer_only, backend=args.backend)
     results = {"mode": "quick" if args.quick else "full", "command": command, **results}
-    out = args.out or RESULTS / ("memory_quality" if RESULTS.name == "results" else "localmem-bench-memory_quality")
-    out.mkdir(parents=True, exist_ok=True)
     stem = ("infer_" if args.infer_only else "") + ("quick" if args.quick else "full")
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(render(results))
-    print(render(results))
+    publish(folder("memory_quality", args.out), stem, results, render(results))
     return 0
 
 

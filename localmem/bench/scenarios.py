@@ -44,11 +44,11 @@ from typing import Any, Literal
 from localmem import Memory, MemoryConfig
 from localmem.bench import metrics
 from localmem.bench.env import describe
+from localmem.bench.publish import folder, publish
 from localmem.config import VectorStoreConfig
 from localmem.protocols import Embedder
 
 DATA = Path(__file__).with_name("scenarios.json")
-RESULTS = Path("benchmarks/results") if Path("benchmarks/results").is_dir() else Path(".")
 KINDS = ("moved", "job", "partner", "price", "appointment", "gave_up", "pet", "control")
 QuestionType = Literal["present", "past", "assistant"]
 TOP = 5
@@ -327,11 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = describe("cpu")
     results = {"command": command, "chats": len(chats), "questions": sum(len(c.questions) for c in chats),
                "git": environment.pop("git"), "environment": environment, "modes": by_mode}
-    out = args.out or RESULTS / ("scenarios" if RESULTS.name == "results" else "localmem-bench-scenarios")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"{args.name}.md").write_text(render(results))
-    print(render(results))
+    publish(folder("scenarios", args.out), args.name, results, render(results))
     return 0
 
 
