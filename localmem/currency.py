@@ -83,19 +83,25 @@ _TOPICS: dict[str, tuple[str, ...]] = {
 }
 
 # Words and phrases that say a state changed (the later message is a correction, not more of the same).
-_CHANGE = re.compile(r"\b(?:" + "|".join((
-    r"now", r"nowadays", r"these days", r"no longer", r"not anymore", r"anymore", r"any more", r"instead",
-    r"actually", r"switch(?:ed|ing)?", r"chang(?:ed|ing)", r"moved?", r"moving", r"relocat\w*", r"new",
-    r"quit", r"left", r"leaving", r"resign\w*", r"fired", r"laid off", r"hired", r"promoted", r"retired",
-    r"started", r"stopped", r"gave up", r"giving up", r"given up", r"broke up", r"split up", r"divorc\w*",
-    r"got (?:married|engaged|a new|a job|hired)", r"passed away", r"died", r"put down", r"lost", r"adopted",
-    r"rehomed", r"replaced", r"went (?:up|down)", r"gone (?:up|down)", r"raised", r"increased", r"dropped",
-    r"lowered", r"cut", r"reschedul\w*", r"postponed", r"pushed (?:back|to)", r"brought forward",
-    r"cancell?ed", r"became", r"become", r"turned", r"sold", r"upgraded", r"since", r"from now on",
-    r"not (?:any|a) \w+ any ?more", r"used to", r"ex", r"joined", r"settled", r"finally", r"down to", r"up to",
-    r"reduced", r"got (?:a|an)", r"bought", r"separate ways", r"is off", r"off now", r"over now", r"handed in",
-    r"rebooked", r"moved out", r"moved in", r"took a job",
-)) + r")\b")
+# Strong ones say it outright; weak ones ("new", "now", "since") also open a plain statement, so they
+# count only for a message on a topic the earlier one shares (``supersedes``).
+_STRONG = (
+    r"no longer", r"not anymore", r"anymore", r"any more", r"instead", r"switch(?:ed|ing)?", r"chang(?:ed|ing)",
+    r"moved?", r"moving", r"relocat\w*", r"quit", r"left", r"leaving", r"resign\w*", r"fired", r"laid off",
+    r"retired", r"stopped", r"gave up", r"giving up", r"given up", r"broke up", r"split up", r"divorc\w*",
+    r"passed away", r"died", r"put down", r"rehomed", r"replaced", r"went (?:up|down)", r"gone (?:up|down)",
+    r"raised", r"increased", r"dropped", r"lowered", r"reduced", r"down to", r"up to", r"reschedul\w*",
+    r"postponed", r"pushed (?:back|to)", r"brought forward", r"cancell?ed", r"rebooked", r"separate ways",
+    r"is off", r"off now", r"over now", r"handed in", r"moved out", r"moved in", r"used to", r"sold",
+    r"not (?:any|a) \w+ any ?more",
+)
+_WEAK = (
+    r"now", r"nowadays", r"these days", r"actually", r"new", r"hired", r"promoted", r"started", r"since",
+    r"from now on", r"became", r"become", r"turned", r"upgraded", r"joined", r"settled", r"finally", r"lost",
+    r"adopted", r"cut", r"ex", r"bought", r"got (?:married|engaged|a|an|a job|hired)", r"took a job",
+)
+_CHANGE = re.compile(r"\b(?:" + "|".join((*_STRONG, *_WEAK)) + r")\b")
+_STRONG_CHANGE = re.compile(r"\b(?:" + "|".join(_STRONG) + r")\b")
 # A message that says its state still holds is no correction ("I still live in Lisbon").
 _CONTINUITY = re.compile(r"\b(?:still|again|as always|same as before)\b")
 # Two messages this close in meaning (cosine) are on one topic even without a topic word in common.
@@ -103,6 +109,7 @@ SAME_TOPIC_SIMILARITY = 0.55
 # ... and this close share a topic word or a name in earnest (not "home" in passing in a message about work).
 TOPIC_WORD_SIMILARITY = 0.1
 
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|we're|we've|we'd|we'll|us|our|ours)\b")
 _LETTERS = re.compile(r"[A-Za-z’']+")
 _INSIDE = re.compile(r"(?<=[\w,;:'\"] )([A-Z][a-z]+)\b")
 _OPENING = re.compile(r"(?:^|[.!?] +)([A-Z][a-z]+)\b")
@@ -175,18 +182,26 @@ def supersedes(new: str, old: str, similarity: float, people: frozenset[str] = f
     """Whether message ``new``, said after ``old`` by the same person, says ``old`` no longer holds.
 
     ``similarity`` is the cosine of the two messages. A change must be said, about a topic both share:
-    a topic word in each (and some closeness, so a passing word does not count), a name both speak of
-    (not one of the conversation's ``people``, lower case, whom every message may address), or a close
-    meaning.
+    a topic word in each (and some closeness, so a passing word does not count); said outright ("moved",
+    "no longer", "passed away"), a name both speak of (not one of the conversation's ``people``, lower
+    case, whom every message may address) or a close meaning is enough too.
     """
     if not says_change(new) or words(new) == words(old):
         return False
-    if similarity >= SAME_TOPIC_SIMILARITY:
-        return True
+    # What the speaker says of someone else ("Sana has a tortoise now") changes nothing they said of a
+    # third ("Kofi has a parrot"): two messages neither of which speaks in the first person must name
+    # the same one.
+    if not (_first_person(new) or _first_person(old) or shares_name(new, old, people)):
+        return False
+    shared_topic = similarity >= TOPIC_WORD_SIMILARITY and bool(topics(new) & topics(old))
+    if not _STRONG_CHANGE.search(" ".join(words(new))):
+        return shared_topic  # "a new cafe", "since Monday": only of a topic the earlier message is on
     # A name both speak of ("Jack and I broke up" / "my boyfriend Jack") is the topic, however far apart.
-    if similarity >= 0 and shares_name(new, old, people):
-        return True
-    return similarity >= TOPIC_WORD_SIMILARITY and bool(topics(new) & topics(old))
+    return shared_topic or similarity >= SAME_TOPIC_SIMILARITY or (similarity >= 0 and shares_name(new, old, people))
+
+
+def _first_person(text: str) -> bool:
+    return bool(_FIRST_PERSON.search(" ".join(words(text))))
 
 
 def shares_name(a: str, b: str, people: frozenset[str] = frozenset()) -> bool:

@@ -90,18 +90,23 @@ def _current_first(kept: Sequence[SearchHit], heads: Mapping[str, str], episodes
     by_head: dict[str, SearchHit] = {}
     for hit in kept:
         by_head.setdefault(heads[hit.record.id], hit)
+    # The current memories the ranking did not draw, measured in one call (each needs its stored vector).
+    ends = {latest(stale, later) for h in kept if (stale := _superseder(h, heads, episodes))}
+    drawn = [SearchHit(record=episodes[end], score=0.0, distance=0.0) for end in sorted(ends)
+             if end in episodes and end not in by_head]
+    fetched = {h.record.id: h for h in measure(drawn)} if drawn else {}
     out: list[SearchHit] = []
     placed: set[str] = set()
     for hit in kept:
         head = heads[hit.record.id]
         if head in placed:
             continue
-        stale = hit.record.superseded_by or (episodes[head].superseded_by if head in episodes else None)
+        stale = _superseder(hit, heads, episodes)
         end = latest(stale, later) if stale else None
         # Only a memory of the same scope (an imported link may name any id: never another user's).
         if end is not None and end not in placed and end in episodes and end != head \
                 and episodes[end].scope == hit.record.scope:
-            current = by_head.get(end) or measure([SearchHit(record=episodes[end], score=0.0, distance=0.0)])[0]
+            current = by_head.get(end) or fetched[end]
             if _answers(query, current, hit):
                 out.append(current)
                 placed.add(end)
@@ -109,6 +114,12 @@ def _current_first(kept: Sequence[SearchHit], heads: Mapping[str, str], episodes
         placed.add(head)
     # Rows of a group already placed (a second fact of one message) keep their places after it.
     return out + [h for h in kept if heads[h.record.id] in placed and h not in out]
+
+
+def _superseder(hit: SearchHit, heads: Mapping[str, str], episodes: Mapping[str, MemoryRecord]) -> str | None:
+    """What superseded a hit: its own record, or the message it stands for."""
+    episode = episodes.get(heads[hit.record.id])
+    return hit.record.superseded_by or (episode.superseded_by if episode is not None else None)
 
 
 def _answers(query: str, current: SearchHit, stale: SearchHit) -> bool:
