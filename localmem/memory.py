@@ -254,12 +254,9 @@ class Memory:
             return scored(found, vector, self.store.get_vectors, self._distance)
 
         hits = arrange(hits, query, scope, self.store.get, measure, any_speaker="speaker" in names(parsed))
-        # A hit drawn by words alone has no similarity yet: its vector is read from the store. Most such
-        # hits rank below the ``limit`` shown, so the rest are scored only when those do not fill it.
-        results = assemble(measure(hits[:limit]), limit, minimum, self.store.get)
-        if len(results) < limit < len(hits):
-            results = assemble(measure(hits), limit, minimum, self.store.get)
-        return {"results": results}
+        # Hits drawn by words alone have no similarity yet: their vectors are read in one call (about a
+        # millisecond on a Lite folder); every hit is scored, so a threshold and assemble see them all.
+        return {"results": assemble(measure(hits), limit, minimum, self.store.get)}
 
     def _distance(self, similarity: float) -> float:
         """The store's metric value for a similarity (unit vectors): L2 is squared, 2 - 2 cos."""

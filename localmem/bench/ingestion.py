@@ -22,6 +22,7 @@ from localmem.bench.datasets import FETCH_HINT
 from localmem.bench.embedding import Embedders, normalise
 from localmem.bench.timing import summarize
 from localmem.config import VectorStoreConfig
+from localmem.vector_stores import lite
 
 BATCH = 50  # messages per add() call in the batched mode
 BULK = 1000  # rows per pymilvus insert call in the floor
@@ -69,9 +70,11 @@ def run(emb: Embedders, *, n_single: int, n_batched: int | None, extraction_conv
 def milvus_floor(texts: list[str], vectors: Any, path: Path) -> dict[str, Any]:
     """pymilvus inserting the rows ``BULK`` per call into a fresh Lite folder, then the flush a first
     search would pay: the store's own pace, with nothing of localmem's in between."""
-    from pymilvus import DataType, Function, FunctionType, MilvusClient
+    from pymilvus import DataType, Function, FunctionType
 
-    client = MilvusClient(str(path))
+    # Through lite.py, as the store opens a folder: pymilvus's own Lite server listens on a loopback
+    # port with 10 s keepalive pings, which a loaded machine answers with GOAWAY too_many_pings lines.
+    client = lite.open_client(path)
     try:
         schema = client.create_schema(auto_id=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
@@ -93,7 +96,7 @@ def milvus_floor(texts: list[str], vectors: Any, path: Path) -> dict[str, Any]:
         client.flush("floor")
         done = time.perf_counter()
     finally:
-        client.close()
+        lite.close_client(client, path)
     return {"records": len(rows), "memories_per_s": len(rows) / (done - start),
             "insert_s": inserted - start, "flush_s": done - inserted}
 
